@@ -1,0 +1,76 @@
+//! The `chargebridge` command line.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Settings;
+
+#[derive(Parser, Debug)]
+#[command(name = "chargebridge", version, about = "Lightspeed K-Series room charges to hotel PMSs, exactly once")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Lightspeed webhook (the default).
+    Serve {
+        /// TOML configuration; without it the embedded demo defaults run.
+        #[arg(long, short, env = "CHARGEBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check payload or fixture files offline against the model and the rules.
+    Validate {
+        /// Files or directories (searched for *.json).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Tenants' rules (room-charge codes) from this configuration.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command.unwrap_or(Command::Serve { config: None }) {
+        Command::Serve { config } => serve(config.as_deref()),
+        Command::Validate { paths, config } => crate::validate::run(&paths, config.as_deref()),
+    }
+}
+
+fn load(config: Option<&Path>) -> Result<Settings, ExitCode> {
+    Settings::load(config).map_err(|e| {
+        eprintln!("chargebridge: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn serve(config: Option<&Path>) -> ExitCode {
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    crate::telemetry::init(&settings.log);
+    let system = actix_web::rt::System::new();
+    let result = system.block_on(async move {
+        let listen = settings.server.listen.clone();
+        let store = settings.idempotency.store;
+        let tenants = settings.tenants.len();
+        let app = crate::startup::Application::build(settings)?;
+        tracing::info!(%listen, port = app.port(), ?store, tenants, "chargebridge serving");
+        app.run_until_stopped().await.map_err(|e| crate::startup::StartupError::Other(e.to_string()))
+    });
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("chargebridge: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! Settings: embedded defaults, then a TOML file, then `CHARGEBRIDGE__SECTION__KEY`
+//! environment variables. Secrets stay wrapped in `SecretString` and never print.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::pms::PmsSettings;
+
+/// Defaults for every key; a config file only overrides what it names.
+pub const DEFAULTS_TOML: &str = r#"
+[server]
+listen = "127.0.0.1:8080"
+request_deadline = "10s"
+body_limit = 1048576
+shutdown_grace = "30s"
+pms_safety_margin = "500ms"
+client_request_timeout = "5s"
+max_connections = 10000
+
+[idempotency]
+store = "memory"
+redis_url = "redis://127.0.0.1:6379"
+lease = "30s"
+in_flight_wait = "5s"
+retention = "7d"
+command_timeout = "2s"
+accept_unsafe_redis = false
+memory_capacity = 1000000
+
+[log]
+format = "auto"
+level = "info"
+"#;
+
+/// What `serve` runs on when no config file is given: a demo tenant that accepts
+/// the seed example (`quickbooks-123` / `quickbooks-key-345`) on the memory PMS.
+pub const DEMO_TOML: &str = r#"
+[[tenants]]
+business_external_reference = "quickbooks-123"
+api_key = "quickbooks-key-345"
+currency = "EUR"
+room_charge_method_codes = ["IKPMS"]
+pms = "demo"
+
+[pms.demo]
+adapter = "memory"
+"#;
+
+const ENV_PREFIX: &str = "CHARGEBRIDGE";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub idempotency: IdempotencySettings,
+    #[serde(default)]
+    pub tenants: Vec<TenantSettings>,
+    #[serde(default)]
+    pub pms: BTreeMap<String, PmsSettings>,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub capture: Option<CaptureSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// `host:port`; port 0 picks a free port (tests).
+    pub listen: String,
+    /// Every answer is given within this time of the request's arrival.
+    #[serde(with = "humantime_serde")]
+    pub request_deadline: Duration,
+    pub body_limit: usize,
+    /// SIGTERM waits this long for in-flight requests before exiting.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Kept back from the PMS call's budget so the answer still leaves in time.
+    #[serde(with = "humantime_serde")]
+    pub pms_safety_margin: Duration,
+    /// A client must send its whole request head and body within this time.
+    #[serde(with = "humantime_serde")]
+    pub client_request_timeout: Duration,
+    /// Per worker; further connections wait in the accept queue.
+    pub max_connections: usize,
+    #[serde(default)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdempotencySettings {
+    pub store: StoreKind,
+    /// `redis://`, `rediss://`, or a comma-separated list of cluster nodes
+    /// (`redis+cluster://h1:7000,h2:7001`).
+    pub redis_url: SecretString,
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    #[serde(with = "humantime_serde")]
+    pub in_flight_wait: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Upper bound of any single store command.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Silences the start-up check of Redis' eviction and persistence settings.
+    pub accept_unsafe_redis: bool,
+    /// Most records the embedded memory store keeps (oldest completed go first).
+    pub memory_capacity: usize,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub business_external_reference: String,
+    #[serde(default)]
+    pub api_key: Option<SecretString>,
+    /// Name of an environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Path of a file holding the API key (a mounted Kubernetes secret).
+    #[serde(default)]
+    pub api_key_file: Option<String>,
+    pub currency: String,
+    #[serde(default = "default_room_codes")]
+    pub room_charge_method_codes: Vec<String>,
+    /// Lightspeed includes tips in the payment amount unless set up otherwise.
+    #[serde(default = "default_true")]
+    pub gratuity_included: bool,
+    pub pms: String,
+    #[serde(default)]
+    pub mapping: MappingSettings,
+}
+
+impl std::fmt::Debug for TenantSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantSettings")
+            .field("business_external_reference", &self.business_external_reference)
+            .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
+            .field("api_key_env", &self.api_key_env)
+            .field("currency", &self.currency)
+            .field("pms", &self.pms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lightspeed concepts → PMS codes. Adapters that need a mapping say which.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingSettings {
+    /// Lightspeed revenue center id → PMS outlet / service.
+    #[serde(default)]
+    pub revenue_centers: BTreeMap<String, String>,
+    /// Lightspeed accounting group id → PMS revenue / transaction code.
+    #[serde(default)]
+    pub accounting_groups: BTreeMap<String, String>,
+    /// Lightspeed tax id → PMS tax code.
+    #[serde(default)]
+    pub taxes: BTreeMap<String, String>,
+    /// Used when a group or revenue center has no entry of its own.
+    #[serde(default)]
+    pub default_revenue_center: Option<String>,
+    #[serde(default)]
+    pub default_accounting_group: Option<String>,
+    #[serde(default)]
+    pub default_tax: Option<String>,
+    /// Code for tips and service charge lines.
+    #[serde(default)]
+    pub gratuity_code: Option<String>,
+    #[serde(default)]
+    pub service_charge_code: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, pretty otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureSettings {
+    /// Directory where every delivery is written as a fixture (secrets redacted).
+    pub dir: String,
+}
+
+fn default_room_codes() -> Vec<String> {
+    vec!["IKPMS".to_string()]
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Embedded defaults (plus the demo tenant when `file` is `None`), the file,
+    /// then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        use config::{Config, Environment, File, FileFormat};
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        match file {
+            Some(path) => {
+                builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+            }
+            None => builder = builder.add_source(File::from_str(DEMO_TOML, FileFormat::Toml)),
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The demo configuration, as `serve` with no file runs it.
+    pub fn demo() -> Settings {
+        Self::load_with_env(None, std::iter::empty()).expect("embedded defaults are valid")
+    }
+
+    /// Cross-key rules serde cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        if self.idempotency.lease <= self.server.request_deadline {
+            return invalid(format!(
+                "idempotency.lease ({}) must be longer than server.request_deadline ({})",
+                humantime::format_duration(self.idempotency.lease),
+                humantime::format_duration(self.server.request_deadline)
+            ));
+        }
+        if self.server.request_deadline.is_zero() {
+            return invalid("server.request_deadline must be positive".into());
+        }
+        if self.server.body_limit == 0 {
+            return invalid("server.body_limit must be positive".into());
+        }
+        if self.idempotency.retention < self.idempotency.lease {
+            return invalid("idempotency.retention must be at least idempotency.lease".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            let at = format!("tenants[{i}]");
+            if t.business_external_reference.is_empty() {
+                return invalid(format!("{at}.business_external_reference is empty"));
+            }
+            if !seen.insert(t.business_external_reference.as_str()) {
+                return invalid(format!(
+                    "{at}.business_external_reference `{}` is defined twice",
+                    t.business_external_reference
+                ));
+            }
+            if !self.pms.contains_key(&t.pms) {
+                return invalid(format!("{at}.pms names `{}`, which has no [pms.{}] section", t.pms, t.pms));
+            }
+            if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return invalid(format!("{at}.currency `{}` is not an ISO 4217 code", t.currency));
+            }
+            if t.room_charge_method_codes.is_empty() {
+                return invalid(format!("{at}.room_charge_method_codes is empty"));
+            }
+            let sources = [t.api_key.is_some(), t.api_key_env.is_some(), t.api_key_file.is_some()];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return invalid(format!(
+                    "{at} needs exactly one of api_key, api_key_env, api_key_file"
+                ));
+            }
+        }
+        for (name, pms) in &self.pms {
+            pms.check().map_err(|m| ConfigError::Invalid(format!("pms.{name}: {m}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl TenantSettings {
+    /// The API key from the place the configuration names.
+    pub fn resolve_api_key(&self) -> Result<SecretString, ConfigError> {
+        let at = &self.business_external_reference;
+        let key = if let Some(key) = &self.api_key {
+            key.expose_secret().to_string()
+        } else if let Some(var) = &self.api_key_env {
+            std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "tenant `{at}`: environment variable {var} (api_key_env) is not set"
+                ))
+            })?
+        } else if let Some(path) = &self.api_key_file {
+            std::fs::read_to_string(path)
+                .map_err(|e| {
+                    ConfigError::Invalid(format!("tenant `{at}`: api_key_file {path}: {e}"))
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_string()
+        } else {
+            String::new()
+        };
+        if key.is_empty() {
+            return Err(ConfigError::Invalid(format!("tenant `{at}`: the API key is empty")));
+        }
+        Ok(SecretString::from(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn embedded_defaults_run_the_demo_tenant() {
+        let s = Settings::demo();
+        assert_eq!(s.server.listen, "127.0.0.1:8080");
+        assert_eq!(s.server.request_deadline, Duration::from_secs(10));
+        assert_eq!(s.server.body_limit, 1_048_576);
+        assert_eq!(s.idempotency.store, StoreKind::Memory);
+        assert_eq!(s.idempotency.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(s.tenants[0].business_external_reference, "quickbooks-123");
+        assert_eq!(s.tenants[0].room_charge_method_codes, vec!["IKPMS"]);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let s = Settings::load_with_env(
+            None,
+            env(&[
+                ("CHARGEBRIDGE__SERVER__LISTEN", "0.0.0.0:9999"),
+                ("CHARGEBRIDGE__IDEMPOTENCY__STORE", "redis"),
+                ("CHARGEBRIDGE__IDEMPOTENCY__IN_FLIGHT_WAIT", "250ms"),
+                ("OTHER__SERVER__LISTEN", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.listen, "0.0.0.0:9999");
+        assert_eq!(s.idempotency.store, StoreKind::Redis);
+        assert_eq!(s.idempotency.in_flight_wait, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nrequest_deadline = \"soon\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("request_deadline"), "{err}");
+
+        std::fs::write(&path, "[server]\nlisten_typo = \"x\"\n").unwrap();
+        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("listen_typo"), "{err}");
+
+        std::fs::write(
+            &path,
+            "[[tenants]]\nbusiness_external_reference = \"a\"\napi_key = \"k\"\ncurrency = \"EUR\"\npms = \"nope\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        assert!(err.contains("tenants[0].pms"), "{err}");
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_deadline_is_refused() {
+        let err = Settings::load_with_env(None, env(&[("CHARGEBRIDGE__IDEMPOTENCY__LEASE", "5s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lease"), "{err}");
+    }
+
+    #[test]
+    fn api_keys_resolve_from_env_and_file_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("key");
+        std::fs::write(&key_file, "from-file\n").unwrap();
+        let mut t = Settings::demo().tenants[0].clone();
+        t.api_key = None;
+        t.api_key_file = Some(key_file.display().to_string());
+        assert_eq!(t.resolve_api_key().unwrap().expose_secret(), "from-file");
+        t.api_key_file = None;
+        t.api_key_env = Some("CHARGEBRIDGE_TEST_SURELY_UNSET_VAR".into());
+        assert!(t.resolve_api_key().is_err());
+        let printed = format!("{:?}", Settings::demo());
+        assert!(!printed.contains("quickbooks-key-345"), "{printed}");
+    }
+}

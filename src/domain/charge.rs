@@ -1,0 +1,379 @@
+//! A charge as chargebridge understands it: what goes on the guest's folio.
+//!
+//! Built in one place ([`Charge::from_wire`]) from the wire model and the tenant;
+//! the rest of the code only sees checked values.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{IdempotencyKey, Tenant};
+use crate::error::ApiError;
+use crate::lightspeed::v1;
+
+/// Largest magnitude of any money value (well above any receipt, far below overflow).
+const MAX_MONEY: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0); // 10^15
+/// Most decimal places accepted for amounts and rates.
+const MAX_SCALE: u32 = 8;
+
+/// The reference every posting carries so the PMS can find it again: derived from
+/// tenant and idempotency key, so a retry (or a lost Redis record) yields the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PostingReference(String);
+
+impl PostingReference {
+    /// `cb-` and 29 hex digits of SHA-256(tenant NUL key): 32 characters, which fits
+    /// the reference fields of the PMSs we post to.
+    pub fn derive(tenant: &str, key: &IdempotencyKey) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(tenant.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(key.as_str().as_bytes());
+        let hex = hex::encode(hasher.finalize());
+        PostingReference(format!("cb-{}", &hex[..29]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PostingReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An id with its display name (revenue center, staff, accounting group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Named {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Named {
+    fn from_parts(id: Option<&crate::lightspeed::shapes::Id>, name: Option<&String>) -> Option<Named> {
+        if id.is_none() && name.is_none() {
+            return None;
+        }
+        Some(Named {
+            id: id.map(|i| i.as_str().to_string()),
+            name: name.cloned(),
+        })
+    }
+}
+
+/// The part of the receipt paid "to room".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomCharge {
+    pub reservation_id: String,
+    /// Total to put on the folio, tip included.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// The tip part of `amount`.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub gratuity: Decimal,
+    pub payment_method: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaxItem {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tax_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Decimal>,
+    /// As Lightspeed sends it (its example uses a multiplier: 1.1 for 10 %).
+    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Decimal>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub included: Option<bool>,
+}
+
+/// One itemized sale line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Line {
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub quantity: Decimal,
+    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub unit_amount: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub line_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounting_group: Option<Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staff: Option<Named>,
+    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    pub service_charge_contribution: Option<Decimal>,
+    pub tax_lines: Vec<TaxItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceChargeItem {
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    /// `UNTAXED`, `APPORTIONED`, or whatever Lightspeed adds later.
+    pub kind: String,
+}
+
+/// The receipt's identifiers, kept for the PMS and for people reading logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReceiptRefs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_id: Option<String>,
+    /// `fiscId`, else `uuid`, else the deprecated `identifier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fisc_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_account_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Charge {
+    pub tenant: String,
+    pub idempotency_key: String,
+    pub reference: PostingReference,
+    pub receipt: ReceiptRefs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub currency: String,
+    /// `None` for a receipt with no room-charge payment (MIRRORING): nothing to post.
+    pub room: Option<RoomCharge>,
+    /// A refund or void (negative room amount); `receipt.initial_account_id` links
+    /// it to the original sale.
+    pub refund: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<DateTime<Utc>>,
+    pub closed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_center: Option<Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covers: Option<u32>,
+    pub lines: Vec<Line>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_charge: Option<ServiceChargeItem>,
+}
+
+fn check_money(path: impl Fn() -> String, value: Decimal) -> Result<Decimal, ApiError> {
+    if value.abs() > MAX_MONEY {
+        return Err(ApiError::invalid(path(), "amount out of range"));
+    }
+    if value.scale() > MAX_SCALE {
+        return Err(ApiError::invalid(path(), "too many decimal places"));
+    }
+    Ok(value)
+}
+
+fn check_opt_money(path: impl Fn() -> String, value: Option<Decimal>) -> Result<Option<Decimal>, ApiError> {
+    value.map(|v| check_money(path, v)).transpose()
+}
+
+impl Charge {
+    /// The one conversion from the wire model: applies the tenant's room-charge
+    /// codes and the business rules, naming the field of any failure.
+    pub fn from_wire(
+        wire: &v1::ChargeTransaction,
+        tenant: &Tenant,
+        key: &IdempotencyKey,
+        received_at: DateTime<Utc>,
+    ) -> Result<Charge, ApiError> {
+        if let (Some(open), Some(close)) = (wire.open_date, wire.close_date) {
+            if close < open {
+                return Err(ApiError::invalid("closeDate", "before openDate"));
+            }
+        }
+
+        let room = room_charge(wire, tenant)?;
+        let lines = wire
+            .transactions
+            .iter()
+            .enumerate()
+            .map(|(i, line)| convert_line(i, line))
+            .collect::<Result<Vec<_>, _>>()?;
+        let service_charge = match &wire.service_charge {
+            Some(sc) => match check_opt_money(|| "serviceCharge.amount".into(), sc.amount)? {
+                Some(amount) => Some(ServiceChargeItem {
+                    amount,
+                    kind: sc
+                        .charge_type
+                        .as_ref()
+                        .map(|t| t.as_str().to_string())
+                        .unwrap_or_else(|| "UNTAXED".to_string()),
+                }),
+                None => None,
+            },
+            None => None,
+        };
+
+        let latest_payment = wire.payments.iter().filter_map(|p| p.payment_date).max();
+        let closed_at = wire.close_date.or(latest_payment).unwrap_or(received_at);
+        let refund = room.as_ref().is_some_and(|r| r.amount.is_sign_negative() && !r.amount.is_zero());
+
+        Ok(Charge {
+            tenant: tenant.reference.clone(),
+            idempotency_key: key.as_str().to_string(),
+            reference: PostingReference::derive(&tenant.reference, key),
+            receipt: ReceiptRefs {
+                receipt_id: wire.receipt_id.clone(),
+                fisc_id: wire.receipt_identifier().map(str::to_string),
+                uuid: wire.uuid.clone(),
+                initial_account_id: wire.initial_account_id.clone(),
+            },
+            name: wire.name.clone(),
+            currency: tenant.currency.clone(),
+            room,
+            refund,
+            opened_at: wire.open_date,
+            closed_at,
+            revenue_center: Named::from_parts(wire.revenue_center_id.as_ref(), wire.revenue_center_name.as_ref()),
+            owner: Named::from_parts(wire.owner_id.as_ref(), wire.owner_name.as_ref()),
+            device_id: wire.device_id.as_ref().map(|d| d.as_str().to_string()),
+            covers: wire.covers,
+            lines,
+            service_charge,
+        })
+    }
+
+    /// Whether anything is to be posted to the PMS.
+    pub fn needs_posting(&self) -> bool {
+        self.room.is_some()
+    }
+}
+
+/// Sums the payments made with one of the tenant's room-charge codes. All of them
+/// must name the same reservation: one receipt goes to one folio.
+fn room_charge(wire: &v1::ChargeTransaction, tenant: &Tenant) -> Result<Option<RoomCharge>, ApiError> {
+    let mut room: Option<RoomCharge> = None;
+    for (i, p) in wire.payments.iter().enumerate() {
+        let gratuity = check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
+        let amount = check_opt_money(|| format!("payments[{i}].amount"), p.amount)?;
+        let Some(code) = p.method_code.as_deref() else { continue };
+        if !tenant.is_room_charge_code(code) {
+            continue;
+        }
+        let amount = amount.ok_or_else(|| ApiError::invalid(format!("payments[{i}].amount"), "missing"))?;
+        let reservation = p
+            .reservation_id
+            .as_ref()
+            .map(|r| r.as_str().trim())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| ApiError::invalid(format!("payments[{i}].reservationId"), "missing for a room charge"))?;
+        let total = if tenant.gratuity_included { amount } else { amount + gratuity };
+        match &mut room {
+            None => {
+                room = Some(RoomCharge {
+                    reservation_id: reservation.to_string(),
+                    amount: total,
+                    gratuity,
+                    payment_method: code.to_string(),
+                })
+            }
+            Some(r) if r.reservation_id == reservation => {
+                r.amount += total;
+                r.gratuity += gratuity;
+            }
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("payments[{i}].reservationId"),
+                    "room charges for two reservations",
+                ));
+            }
+        }
+    }
+    if let Some(r) = &room {
+        check_money(|| "payments".into(), r.amount)?;
+    }
+    Ok(room)
+}
+
+fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> {
+    let at = |field: &str| format!("transactions[{i}].{field}");
+    let quantity = check_opt_money(|| at("quantity"), line.quantity)?.unwrap_or(Decimal::ONE);
+    let unit_amount = check_opt_money(|| at("unitAmount"), line.unit_amount)?;
+    let amount = match check_opt_money(|| at("amount"), line.amount)? {
+        Some(a) => a,
+        None => match unit_amount {
+            Some(u) => check_money(|| at("amount"), u.checked_mul(quantity).unwrap_or(MAX_MONEY * Decimal::TEN))?,
+            None => return Err(ApiError::invalid(at("amount"), "missing (and no unitAmount)")),
+        },
+    };
+    let mut tax_lines = Vec::with_capacity(line.tax_lines.len().max(1));
+    for (j, t) in line.tax_lines.iter().enumerate() {
+        tax_lines.push(TaxItem {
+            tax_id: t.tax_id.as_ref().map(|id| id.as_str().to_string()),
+            name: t.tax_name.clone(),
+            amount: check_opt_money(|| format!("transactions[{i}].taxLines[{j}].taxAmount"), t.tax_amount)?,
+            rate: check_opt_money(|| format!("transactions[{i}].taxLines[{j}].taxRate"), t.tax_rate)?,
+            included: t.tax_included,
+        });
+    }
+    // Deprecated per-line tax fields stand in when no taxLines were sent.
+    if tax_lines.is_empty() && (line.tax_id.is_some() || line.tax_name.is_some() || line.tax_rate.is_some()) {
+        tax_lines.push(TaxItem {
+            tax_id: line.tax_id.as_ref().map(|id| id.as_str().to_string()),
+            name: line.tax_name.clone(),
+            amount: None,
+            rate: check_opt_money(|| at("taxRate"), line.tax_rate)?,
+            included: line.tax_included,
+        });
+    }
+    Ok(Line {
+        description: line.description.clone().unwrap_or_default(),
+        sku: line.sku.clone(),
+        quantity,
+        unit_amount,
+        amount,
+        line_type: line
+            .line_type
+            .as_ref()
+            .map(|t| t.as_str().to_string())
+            .unwrap_or_else(|| "Sale".to_string()),
+        accounting_group: Named::from_parts(line.group_id.as_ref(), line.group_name.as_ref()),
+        staff: Named::from_parts(line.staff_id.as_ref(), line.staff_name.as_ref()),
+        service_charge_contribution: check_opt_money(|| at("serviceChargeContribution"), line.service_charge_contribution)?,
+        tax_lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_money_is_ten_to_the_fifteenth() {
+        assert_eq!(MAX_MONEY.to_string(), "1000000000000000");
+    }
+
+    #[test]
+    fn references_are_stable_per_tenant_and_key() {
+        let k = IdempotencyKey::parse(b"LS1_abc").unwrap();
+        let a = PostingReference::derive("t1", &k);
+        assert_eq!(a, PostingReference::derive("t1", &k));
+        assert_ne!(a, PostingReference::derive("t2", &k));
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().starts_with("cb-"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Parse-don't-validate types: once built, a value is known to be valid.
+
+mod charge;
+mod idempotency_key;
+mod tenant;
+
+pub use charge::{
+    Charge, Line, Named, PostingReference, ReceiptRefs, RoomCharge, ServiceChargeItem, TaxItem,
+};
+pub use idempotency_key::{IdempotencyKey, MAX_KEY_LEN};
+pub use tenant::{Tenant, Tenants};

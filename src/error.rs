@@ -1,0 +1,327 @@
+//! The one error type of the Lightspeed-facing endpoints.
+//!
+//! Every non-200 answer is built here: a status, a stable machine `code` and a
+//! `customerErrorMessage` that Lightspeed prints on the POS (at most 50 characters).
+//! Handlers return `ApiError`; they never write error bodies by hand.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use unicode_segmentation::UnicodeSegmentation;
+
+/// Lightspeed prints at most this many characters of `customerErrorMessage`.
+pub const MAX_MESSAGE_CHARS: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Unparseable JSON, wrong types, missing data or a failed business rule.
+    /// `path` names the field (`transactions[1].amount`) where one is known.
+    #[error("invalid payload at `{path}`: {detail}")]
+    InvalidPayload { path: String, detail: String },
+    #[error("missing X-Lightspeed-Idempotency-Key header")]
+    MissingIdempotencyKey,
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(&'static str),
+    #[error("unknown business or wrong api key")]
+    Unauthorized,
+    #[error("Accept excludes application/json")]
+    NotAcceptable,
+    #[error("idempotency key still in progress")]
+    InProgress,
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content type is not application/json")]
+    UnsupportedMediaType,
+    #[error("idempotency key reused with a different payload")]
+    IdempotencyKeyReused,
+    /// The PMS refused the charge for good; the string is its reason.
+    #[error("PMS rejected the charge: {0}")]
+    PmsRejected(String),
+    #[error("PMS unavailable: {0}")]
+    PmsUnavailable(String),
+    #[error("PMS outcome unknown: {0}")]
+    PmsOutcomeUnknown(String),
+    #[error("idempotency store unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error("request deadline exceeded")]
+    DeadlineExceeded,
+    #[error("empty search term")]
+    EmptySearchTerm,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable machine code clients and tests match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidPayload { .. } | ApiError::EmptySearchTerm => "invalid_payload",
+            ApiError::MissingIdempotencyKey => "missing_idempotency_key",
+            ApiError::InvalidIdempotencyKey(_) => "invalid_idempotency_key",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotAcceptable => "not_acceptable",
+            ApiError::InProgress => "in_progress",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::PmsRejected(_) => "pms_rejected",
+            ApiError::PmsUnavailable(_) => "pms_unavailable",
+            ApiError::PmsOutcomeUnknown(_) => "pms_outcome_unknown",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::DeadlineExceeded => "deadline_exceeded",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// What the waiting staff read on the POS. Internal detail (store errors,
+    /// PMS transport errors) stays in the log, never here.
+    pub fn customer_message(&self) -> String {
+        let text: &str = match self {
+            ApiError::InvalidPayload { path, detail } => {
+                return fit_message(&if path.is_empty() {
+                    format!("Invalid charge data: {detail}")
+                } else {
+                    format!("Invalid {path}: {detail}")
+                });
+            }
+            ApiError::MissingIdempotencyKey => "Missing idempotency key",
+            ApiError::InvalidIdempotencyKey(_) => "Invalid idempotency key",
+            ApiError::Unauthorized => "PMS link not authorised: check API key",
+            ApiError::NotAcceptable => "Client must accept application/json",
+            ApiError::InProgress => "Charge still processing, retry shortly",
+            ApiError::PayloadTooLarge { .. } => "Receipt too large to post",
+            ApiError::UnsupportedMediaType => "Content-Type must be application/json",
+            ApiError::IdempotencyKeyReused => "Key already used for another receipt",
+            ApiError::PmsRejected(reason) => {
+                let reason = reason.trim();
+                if reason.is_empty() {
+                    "Hotel system refused the charge"
+                } else {
+                    return fit_message(reason);
+                }
+            }
+            ApiError::PmsUnavailable(_) => "Hotel system unavailable, please retry",
+            ApiError::PmsOutcomeUnknown(_) => "Charge not confirmed by hotel, please retry",
+            ApiError::StoreUnavailable(_) => "Charge service unavailable, please retry",
+            ApiError::DeadlineExceeded => "Hotel system too slow, please retry",
+            ApiError::EmptySearchTerm => "Enter a guest name or room",
+            ApiError::NotFound => "Unknown endpoint",
+            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::Internal(_) => "Internal error, please retry",
+        };
+        fit_message(text)
+    }
+
+    /// A payload error at `path` (empty when no field is to blame).
+    pub fn invalid(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        ApiError::InvalidPayload {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The JSON body of this error, as bytes (also what the idempotency store keeps).
+    /// Payload errors add a `detail` for integrators; Lightspeed ignores it.
+    pub fn body(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Body<'a> {
+            customer_error_message: String,
+            code: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            detail: Option<String>,
+        }
+        let detail = match self {
+            ApiError::InvalidPayload { .. } => Some(self.to_string()),
+            _ => None,
+        };
+        serde_json::to_vec(&Body {
+            customer_error_message: self.customer_message(),
+            code: self.code(),
+            detail,
+        })
+        .unwrap_or_else(|_| br#"{"customerErrorMessage":"Internal error","code":"internal"}"#.to_vec())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidPayload { .. }
+            | ApiError::MissingIdempotencyKey
+            | ApiError::InvalidIdempotencyKey(_)
+            | ApiError::EmptySearchTerm => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ApiError::InProgress => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::IdempotencyKeyReused | ApiError::PmsRejected(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PmsUnavailable(_)
+            | ApiError::PmsOutcomeUnknown(_)
+            | ApiError::StoreUnavailable(_)
+            | ApiError::DeadlineExceeded
+            | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .content_type("application/json")
+            .body(self.body())
+    }
+}
+
+/// Makes any text a valid `customerErrorMessage`: control characters become spaces,
+/// runs of white space collapse, and text over 50 characters is cut to 49 plus `…`
+/// at a grapheme boundary (so an accent is never split from its letter).
+pub fn fit_message(text: &str) -> String {
+    let mut clean = String::with_capacity(text.len().min(256));
+    let mut last_space = true;
+    for ch in text.chars() {
+        let ch = if ch.is_control() || ch.is_whitespace() {
+            ' '
+        } else {
+            ch
+        };
+        if ch == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        clean.push(ch);
+    }
+    let clean = clean.trim_end();
+    if clean.chars().count() <= MAX_MESSAGE_CHARS {
+        return clean.to_string();
+    }
+    let budget = MAX_MESSAGE_CHARS - 1;
+    let mut out = String::new();
+    let mut used = 0;
+    for grapheme in clean.graphemes(true) {
+        let n = grapheme.chars().count();
+        if used + n > budget {
+            // A grapheme longer than the whole budget (pathological combining
+            // sequences) is cut at a character boundary instead.
+            if used == 0 {
+                out.extend(grapheme.chars().take(budget));
+            }
+            break;
+        }
+        out.push_str(grapheme);
+        used += n;
+    }
+    let mut out = out.trim_end().to_string();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chars(s: &str) -> usize {
+        s.chars().count()
+    }
+
+    #[test]
+    fn short_messages_are_kept() {
+        assert_eq!(fit_message("Network failure"), "Network failure");
+    }
+
+    #[test]
+    fn exactly_fifty_is_kept() {
+        let s = "a".repeat(50);
+        assert_eq!(fit_message(&s), s);
+    }
+
+    #[test]
+    fn long_ascii_is_cut_to_49_plus_ellipsis() {
+        let s = "b".repeat(51);
+        let out = fit_message(&s);
+        assert_eq!(chars(&out), 50);
+        assert!(out.ends_with('…'));
+        assert_eq!(&out[..49], &"b".repeat(49));
+    }
+
+    #[test]
+    fn multibyte_characters_count_as_one() {
+        let s = "é".repeat(50);
+        assert_eq!(fit_message(&s), s);
+        let out = fit_message(&"€".repeat(60));
+        assert_eq!(chars(&out), 50);
+        assert!(out.starts_with(&"€".repeat(49)));
+    }
+
+    #[test]
+    fn combining_sequences_are_not_split() {
+        // 'e' + COMBINING ACUTE is one grapheme of two characters.
+        let mut s = "x".repeat(48);
+        s.push_str("e\u{301}");
+        s.push_str("tail");
+        let out = fit_message(&s);
+        assert!(chars(&out) <= 50);
+        assert!(!out.contains('e'), "the grapheme must not be split: {out:?}");
+        assert!(out.ends_with('…'));
+    }
+
+    #[test]
+    fn emoji_with_modifiers_stay_whole() {
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let s = format!("{}{}", "y".repeat(47), family.repeat(3));
+        let out = fit_message(&s);
+        assert!(chars(&out) <= 50);
+        assert!(!out.contains('\u{200d}') || out.contains(family));
+    }
+
+    #[test]
+    fn control_characters_are_removed() {
+        let out = fit_message("line\none\ttab\u{7}bell");
+        assert_eq!(out, "line one tab bell");
+        assert!(!out.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn every_code_has_a_valid_message() {
+        let all = [
+            ApiError::invalid("transactions[1].amount", "expected a number"),
+            ApiError::MissingIdempotencyKey,
+            ApiError::InvalidIdempotencyKey("too long"),
+            ApiError::Unauthorized,
+            ApiError::NotAcceptable,
+            ApiError::InProgress,
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::IdempotencyKeyReused,
+            ApiError::PmsRejected("Folio closed".into()),
+            ApiError::PmsRejected(String::new()),
+            ApiError::PmsUnavailable("x".into()),
+            ApiError::PmsOutcomeUnknown("x".into()),
+            ApiError::StoreUnavailable("x".into()),
+            ApiError::DeadlineExceeded,
+            ApiError::EmptySearchTerm,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed,
+            ApiError::Internal("x".into()),
+        ];
+        for e in all {
+            let m = e.customer_message();
+            assert!(!m.is_empty() && chars(&m) <= 50, "{m:?}");
+            let body: serde_json::Value = serde_json::from_slice(&e.body()).unwrap();
+            assert_eq!(body["code"], e.code());
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! chargebridge: the Lightspeed Restaurant (K-Series) PMS provider that posts
+//! "charge to room" sales to a hotel's property-management system exactly once.
+//!
+//! Data flows one way: `routes` → `lightspeed` (wire model) → `domain::Charge` →
+//! `posting` (through `idempotency`) → `pms` adapter → response.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod idempotency;
+pub mod lightspeed;
+pub mod metrics;
+pub mod pms;
+pub mod posting;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,211 @@
+//! The wire side: Lightspeed's payloads as they arrive, before any business meaning.
+
+pub mod shapes;
+pub mod v1;
+
+use validator::{Validate, ValidationErrors, ValidationErrorsKind};
+
+use crate::error::ApiError;
+
+/// Parses and structurally validates a Charge Transaction body (revision 1).
+///
+/// Errors name the exact field path (`transactions[1].amount`), from
+/// `serde_path_to_error` for shape errors and from `validator` for rules.
+pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::invalid("", format!("body is not UTF-8 (byte {})", e.valid_up_to()))
+    })?;
+    match text.trim_start().as_bytes().first() {
+        None => return Err(ApiError::invalid("", "empty body")),
+        Some(b'{') => {}
+        Some(_) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() => {
+            return Err(ApiError::invalid("", "malformed JSON"));
+        }
+        Some(_) => return Err(ApiError::invalid("", "expected a JSON object")),
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let charge: v1::ChargeTransaction = serde_path_to_error::deserialize(&mut de)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let path = if path == "." { String::new() } else { path };
+            ApiError::invalid(path, describe_json_error(&inner))
+        })?;
+    de.end()
+        .map_err(|e| ApiError::invalid("", describe_json_error(&e)))?;
+    charge
+        .check_sizes()
+        .map_err(|(path, detail)| ApiError::invalid(path, detail))?;
+    charge.validate().map_err(|errors| {
+        let (path, detail) = first_validation_error(&errors);
+        ApiError::invalid(path, detail)
+    })?;
+    Ok(charge)
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof => {
+            format!("malformed JSON at line {} column {}", e.line(), e.column())
+        }
+        // Drop serde_json's position suffix: the path says where.
+        Category::Data | Category::Io => {
+            let text = e.to_string();
+            match text.rfind(" at line ") {
+                Some(i) => text[..i].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+/// The first failing rule as (`camelCase.path[i]`, description).
+fn first_validation_error(errors: &ValidationErrors) -> (String, String) {
+    fn walk(errors: &ValidationErrors, prefix: &str) -> Option<(String, String)> {
+        for (field, kind) in errors.errors() {
+            let name = camel_case(field);
+            let here = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}.{name}")
+            };
+            match kind {
+                ValidationErrorsKind::Field(list) => {
+                    if let Some(err) = list.first() {
+                        let detail = match (err.code.as_ref(), err.params.get("max")) {
+                            ("length", Some(max)) => format!("longer than {max}"),
+                            ("length", None) => "too short".to_string(),
+                            (code, _) => code.to_string(),
+                        };
+                        return Some((here, detail));
+                    }
+                }
+                ValidationErrorsKind::Struct(inner) => {
+                    if let Some(found) = walk(inner, &here) {
+                        return Some(found);
+                    }
+                }
+                ValidationErrorsKind::List(items) => {
+                    for (index, inner) in items {
+                        if let Some(found) = walk(inner, &format!("{here}[{index}]")) {
+                            return Some(found);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+    walk(errors, "").unwrap_or_else(|| (String::new(), "failed validation".to_string()))
+}
+
+/// `business_external_reference` → `businessExternalReference` (the wire name).
+fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for ch in snake.chars() {
+        if ch == '_' {
+            upper = true;
+        } else if upper {
+            out.push(ch.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(ch);
+        }
+    }
+    match out.as_str() {
+        "lineType" | "chargeType" => "type".to_string(),
+        _ => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = include_str!("../../fixtures/payloads/seed-example.json");
+
+    fn error_of(body: &str) -> (String, String) {
+        match parse_charge(body.as_bytes()) {
+            Err(ApiError::InvalidPayload { path, detail }) => (path, detail),
+            other => panic!("expected a payload error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn seed_example_parses_with_every_field() {
+        let c = parse_charge(SEED.as_bytes()).unwrap();
+        assert_eq!(c.business_external_reference, "quickbooks-123");
+        assert_eq!(c.revenue_center_id.as_ref().unwrap().as_str(), "94489280528");
+        assert_eq!(c.transactions[0].amount.unwrap().to_string(), "20.0");
+        assert_eq!(c.transactions[0].tax_lines.len(), 1);
+        assert_eq!(c.transactions[0].line_type, Some(v1::LineType::Sale));
+        assert_eq!(c.payments[0].amount.unwrap().to_string(), "66.0");
+        assert_eq!(c.payments[0].reservation_id.as_ref().unwrap().as_str(), "001");
+        assert_eq!(
+            c.service_charge.as_ref().unwrap().charge_type,
+            Some(v1::ServiceChargeType::Untaxed)
+        );
+        assert_eq!(c.receipt_identifier(), Some("A1234.5"));
+    }
+
+    #[test]
+    fn unknown_fields_and_enum_values_are_tolerated() {
+        let body = SEED
+            .replace("\"Sale\"", "\"GiftCard\"")
+            .replace("\"UNTAXED\"", "\"MANDATORY\"")
+            .replacen('{', r#"{"futureField": {"nested": [1, 2.5]}, "#, 1);
+        let c = parse_charge(body.as_bytes()).unwrap();
+        assert_eq!(c.transactions[0].line_type, Some(v1::LineType::Other("GiftCard".into())));
+        assert_eq!(
+            c.service_charge.unwrap().charge_type,
+            Some(v1::ServiceChargeType::Other("MANDATORY".into()))
+        );
+    }
+
+    #[test]
+    fn identifier_falls_back_to_uuid_then_identifier() {
+        let body = r#"{"businessExternalReference":"b","apiKey":"k","uuid":"U","identifier":"I"}"#;
+        assert_eq!(parse_charge(body.as_bytes()).unwrap().receipt_identifier(), Some("U"));
+        let body = r#"{"businessExternalReference":"b","apiKey":"k","identifier":"I"}"#;
+        assert_eq!(parse_charge(body.as_bytes()).unwrap().receipt_identifier(), Some("I"));
+    }
+
+    #[test]
+    fn type_errors_name_the_field_path() {
+        let body = r#"{"businessExternalReference":"b","apiKey":"k",
+            "transactions":[{"amount":1},{"amount":true}]}"#;
+        let (path, _) = error_of(body);
+        assert_eq!(path, "transactions[1].amount");
+    }
+
+    #[test]
+    fn rule_errors_name_the_field_path() {
+        let long = "x".repeat(2000);
+        let body = format!(
+            r#"{{"businessExternalReference":"b","apiKey":"k","payments":[{{}},{{"methodName":"{long}"}}]}}"#
+        );
+        let (path, detail) = error_of(&body);
+        assert_eq!(path, "payments[1].methodName");
+        assert!(detail.contains("longer"), "{detail}");
+    }
+
+    #[test]
+    fn syntax_errors_and_missing_fields_are_payload_errors() {
+        assert!(error_of("{").1.contains("malformed"));
+        assert!(error_of("[]").1.contains("object"));
+        assert!(error_of("42").1.contains("object"));
+        assert!(error_of(r#"{"apiKey":"k"}"#).1.contains("businessExternalReference"));
+        assert!(error_of(r#"{"businessExternalReference":"b","apiKey":"k"} x"#).1.contains("malformed"));
+        let (_, detail) = error_of("\u{feff}");
+        assert!(!detail.is_empty());
+    }
+
+    #[test]
+    fn duplicate_known_fields_are_refused() {
+        let (_, detail) =
+            error_of(r#"{"businessExternalReference":"b","businessExternalReference":"c","apiKey":"k"}"#);
+        assert!(detail.contains("duplicate"), "{detail}");
+    }
+}

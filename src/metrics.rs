@@ -1,0 +1,89 @@
+//! Prometheus metrics, recorded through the `metrics` facade and rendered by
+//! `metrics-exporter-prometheus` at `GET /metrics`. Every name starts with
+//! `chargebridge_`. Labels never carry tenants' secrets or guest data.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::pms::PmsError;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+];
+
+/// Installs the process-wide recorder once; later calls return the same handle.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .map(|b| b.build_recorder())
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first (embedding apps).
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The text exposition.
+pub fn render() -> String {
+    let handle = handle();
+    handle.run_upkeep();
+    handle.render()
+}
+
+pub fn request(route: &'static str, status: u16, code: &'static str, elapsed: Duration) {
+    counter!("chargebridge_requests_total", "route" => route, "status" => status.to_string(), "code" => code)
+        .increment(1);
+    histogram!("chargebridge_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+}
+
+pub fn replay() {
+    counter!("chargebridge_idempotent_replays_total").increment(1);
+}
+
+pub fn in_flight_wait() {
+    counter!("chargebridge_in_flight_waits_total").increment(1);
+}
+
+pub fn in_flight_conflict() {
+    counter!("chargebridge_in_flight_conflicts_total").increment(1);
+}
+
+pub fn store_error() {
+    counter!("chargebridge_store_errors_total").increment(1);
+}
+
+pub fn store_call(op: &'static str, elapsed: Duration) {
+    histogram!("chargebridge_store_duration_seconds", "op" => op).record(elapsed.as_secs_f64());
+}
+
+pub fn pms_call(adapter: &'static str, op: &'static str, elapsed: Duration, error: Option<&PmsError>) {
+    histogram!("chargebridge_pms_duration_seconds", "adapter" => adapter, "op" => op)
+        .record(elapsed.as_secs_f64());
+    if let Some(e) = error {
+        counter!("chargebridge_pms_errors_total", "adapter" => adapter, "op" => op, "class" => e.class())
+            .increment(1);
+    }
+}
+
+/// Counts a request in flight for as long as the guard lives.
+pub struct InFlight;
+
+impl InFlight {
+    pub fn start() -> Self {
+        gauge!("chargebridge_in_flight_requests").increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!("chargebridge_in_flight_requests").decrement(1.0);
+    }
+}

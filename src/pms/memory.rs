@@ -1,0 +1,299 @@
+//! The in-process PMS: records postings, answers searches from a guest list, and
+//! fails on request. It backs the embedded default, demos, replay fixtures and the
+//! tests of the idempotency semantics.
+//!
+//! Faults come from three places, first match wins:
+//! 1. a script of faults pushed by tests ([`MemoryPms::push_fault`]), one per post;
+//! 2. the reservation id of the charge when `triggers` is on (default): `fail-reject`,
+//!    `fail-unavailable`, `fail-unknown` (applies, then reports a timeout),
+//!    `fail-slow` (takes `slow_delay`), so replay fixtures can exercise each class;
+//! 3. the configured `fault`, applied to every post.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::Charge;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultKind {
+    None,
+    Reject,
+    Unavailable,
+    Unknown,
+    Slow,
+}
+
+/// One injected failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Refuse for good with this reason.
+    Reject(String),
+    /// Refuse before applying anything.
+    Unavailable,
+    /// Apply the charge, then report a lost answer.
+    ApplyThenUnknown,
+    /// Take this long; if the deadline passes first, apply late and report unknown.
+    Slow(Duration),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPmsSettings {
+    #[serde(default = "default_fault")]
+    pub fault: FaultKind,
+    #[serde(default = "default_reject_message")]
+    pub reject_message: String,
+    #[serde(default = "default_slow_delay", with = "humantime_serde")]
+    pub slow_delay: Duration,
+    /// Reservation ids starting with `fail-` choose a fault (see module docs).
+    #[serde(default = "default_true")]
+    pub triggers: bool,
+    /// Guests for `/lightspeed/search`; a small demo list when absent.
+    #[serde(default)]
+    pub guests: Option<Vec<GuestSettings>>,
+}
+
+impl Default for MemoryPmsSettings {
+    fn default() -> Self {
+        MemoryPmsSettings {
+            fault: FaultKind::None,
+            reject_message: default_reject_message(),
+            slow_delay: default_slow_delay(),
+            triggers: true,
+            guests: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestSettings {
+    pub reservation_id: String,
+    pub room_id: String,
+    #[serde(default)]
+    pub room_description: String,
+    pub client_name: String,
+    #[serde(default)]
+    pub credit_limit: Option<Decimal>,
+    #[serde(default)]
+    pub blocked: bool,
+    #[serde(default = "default_true")]
+    pub checked_in: bool,
+}
+
+fn default_fault() -> FaultKind {
+    FaultKind::None
+}
+fn default_reject_message() -> String {
+    "Folio closed for this room".to_string()
+}
+fn default_slow_delay() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_true() -> bool {
+    true
+}
+
+impl MemoryPmsSettings {
+    pub fn check(&self) -> Result<(), String> {
+        if self.reject_message.trim().is_empty() {
+            return Err("reject_message is empty".into());
+        }
+        Ok(())
+    }
+}
+
+/// A charge the memory PMS applied.
+#[derive(Debug, Clone)]
+pub struct AppliedPosting {
+    pub pms_reference: String,
+    pub charge: Charge,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every application, in order; a double posting shows up as two entries.
+    applied: Vec<AppliedPosting>,
+    by_reference: HashMap<String, usize>,
+    script: VecDeque<Fault>,
+    posts_attempted: u64,
+}
+
+pub struct MemoryPms {
+    settings: MemoryPmsSettings,
+    guests: Vec<GuestSettings>,
+    state: Mutex<State>,
+}
+
+impl MemoryPms {
+    pub fn new(settings: MemoryPmsSettings) -> Self {
+        let guests = settings.guests.clone().unwrap_or_else(demo_guests);
+        MemoryPms {
+            settings,
+            guests,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State inconsistent (every
+        // update is a single push/insert), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a fault for the next post (tests).
+    pub fn push_fault(&self, fault: Fault) {
+        self.lock().script.push_back(fault);
+    }
+
+    /// Every charge applied so far, in order.
+    pub fn applied(&self) -> Vec<AppliedPosting> {
+        self.lock().applied.clone()
+    }
+
+    /// How many times `post` was called (applied or not).
+    pub fn posts_attempted(&self) -> u64 {
+        self.lock().posts_attempted
+    }
+
+    fn apply(&self, charge: &Charge) -> PostingReceipt {
+        let mut state = self.lock();
+        let pms_reference = format!("MEM-{:06}", state.applied.len() + 1);
+        let index = state.applied.len();
+        state.applied.push(AppliedPosting {
+            pms_reference: pms_reference.clone(),
+            charge: charge.clone(),
+        });
+        state.by_reference.insert(charge.reference.to_string(), index);
+        PostingReceipt { pms_reference }
+    }
+
+    fn next_fault(&self, charge: &Charge) -> Option<Fault> {
+        let mut state = self.lock();
+        state.posts_attempted += 1;
+        if let Some(fault) = state.script.pop_front() {
+            return Some(fault);
+        }
+        drop(state);
+        let from_trigger = if self.settings.triggers {
+            charge
+                .room
+                .as_ref()
+                .and_then(|r| r.reservation_id.strip_prefix("fail-"))
+                .and_then(|kind| match kind {
+                    "reject" => Some(FaultKind::Reject),
+                    "unavailable" => Some(FaultKind::Unavailable),
+                    "unknown" => Some(FaultKind::Unknown),
+                    "slow" => Some(FaultKind::Slow),
+                    _ => None,
+                })
+        } else {
+            None
+        };
+        match from_trigger.unwrap_or(self.settings.fault) {
+            FaultKind::None => None,
+            FaultKind::Reject => Some(Fault::Reject(self.settings.reject_message.clone())),
+            FaultKind::Unavailable => Some(Fault::Unavailable),
+            FaultKind::Unknown => Some(Fault::ApplyThenUnknown),
+            FaultKind::Slow => Some(Fault::Slow(self.settings.slow_delay)),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for MemoryPms {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+        match self.next_fault(charge) {
+            None => Ok(self.apply(charge)),
+            Some(Fault::Reject(reason)) => Err(PmsError::Rejected(reason)),
+            Some(Fault::Unavailable) => Err(PmsError::Unavailable("memory PMS told to be unavailable".into())),
+            Some(Fault::ApplyThenUnknown) => {
+                self.apply(charge);
+                Err(PmsError::Unknown("memory PMS applied the charge and dropped the answer".into()))
+            }
+            Some(Fault::Slow(delay)) => {
+                let done = Instant::now() + delay;
+                if done <= deadline {
+                    tokio::time::sleep_until(done).await;
+                    Ok(self.apply(charge))
+                } else {
+                    // Like a real PMS, it finishes the work although we stopped waiting.
+                    tokio::time::sleep_until(deadline).await;
+                    self.apply(charge);
+                    Err(PmsError::Unknown("memory PMS answered after the deadline".into()))
+                }
+            }
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        _deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let state = self.lock();
+        Ok(state
+            .by_reference
+            .get(charge.reference.as_str())
+            .map(|&i| PostingReceipt {
+                pms_reference: state.applied[i].pms_reference.clone(),
+            }))
+    }
+
+    async fn search(&self, term: &str, _deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let term = term.trim().to_lowercase();
+        Ok(self
+            .guests
+            .iter()
+            .filter(|g| g.checked_in)
+            .filter(|g| {
+                g.client_name.to_lowercase().contains(&term)
+                    || g.room_id.to_lowercase() == term
+                    || g.room_id.to_lowercase().starts_with(&term)
+            })
+            .map(|g| GuestStay {
+                reservation_id: g.reservation_id.clone(),
+                room_id: g.room_id.clone(),
+                room_description: g.room_description.clone(),
+                client_name: g.client_name.clone(),
+                credit_limit: g.credit_limit,
+                blocked: g.blocked,
+            })
+            .collect())
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        Ok(())
+    }
+}
+
+fn demo_guests() -> Vec<GuestSettings> {
+    let guest = |res: &str, room: &str, desc: &str, name: &str, limit: Option<i64>, blocked, checked_in| {
+        GuestSettings {
+            reservation_id: res.into(),
+            room_id: room.into(),
+            room_description: desc.into(),
+            client_name: name.into(),
+            credit_limit: limit.map(Decimal::from),
+            blocked,
+            checked_in,
+        }
+    };
+    vec![
+        guest("001", "101", "Double, garden view", "Jane Doe", Some(500), false, true),
+        guest("002", "102", "Twin", "John Smith", None, false, true),
+        guest("003", "201", "Suite", "Zoë Müller", Some(2000), true, true),
+        guest("004", "202", "Double", "Arthur Dent", None, false, false),
+    ]
+}

@@ -1,0 +1,122 @@
+//! PMS adapters: the one seam between chargebridge and a hotel's property system.
+//!
+//! An adapter does four things: post a charge (carrying the charge's derived
+//! `reference`, within a deadline), find a charge again by that reference
+//! (reconcile), search checked-in guests, and report its health. Every failure is
+//! classified, because the class decides what happens to the idempotency record:
+//!
+//! * [`PmsError::Rejected`]: a permanent business refusal (closed folio, unknown
+//!   room). Stored and replayed as 422.
+//! * [`PmsError::Unavailable`]: the charge was definitely **not** applied (could
+//!   not connect, 5XX before acceptance). The claim is released; a retry posts.
+//! * [`PmsError::Unknown`]: the charge **may** have been applied (timeout after the
+//!   request was sent). Recorded; the next delivery reconciles before posting.
+//!
+//! Adding a PMS: write one file with a settings struct and a type implementing
+//! [`PmsAdapter`], then add one variant to [`PmsSettings`] (`registry.rs`).
+//!
+//! ```no_run
+//! use chargebridge::domain::Charge;
+//! use chargebridge::pms::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+//! use tokio::time::Instant;
+//!
+//! struct Ledger;
+//!
+//! #[async_trait::async_trait]
+//! impl PmsAdapter for Ledger {
+//!     fn kind(&self) -> &'static str { "ledger" }
+//!     async fn post(&self, charge: &Charge, _deadline: Instant) -> Result<PostingReceipt, PmsError> {
+//!         Ok(PostingReceipt { pms_reference: charge.reference.to_string() })
+//!     }
+//!     async fn reconcile(&self, _charge: &Charge, _deadline: Instant) -> Result<Option<PostingReceipt>, PmsError> {
+//!         Ok(None)
+//!     }
+//!     async fn search(&self, _term: &str, _deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+//!         Ok(vec![])
+//!     }
+//!     async fn health(&self) -> Result<(), PmsError> { Ok(()) }
+//! }
+//! ```
+
+pub mod memory;
+mod registry;
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::domain::Charge;
+
+pub use registry::{PmsRegistry, PmsSettings};
+
+/// How a PMS call failed; see the module documentation for what each class means.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PmsError {
+    /// Permanent refusal; the string is the PMS's reason, readable by staff.
+    #[error("rejected: {0}")]
+    Rejected(String),
+    /// Definitely not applied.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// May have been applied.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+}
+
+impl PmsError {
+    /// Short label for metrics and logs.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PmsError::Rejected(_) => "rejected",
+            PmsError::Unavailable(_) => "unavailable",
+            PmsError::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// What the PMS answered for an applied charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingReceipt {
+    /// The PMS's own id of the posting (order id, transaction number, …).
+    pub pms_reference: String,
+}
+
+/// A checked-in guest, as `/lightspeed/search` answers it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuestStay {
+    pub reservation_id: String,
+    pub room_id: String,
+    pub room_description: String,
+    pub client_name: String,
+    #[serde(skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::str_option")]
+    pub credit_limit: Option<Decimal>,
+    pub blocked: bool,
+}
+
+/// The contract every PMS implements. Implementations must be cheap to share
+/// (`Arc`) and safe to call concurrently.
+#[async_trait::async_trait]
+pub trait PmsAdapter: Send + Sync + 'static {
+    /// The adapter's kind (`memory`, `http`, …), for logs and metrics.
+    fn kind(&self) -> &'static str;
+
+    /// Applies the charge once, carrying `charge.reference` so it can be found
+    /// again. Must answer before `deadline`; a timeout after the request left is
+    /// [`PmsError::Unknown`].
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError>;
+
+    /// Looks for a charge carrying `charge.reference`; `Ok(None)` means the PMS
+    /// certainly does not have it.
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError>;
+
+    /// Checked-in guests whose name or room matches `term`.
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError>;
+
+    /// Whether the PMS can be reached with the configured credentials.
+    async fn health(&self) -> Result<(), PmsError>;
+}

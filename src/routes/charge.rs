@@ -1,0 +1,228 @@
+//! `POST /lightspeed/charge`: Lightspeed's Charge Transaction webhook.
+//!
+//! Order of checks: `Accept` (406), `Content-Type` (415), idempotency key (400),
+//! body size (413), JSON and shapes (400), tenant and API key (401), business
+//! rules (400); then the idempotency layer and the PMS (see `posting.rs`).
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::web::BytesMut;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use tokio::time::Instant;
+
+use crate::domain::{Charge, IdempotencyKey};
+use crate::error::ApiError;
+use crate::idempotency::fingerprint;
+use crate::lightspeed;
+use crate::metrics as m;
+use crate::posting::{self, Budget, Reply};
+use crate::startup::AppState;
+
+pub const IDEMPOTENCY_HEADER: &str = "X-Lightspeed-Idempotency-Key";
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
+
+/// What the request log line says about a delivery (never the API key).
+#[derive(Default)]
+struct LogFields {
+    tenant: Option<String>,
+    key: Option<String>,
+    fisc_id: Option<String>,
+}
+
+pub async fn charge(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    let started = std::time::Instant::now();
+    let _in_flight = m::InFlight::start();
+    let deadline = Instant::now() + state.server.request_deadline;
+    let mut fields = LogFields::default();
+    let outcome = handle(&req, payload, &state, deadline, &mut fields).await;
+    let (response, status, code, replayed) = match outcome {
+        Ok(reply) => {
+            let status = actix_web::http::StatusCode::from_u16(reply.status)
+                .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR);
+            let mut builder = HttpResponse::build(status);
+            builder.content_type("application/json");
+            if reply.replayed {
+                builder.insert_header((REPLAYED_HEADER, "true"));
+            }
+            let code = if reply.status == 200 { "ok" } else { code_of_stored(&reply) };
+            (builder.body(reply.body), reply.status, code, reply.replayed)
+        }
+        Err(error) => {
+            use actix_web::ResponseError;
+            if error.status_code().is_server_error() {
+                tracing::warn!(error = %error, "charge not completed");
+            }
+            (error.error_response(), error.status_code().as_u16(), error.code(), false)
+        }
+    };
+    let elapsed = started.elapsed();
+    m::request("charge", status, code, elapsed);
+    tracing::info!(
+        tenant = fields.tenant.as_deref().unwrap_or("-"),
+        idempotency_key = fields.key.as_deref().unwrap_or("-"),
+        fisc_id = fields.fisc_id.as_deref().unwrap_or("-"),
+        status,
+        code,
+        replayed,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "charge"
+    );
+    response
+}
+
+/// Stored non-200 answers are `pms_rejected` (the only kind that is stored).
+fn code_of_stored(reply: &Reply) -> &'static str {
+    if reply.status == 422 { "pms_rejected" } else { "stored" }
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &web::Data<AppState>,
+    deadline: Instant,
+    fields: &mut LogFields,
+) -> Result<Reply, ApiError> {
+    let headers = req.headers();
+    check_accept(headers)?;
+    check_content_type(headers)?;
+    let key = match headers.get(IDEMPOTENCY_HEADER) {
+        None => return Err(ApiError::MissingIdempotencyKey),
+        Some(value) => IdempotencyKey::parse(value.as_bytes())?,
+    };
+    fields.key = Some(key.to_string());
+    let body = read_body(headers, payload, state.server.body_limit).await?;
+
+    let wire = lightspeed::parse_charge(&body)?;
+    fields.tenant = Some(wire.business_external_reference.clone());
+    fields.fisc_id = wire.receipt_identifier().map(str::to_string);
+    let tenant = state
+        .tenants
+        .authenticate(&wire.business_external_reference, wire.api_key.expose_secret())?;
+    let charge = Charge::from_wire(&wire, &tenant, &key, chrono::Utc::now())?;
+    drop(wire);
+    let fp = fingerprint(&body).ok_or_else(|| ApiError::invalid("", "body is not JSON"))?;
+    drop(body);
+
+    // Own task: a client hanging up must not cut a posting (and its record) in half.
+    let app = state.clone();
+    let budget = Budget {
+        deadline,
+        safety_margin: state.server.pms_safety_margin,
+    };
+    let task = actix_web::rt::spawn(async move {
+        posting::deliver(&app.idempotency, tenant, charge, key, fp, budget).await
+    });
+    match task.await {
+        Ok(result) => result,
+        Err(e) => Err(ApiError::Internal(format!("charge task failed: {e}"))),
+    }
+}
+
+/// `Accept` absent, or naming JSON, `application/*` or `*/*` with q > 0.
+fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
+    let mut any = false;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(text) = value.to_str() else { return Ok(()) };
+        for range in text.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            if media.is_empty() {
+                continue;
+            }
+            any = true;
+            let refused = parts.any(|p| {
+                let p = p.trim();
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            let json = matches!(media.as_str(), "application/json" | "application/*" | "*/*")
+                || media.ends_with("+json");
+            if json && !refused {
+                return Ok(());
+            }
+        }
+    }
+    if any { Err(ApiError::NotAcceptable) } else { Ok(()) }
+}
+
+/// `application/json` (or `…+json`), parameters such as `charset=utf-8` allowed.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::UnsupportedMediaType)?;
+    let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let charset_ok = value.split(';').skip(1).all(|p| {
+        let p = p.trim().to_ascii_lowercase();
+        match p.strip_prefix("charset=") {
+            Some(cs) => matches!(cs.trim_matches('"'), "utf-8" | "utf8"),
+            None => true,
+        }
+    });
+    if (media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))) && charset_ok {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+/// Reads the body up to `limit` bytes; a declared or actual excess is 413 before
+/// anything is buffered beyond the limit.
+async fn read_body(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<BytesMut, ApiError> {
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        if length > limit as u64 {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid("", format!("incomplete body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn accept_allows_json_and_wildcards() {
+        for ok in ["application/json", "*/*", "application/*", "text/html, application/json;q=0.5", "application/problem+json"] {
+            assert!(check_accept(&headers(&[("accept", ok)])).is_ok(), "{ok}");
+        }
+        assert!(check_accept(&headers(&[])).is_ok());
+        for bad in ["text/html", "application/xml", "application/json;q=0"] {
+            assert!(check_accept(&headers(&[("accept", bad)])).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn content_type_must_be_json() {
+        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"] {
+            assert!(check_content_type(&headers(&[("content-type", ok)])).is_ok(), "{ok}");
+        }
+        for bad in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "json"] {
+            assert!(check_content_type(&headers(&[("content-type", bad)])).is_err(), "{bad}");
+        }
+        assert!(check_content_type(&headers(&[])).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! Builds the application from settings and runs it until stopped.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{App, HttpServer, web};
+
+use crate::config::{ServerSettings, Settings, StoreKind};
+use crate::domain::Tenants;
+use crate::idempotency::memory::MemoryStore;
+use crate::idempotency::redis::RedisStore;
+use crate::idempotency::{Idempotency, IdempotencySettings, Store};
+use crate::pms::PmsRegistry;
+use crate::routes;
+
+/// Everything a request handler needs, shared by all workers.
+pub struct AppState {
+    pub server: ServerSettings,
+    pub tenants: Tenants,
+    pub pms: PmsRegistry,
+    pub idempotency: Idempotency,
+    /// Set on SIGTERM/SIGINT: `/readyz` fails so load balancers stop sending.
+    pub draining: AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+    accept_unsafe_redis: bool,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and prepares every part.
+    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(&settings.server.listen).map_err(|source| StartupError::Bind {
+            addr: settings.server.listen.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
+
+        let store = match settings.idempotency.store {
+            StoreKind::Memory => Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity)),
+            StoreKind::Redis => Store::Redis(
+                RedisStore::new(&settings.idempotency.redis_url, settings.idempotency.command_timeout)
+                    .map_err(|e| StartupError::Other(e.0))?,
+            ),
+        };
+        let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
+        let tenants = Tenants::build(&settings.tenants, &pms)?;
+        if tenants.is_empty() {
+            tracing::warn!("no tenants configured: every charge will be answered 401");
+        }
+        let idempotency = Idempotency::new(
+            store,
+            IdempotencySettings {
+                lease: settings.idempotency.lease,
+                in_flight_wait: settings.idempotency.in_flight_wait,
+                retention: settings.idempotency.retention,
+            },
+        );
+        crate::metrics::handle();
+        let state = web::Data::new(AppState {
+            server: settings.server.clone(),
+            tenants,
+            pms,
+            idempotency,
+            draining: AtomicBool::new(false),
+        });
+
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(routes::query_config())
+                .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .configure(routes::configure)
+        })
+        .listen(listener)
+        .map_err(|e| StartupError::Other(e.to_string()))?
+        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
+        .client_request_timeout(settings.server.client_request_timeout)
+        .max_connections(settings.server.max_connections)
+        .disable_signals();
+        if let Some(workers) = settings.server.workers {
+            server = server.workers(workers.max(1));
+        }
+        let server = server.run();
+
+        if settings.idempotency.store == StoreKind::Memory && !is_loopback(&settings.server.listen) {
+            tracing::warn!(
+                "the memory idempotency store serves one process only; run several replicas with store = \"redis\""
+            );
+        }
+        Ok(Application {
+            port,
+            server,
+            state,
+            accept_unsafe_redis: settings.idempotency.accept_unsafe_redis,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone().into_inner()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or `handle().stop`), then drains in-flight
+    /// requests for up to `shutdown_grace`.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        if let Store::Redis(redis) = self.state.idempotency.store() {
+            check_redis_safety(redis, self.accept_unsafe_redis).await;
+        }
+        let handle = self.server.handle();
+        let state = self.state.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested: draining in-flight requests");
+            state.draining.store(true, Ordering::SeqCst);
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn check_redis_safety(redis: &RedisStore, accepted: bool) {
+    match redis.safety_report().await {
+        Ok(report) => {
+            for problem in report.problems() {
+                if accepted {
+                    tracing::info!(%problem, "redis durability (accepted by configuration)");
+                } else {
+                    tracing::warn!(%problem, "redis durability: lost records can mean double charges");
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "redis not reachable at start-up; charges answer 500 until it is"),
+    }
+}
+
+fn is_loopback(listen: &str) -> bool {
+    listen
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or(listen.starts_with("localhost"))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = int.recv() => {},
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Settings;
 
 #[derive(Parser, Debug)]
-#[command(name = "chargebridge", version, about = "Lightspeed K-Series room charges to hotel PMSs, exactly once")]
+#[command(
+    name = "chargebridge",
+    version,
+    about = "Lightspeed K-Series room charges to hotel PMSs, exactly once"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -60,7 +64,9 @@ fn serve(config: Option<&Path>) -> ExitCode {
         let tenants = settings.tenants.len();
         let app = crate::startup::Application::build(settings)?;
         tracing::info!(%listen, port = app.port(), ?store, tenants, "chargebridge serving");
-        app.run_until_stopped().await.map_err(|e| crate::startup::StartupError::Other(e.to_string()))
+        app.run_until_stopped()
+            .await
+            .map_err(|e| crate::startup::StartupError::Other(e.to_string()))
     });
     match result {
         Ok(()) => {

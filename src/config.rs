@@ -145,7 +145,10 @@ pub struct TenantSettings {
 impl std::fmt::Debug for TenantSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantSettings")
-            .field("business_external_reference", &self.business_external_reference)
+            .field(
+                "business_external_reference",
+                &self.business_external_reference,
+            )
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("api_key_env", &self.api_key_env)
             .field("currency", &self.currency)
@@ -237,7 +240,8 @@ impl Settings {
             Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
         match file {
             Some(path) => {
-                builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+                builder =
+                    builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
             }
             None => builder = builder.add_source(File::from_str(DEMO_TOML, FileFormat::Toml)),
         }
@@ -294,15 +298,25 @@ impl Settings {
                 ));
             }
             if !self.pms.contains_key(&t.pms) {
-                return invalid(format!("{at}.pms names `{}`, which has no [pms.{}] section", t.pms, t.pms));
+                return invalid(format!(
+                    "{at}.pms names `{}`, which has no [pms.{}] section",
+                    t.pms, t.pms
+                ));
             }
             if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return invalid(format!("{at}.currency `{}` is not an ISO 4217 code", t.currency));
+                return invalid(format!(
+                    "{at}.currency `{}` is not an ISO 4217 code",
+                    t.currency
+                ));
             }
             if t.room_charge_method_codes.is_empty() {
                 return invalid(format!("{at}.room_charge_method_codes is empty"));
             }
-            let sources = [t.api_key.is_some(), t.api_key_env.is_some(), t.api_key_file.is_some()];
+            let sources = [
+                t.api_key.is_some(),
+                t.api_key_env.is_some(),
+                t.api_key_file.is_some(),
+            ];
             if sources.iter().filter(|s| **s).count() != 1 {
                 return invalid(format!(
                     "{at} needs exactly one of api_key, api_key_env, api_key_file"
@@ -310,7 +324,8 @@ impl Settings {
             }
         }
         for (name, pms) in &self.pms {
-            pms.check().map_err(|m| ConfigError::Invalid(format!("pms.{name}: {m}")))?;
+            pms.check()
+                .map_err(|m| ConfigError::Invalid(format!("pms.{name}: {m}")))?;
         }
         Ok(())
     }
@@ -339,7 +354,9 @@ impl TenantSettings {
             String::new()
         };
         if key.is_empty() {
-            return Err(ConfigError::Invalid(format!("tenant `{at}`: the API key is empty")));
+            return Err(ConfigError::Invalid(format!(
+                "tenant `{at}`: the API key is empty"
+            )));
         }
         Ok(SecretString::from(key))
     }
@@ -350,7 +367,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -387,11 +407,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "[server]\nrequest_deadline = \"soon\"\n").unwrap();
-        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("request_deadline"), "{err}");
 
         std::fs::write(&path, "[server]\nlisten_typo = \"x\"\n").unwrap();
-        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("listen_typo"), "{err}");
 
         std::fs::write(
@@ -399,7 +423,9 @@ mod tests {
             "[[tenants]]\nbusiness_external_reference = \"a\"\napi_key = \"k\"\ncurrency = \"EUR\"\npms = \"nope\"\n",
         )
         .unwrap();
-        let err = Settings::load_with_env(Some(&path), []).unwrap_err().to_string();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tenants[0].pms"), "{err}");
     }
 

@@ -146,7 +146,9 @@ impl ApiError {
             code: self.code(),
             detail,
         })
-        .unwrap_or_else(|_| br#"{"customerErrorMessage":"Internal error","code":"internal"}"#.to_vec())
+        .unwrap_or_else(|_| {
+            br#"{"customerErrorMessage":"Internal error","code":"internal"}"#.to_vec()
+        })
     }
 }
 
@@ -224,7 +226,6 @@ pub fn fit_message(text: &str) -> String {
         out.push_str(grapheme);
         used += n;
     }
-    let mut out = out.trim_end().to_string();
     out.push('…');
     out
 }
@@ -274,7 +275,10 @@ mod tests {
         s.push_str("tail");
         let out = fit_message(&s);
         assert!(chars(&out) <= 50);
-        assert!(!out.contains('e'), "the grapheme must not be split: {out:?}");
+        assert!(
+            !out.contains('e'),
+            "the grapheme must not be split: {out:?}"
+        );
         assert!(out.ends_with('…'));
     }
 

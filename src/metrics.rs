@@ -40,7 +40,8 @@ pub fn render() -> String {
 pub fn request(route: &'static str, status: u16, code: &'static str, elapsed: Duration) {
     counter!("chargebridge_requests_total", "route" => route, "status" => status.to_string(), "code" => code)
         .increment(1);
-    histogram!("chargebridge_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+    histogram!("chargebridge_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
 }
 
 pub fn replay() {
@@ -63,7 +64,12 @@ pub fn store_call(op: &'static str, elapsed: Duration) {
     histogram!("chargebridge_store_duration_seconds", "op" => op).record(elapsed.as_secs_f64());
 }
 
-pub fn pms_call(adapter: &'static str, op: &'static str, elapsed: Duration, error: Option<&PmsError>) {
+pub fn pms_call(
+    adapter: &'static str,
+    op: &'static str,
+    elapsed: Duration,
+    error: Option<&PmsError>,
+) {
     histogram!("chargebridge_pms_duration_seconds", "adapter" => adapter, "op" => op)
         .record(elapsed.as_secs_f64());
     if let Some(e) = error {

@@ -43,7 +43,11 @@ struct Posted<'a> {
 fn success_body(charge: &Charge, receipt: Option<&PostingReceipt>) -> String {
     let body = Posted {
         // A receipt with no room-charge payment is acknowledged, not posted.
-        status: if receipt.is_some() { "posted" } else { "acknowledged" },
+        status: if receipt.is_some() {
+            "posted"
+        } else {
+            "acknowledged"
+        },
         pms_reference: receipt.map(|r| r.pms_reference.as_str()),
         idempotency_key: &charge.idempotency_key,
     };
@@ -59,7 +63,9 @@ pub struct Budget {
 
 impl Budget {
     fn pms_deadline(&self) -> Instant {
-        self.deadline.checked_sub(self.safety_margin).unwrap_or(self.deadline)
+        self.deadline
+            .checked_sub(self.safety_margin)
+            .unwrap_or(self.deadline)
     }
 }
 
@@ -74,7 +80,11 @@ pub async fn deliver(
     budget: Budget,
 ) -> Result<Reply, ApiError> {
     let begin = idempotency
-        .begin(record_key(&tenant.reference, &key), &fp, budget.pms_deadline())
+        .begin(
+            record_key(&tenant.reference, &key),
+            &fp,
+            budget.pms_deadline(),
+        )
         .await
         .map_err(|e| match e {
             BeginError::Reused => ApiError::IdempotencyKeyReused,
@@ -107,7 +117,12 @@ pub async fn deliver(
     if guard.must_reconcile() {
         let started = std::time::Instant::now();
         let found = pms.reconcile(&charge, budget.pms_deadline()).await;
-        m::pms_call(pms.kind(), "reconcile", started.elapsed(), found.as_ref().err());
+        m::pms_call(
+            pms.kind(),
+            "reconcile",
+            started.elapsed(),
+            found.as_ref().err(),
+        );
         match found {
             Ok(Some(receipt)) => {
                 tracing::info!(reference = %charge.reference, "reconciled: the PMS already has this charge");
@@ -130,11 +145,19 @@ pub async fn deliver(
     let started = std::time::Instant::now();
     // The adapter owns its deadline; this outer bound only guards against an
     // adapter that ignores it. Cut off after sending, the outcome is unknown.
-    let outcome = match tokio::time::timeout_at(budget.deadline, pms.post(&charge, pms_deadline)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(PmsError::Unknown("adapter overran the request deadline".into())),
-    };
-    m::pms_call(pms.kind(), "post", started.elapsed(), outcome.as_ref().err());
+    let outcome =
+        match tokio::time::timeout_at(budget.deadline, pms.post(&charge, pms_deadline)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(PmsError::Unknown(
+                "adapter overran the request deadline".into(),
+            )),
+        };
+    m::pms_call(
+        pms.kind(),
+        "post",
+        started.elapsed(),
+        outcome.as_ref().err(),
+    );
     match outcome {
         Ok(receipt) => settle_success(guard, &charge, Some(&receipt)).await,
         Err(PmsError::Rejected(reason)) => {
@@ -176,7 +199,9 @@ async fn settle_success(
 fn settle_store(result: Result<bool, crate::idempotency::StoreError>) {
     match result {
         Ok(true) => {}
-        Ok(false) => tracing::warn!("idempotency lease lost before settling; the successor's record was kept"),
+        Ok(false) => tracing::warn!(
+            "idempotency lease lost before settling; the successor's record was kept"
+        ),
         Err(e) => {
             m::store_error();
             tracing::error!(error = %e, "could not settle the idempotency record");

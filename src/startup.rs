@@ -29,7 +29,10 @@ pub struct AppState {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
@@ -46,18 +49,27 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one) and prepares every part.
     pub fn build(settings: Settings) -> Result<Application, StartupError> {
-        let listener = TcpListener::bind(&settings.server.listen).map_err(|source| StartupError::Bind {
-            addr: settings.server.listen.clone(),
-            source,
-        })?;
-        let port = listener.local_addr().map_err(|e| StartupError::Other(e.to_string()))?.port();
+        let listener =
+            TcpListener::bind(&settings.server.listen).map_err(|source| StartupError::Bind {
+                addr: settings.server.listen.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartupError::Other(e.to_string()))?
+            .port();
 
         let store = match settings.idempotency.store {
-            StoreKind::Memory => Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity)),
-            StoreKind::Redis => Store::Redis(
-                RedisStore::new(&settings.idempotency.redis_url, settings.idempotency.command_timeout)
-                    .map_err(|e| StartupError::Other(e.0))?,
-            ),
+            StoreKind::Memory => {
+                Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity))
+            }
+            StoreKind::Redis => Store::Redis(Box::new(
+                RedisStore::new(
+                    &settings.idempotency.redis_url,
+                    settings.idempotency.command_timeout,
+                )
+                .map_err(|e| StartupError::Other(e.0))?,
+            )),
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
         let tenants = Tenants::build(&settings.tenants, &pms)?;
@@ -100,7 +112,8 @@ impl Application {
         }
         let server = server.run();
 
-        if settings.idempotency.store == StoreKind::Memory && !is_loopback(&settings.server.listen) {
+        if settings.idempotency.store == StoreKind::Memory && !is_loopback(&settings.server.listen)
+        {
             tracing::warn!(
                 "the memory idempotency store serves one process only; run several replicas with store = \"redis\""
             );
@@ -154,7 +167,9 @@ async fn check_redis_safety(redis: &RedisStore, accepted: bool) {
                 }
             }
         }
-        Err(e) => tracing::warn!(error = %e, "redis not reachable at start-up; charges answer 500 until it is"),
+        Err(e) => {
+            tracing::warn!(error = %e, "redis not reachable at start-up; charges answer 500 until it is")
+        }
     }
 }
 
@@ -169,7 +184,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {},

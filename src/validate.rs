@@ -18,7 +18,11 @@ pub fn collect_json_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
                 .collect();
             entries.sort();
             let (dirs, files): (Vec<_>, Vec<_>) = entries.into_iter().partition(|p| p.is_dir());
-            out.extend(files.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")));
+            out.extend(
+                files
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "json")),
+            );
             out.extend(collect_json_files(&dirs)?);
         } else {
             out.push(path.clone());
@@ -29,15 +33,14 @@ pub fn collect_json_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
 
 /// The payload bytes of a file: the file itself, or `request.body` of a fixture.
 pub fn payload_of(bytes: &[u8]) -> Vec<u8> {
-    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        if let Some(serde_json::Value::Object(request)) = map.get("request") {
-            if let Some(body) = request.get("body") {
-                return match body {
-                    serde_json::Value::String(s) => s.clone().into_bytes(),
-                    other => serde_json::to_vec(other).unwrap_or_default(),
-                };
-            }
-        }
+    if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(serde_json::Value::Object(request)) = map.get("request")
+        && let Some(body) = request.get("body")
+    {
+        return match body {
+            serde_json::Value::String(s) => s.clone().into_bytes(),
+            other => serde_json::to_vec(other).unwrap_or_default(),
+        };
     }
     bytes.to_vec()
 }
@@ -50,7 +53,10 @@ pub fn check_payload(body: &[u8], tenants: &Tenants) -> Result<String, ApiError>
         Some(t) => (t, ""),
         None => {
             offline = Tenant::offline(&wire.business_external_reference);
-            (&offline, " (tenant not configured: default room-charge code IKPMS)")
+            (
+                &offline,
+                " (tenant not configured: default room-charge code IKPMS)",
+            )
         }
     };
     let key = IdempotencyKey::parse(b"validate").map_err(|_| ApiError::Internal("key".into()))?;
@@ -102,7 +108,11 @@ pub fn run(paths: &[PathBuf], config: Option<&Path>) -> ExitCode {
             Ok(summary) => println!("ok       {}: {summary}", file.display()),
             Err(ApiError::InvalidPayload { path, detail }) => {
                 invalid += 1;
-                let at = if path.is_empty() { String::new() } else { format!(" at {path}") };
+                let at = if path.is_empty() {
+                    String::new()
+                } else {
+                    format!(" at {path}")
+                };
                 println!("INVALID  {}{at}: {detail}", file.display());
             }
             Err(e) => {
@@ -111,6 +121,15 @@ pub fn run(paths: &[PathBuf], config: Option<&Path>) -> ExitCode {
             }
         }
     }
-    println!("{} files, {} valid, {} invalid", files.len(), files.len() - invalid, invalid);
-    if invalid == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    println!(
+        "{} files, {} valid, {} invalid",
+        files.len(),
+        files.len() - invalid,
+        invalid
+    );
+    if invalid == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

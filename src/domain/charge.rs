@@ -58,7 +58,10 @@ pub struct Named {
 }
 
 impl Named {
-    fn from_parts(id: Option<&crate::lightspeed::shapes::Id>, name: Option<&String>) -> Option<Named> {
+    fn from_parts(
+        id: Option<&crate::lightspeed::shapes::Id>,
+        name: Option<&String>,
+    ) -> Option<Named> {
         if id.is_none() && name.is_none() {
             return None;
         }
@@ -90,10 +93,16 @@ pub struct TaxItem {
     pub tax_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub amount: Option<Decimal>,
     /// As Lightspeed sends it (its example uses a multiplier: 1.1 for 10 %).
-    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rate: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub included: Option<bool>,
@@ -108,7 +117,10 @@ pub struct Line {
     pub sku: Option<String>,
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
-    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub unit_amount: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
@@ -117,7 +129,10 @@ pub struct Line {
     pub accounting_group: Option<Named>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff: Option<Named>,
-    #[serde(with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_charge_contribution: Option<Decimal>,
     pub tax_lines: Vec<TaxItem>,
 }
@@ -187,7 +202,10 @@ fn check_money(path: impl Fn() -> String, value: Decimal) -> Result<Decimal, Api
     Ok(value)
 }
 
-fn check_opt_money(path: impl Fn() -> String, value: Option<Decimal>) -> Result<Option<Decimal>, ApiError> {
+fn check_opt_money(
+    path: impl Fn() -> String,
+    value: Option<Decimal>,
+) -> Result<Option<Decimal>, ApiError> {
     value.map(|v| check_money(path, v)).transpose()
 }
 
@@ -200,10 +218,10 @@ impl Charge {
         key: &IdempotencyKey,
         received_at: DateTime<Utc>,
     ) -> Result<Charge, ApiError> {
-        if let (Some(open), Some(close)) = (wire.open_date, wire.close_date) {
-            if close < open {
-                return Err(ApiError::invalid("closeDate", "before openDate"));
-            }
+        if let (Some(open), Some(close)) = (wire.open_date, wire.close_date)
+            && close < open
+        {
+            return Err(ApiError::invalid("closeDate", "before openDate"));
         }
 
         let room = room_charge(wire, tenant)?;
@@ -214,23 +232,26 @@ impl Charge {
             .map(|(i, line)| convert_line(i, line))
             .collect::<Result<Vec<_>, _>>()?;
         let service_charge = match &wire.service_charge {
-            Some(sc) => match check_opt_money(|| "serviceCharge.amount".into(), sc.amount)? {
-                Some(amount) => Some(ServiceChargeItem {
-                    amount,
-                    kind: sc
-                        .charge_type
-                        .as_ref()
-                        .map(|t| t.as_str().to_string())
-                        .unwrap_or_else(|| "UNTAXED".to_string()),
-                }),
-                None => None,
-            },
+            Some(sc) => {
+                check_opt_money(|| "serviceCharge.amount".into(), sc.amount)?.map(|amount| {
+                    ServiceChargeItem {
+                        amount,
+                        kind: sc
+                            .charge_type
+                            .as_ref()
+                            .map(|t| t.as_str().to_string())
+                            .unwrap_or_else(|| "UNTAXED".to_string()),
+                    }
+                })
+            }
             None => None,
         };
 
         let latest_payment = wire.payments.iter().filter_map(|p| p.payment_date).max();
         let closed_at = wire.close_date.or(latest_payment).unwrap_or(received_at);
-        let refund = room.as_ref().is_some_and(|r| r.amount.is_sign_negative() && !r.amount.is_zero());
+        let refund = room
+            .as_ref()
+            .is_some_and(|r| r.amount.is_sign_negative() && !r.amount.is_zero());
 
         Ok(Charge {
             tenant: tenant.reference.clone(),
@@ -248,7 +269,10 @@ impl Charge {
             refund,
             opened_at: wire.open_date,
             closed_at,
-            revenue_center: Named::from_parts(wire.revenue_center_id.as_ref(), wire.revenue_center_name.as_ref()),
+            revenue_center: Named::from_parts(
+                wire.revenue_center_id.as_ref(),
+                wire.revenue_center_name.as_ref(),
+            ),
             owner: Named::from_parts(wire.owner_id.as_ref(), wire.owner_name.as_ref()),
             device_id: wire.device_id.as_ref().map(|d| d.as_str().to_string()),
             covers: wire.covers,
@@ -265,23 +289,39 @@ impl Charge {
 
 /// Sums the payments made with one of the tenant's room-charge codes. All of them
 /// must name the same reservation: one receipt goes to one folio.
-fn room_charge(wire: &v1::ChargeTransaction, tenant: &Tenant) -> Result<Option<RoomCharge>, ApiError> {
+fn room_charge(
+    wire: &v1::ChargeTransaction,
+    tenant: &Tenant,
+) -> Result<Option<RoomCharge>, ApiError> {
     let mut room: Option<RoomCharge> = None;
     for (i, p) in wire.payments.iter().enumerate() {
-        let gratuity = check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
+        let gratuity =
+            check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
         let amount = check_opt_money(|| format!("payments[{i}].amount"), p.amount)?;
-        let Some(code) = p.method_code.as_deref() else { continue };
+        let Some(code) = p.method_code.as_deref() else {
+            continue;
+        };
         if !tenant.is_room_charge_code(code) {
             continue;
         }
-        let amount = amount.ok_or_else(|| ApiError::invalid(format!("payments[{i}].amount"), "missing"))?;
+        let amount =
+            amount.ok_or_else(|| ApiError::invalid(format!("payments[{i}].amount"), "missing"))?;
         let reservation = p
             .reservation_id
             .as_ref()
             .map(|r| r.as_str().trim())
             .filter(|r| !r.is_empty())
-            .ok_or_else(|| ApiError::invalid(format!("payments[{i}].reservationId"), "missing for a room charge"))?;
-        let total = if tenant.gratuity_included { amount } else { amount + gratuity };
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    format!("payments[{i}].reservationId"),
+                    "missing for a room charge",
+                )
+            })?;
+        let total = if tenant.gratuity_included {
+            amount
+        } else {
+            amount + gratuity
+        };
         match &mut room {
             None => {
                 room = Some(RoomCharge {
@@ -316,8 +356,16 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
     let amount = match check_opt_money(|| at("amount"), line.amount)? {
         Some(a) => a,
         None => match unit_amount {
-            Some(u) => check_money(|| at("amount"), u.checked_mul(quantity).unwrap_or(MAX_MONEY * Decimal::TEN))?,
-            None => return Err(ApiError::invalid(at("amount"), "missing (and no unitAmount)")),
+            Some(u) => check_money(
+                || at("amount"),
+                u.checked_mul(quantity).unwrap_or(MAX_MONEY * Decimal::TEN),
+            )?,
+            None => {
+                return Err(ApiError::invalid(
+                    at("amount"),
+                    "missing (and no unitAmount)",
+                ));
+            }
         },
     };
     let mut tax_lines = Vec::with_capacity(line.tax_lines.len().max(1));
@@ -325,13 +373,21 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
         tax_lines.push(TaxItem {
             tax_id: t.tax_id.as_ref().map(|id| id.as_str().to_string()),
             name: t.tax_name.clone(),
-            amount: check_opt_money(|| format!("transactions[{i}].taxLines[{j}].taxAmount"), t.tax_amount)?,
-            rate: check_opt_money(|| format!("transactions[{i}].taxLines[{j}].taxRate"), t.tax_rate)?,
+            amount: check_opt_money(
+                || format!("transactions[{i}].taxLines[{j}].taxAmount"),
+                t.tax_amount,
+            )?,
+            rate: check_opt_money(
+                || format!("transactions[{i}].taxLines[{j}].taxRate"),
+                t.tax_rate,
+            )?,
             included: t.tax_included,
         });
     }
     // Deprecated per-line tax fields stand in when no taxLines were sent.
-    if tax_lines.is_empty() && (line.tax_id.is_some() || line.tax_name.is_some() || line.tax_rate.is_some()) {
+    if tax_lines.is_empty()
+        && (line.tax_id.is_some() || line.tax_name.is_some() || line.tax_rate.is_some())
+    {
         tax_lines.push(TaxItem {
             tax_id: line.tax_id.as_ref().map(|id| id.as_str().to_string()),
             name: line.tax_name.clone(),
@@ -353,7 +409,10 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
             .unwrap_or_else(|| "Sale".to_string()),
         accounting_group: Named::from_parts(line.group_id.as_ref(), line.group_name.as_ref()),
         staff: Named::from_parts(line.staff_id.as_ref(), line.staff_name.as_ref()),
-        service_charge_contribution: check_opt_money(|| at("serviceChargeContribution"), line.service_charge_contribution)?,
+        service_charge_contribution: check_opt_money(
+            || at("serviceChargeContribution"),
+            line.service_charge_contribution,
+        )?,
         tax_lines,
     })
 }

@@ -18,7 +18,9 @@ impl IdempotencyKey {
             return Err(ApiError::InvalidIdempotencyKey("empty"));
         }
         if raw.len() > MAX_KEY_LEN {
-            return Err(ApiError::InvalidIdempotencyKey("longer than 255 characters"));
+            return Err(ApiError::InvalidIdempotencyKey(
+                "longer than 255 characters",
+            ));
         }
         if !raw.iter().all(|b| (0x21..=0x7e).contains(b)) {
             return Err(ApiError::InvalidIdempotencyKey(
@@ -46,14 +48,26 @@ mod tests {
 
     #[test]
     fn lightspeed_keys_and_other_visible_ascii_are_accepted() {
-        for k in ["LS1_123e4567-e89b-12d3-a456-426614174000", "a", "!~{}:x", &"k".repeat(255)] {
+        for k in [
+            "LS1_123e4567-e89b-12d3-a456-426614174000",
+            "a",
+            "!~{}:x",
+            &"k".repeat(255),
+        ] {
             assert_eq!(IdempotencyKey::parse(k.as_bytes()).unwrap().as_str(), k);
         }
     }
 
     #[test]
     fn empty_long_space_control_and_non_ascii_are_refused() {
-        for k in [&b""[..], &[b'k'; 256][..], b"with space", b"tab\t", b"\x7f", "é".as_bytes()] {
+        for k in [
+            &b""[..],
+            &[b'k'; 256][..],
+            b"with space",
+            b"tab\t",
+            b"\x7f",
+            "é".as_bytes(),
+        ] {
             assert!(IdempotencyKey::parse(k).is_err(), "{k:?}");
         }
     }

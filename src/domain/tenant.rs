@@ -69,7 +69,10 @@ impl Tenants {
         let mut by_reference = HashMap::new();
         for t in settings {
             let adapter = pms.get(&t.pms).ok_or_else(|| {
-                ConfigError::Invalid(format!("tenant `{}` names unknown pms `{}`", t.business_external_reference, t.pms))
+                ConfigError::Invalid(format!(
+                    "tenant `{}` names unknown pms `{}`",
+                    t.business_external_reference, t.pms
+                ))
             })?;
             let key: SecretString = t.resolve_api_key()?;
             let tenant = Tenant {
@@ -125,8 +128,16 @@ mod tests {
         let s = Settings::demo();
         let pms = PmsRegistry::build(&s.pms).unwrap();
         let tenants = Tenants::build(&s.tenants, &pms).unwrap();
-        assert!(tenants.authenticate("quickbooks-123", "quickbooks-key-345").is_ok());
-        assert!(tenants.authenticate("quickbooks-123", "quickbooks-key-346").is_err());
+        assert!(
+            tenants
+                .authenticate("quickbooks-123", "quickbooks-key-345")
+                .is_ok()
+        );
+        assert!(
+            tenants
+                .authenticate("quickbooks-123", "quickbooks-key-346")
+                .is_err()
+        );
         assert!(tenants.authenticate("quickbooks-123", "").is_err());
         assert!(tenants.authenticate("other", "quickbooks-key-345").is_err());
     }

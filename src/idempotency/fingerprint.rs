@@ -49,7 +49,10 @@ mod tests {
         let a = br#"{"b": 1, "a": [1, 2, {"y": true, "x": null}]}"#;
         let b = b"{\n  \"a\":[1,2,{\"x\":null,\"y\":true}],\n\t\"b\":1\n}";
         assert_eq!(fingerprint(a), fingerprint(b));
-        assert_eq!(canonical_json(a).unwrap(), r#"{"a":[1,2,{"x":null,"y":true}],"b":1}"#);
+        assert_eq!(
+            canonical_json(a).unwrap(),
+            r#"{"a":[1,2,{"x":null,"y":true}],"b":1}"#
+        );
     }
 
     #[test]
@@ -59,20 +62,32 @@ mod tests {
             r#"{"a":66.0,"b":-0.10,"c":12345678901234.56}"#
         );
         assert_ne!(fingerprint(br#"{"a": 66.0}"#), fingerprint(br#"{"a": 66}"#));
-        assert_ne!(fingerprint(br#"{"a": 0.1}"#), fingerprint(br#"{"a": 0.10}"#));
+        assert_ne!(
+            fingerprint(br#"{"a": 0.1}"#),
+            fingerprint(br#"{"a": 0.10}"#)
+        );
     }
 
     #[test]
     fn string_escapes_are_canonical() {
-        assert_eq!(fingerprint(br#"{"a": "\u00e9"}"#), fingerprint("{\"a\": \"é\"}".as_bytes()));
-        assert_eq!(fingerprint(br#"{"a": "\/"}"#), fingerprint(br#"{"a": "/"}"#));
+        assert_eq!(
+            fingerprint(br#"{"a": "\u00e9"}"#),
+            fingerprint("{\"a\": \"é\"}".as_bytes())
+        );
+        assert_eq!(
+            fingerprint(br#"{"a": "\/"}"#),
+            fingerprint(br#"{"a": "/"}"#)
+        );
     }
 
     #[test]
     fn any_value_change_changes_the_fingerprint() {
         assert_ne!(fingerprint(br#"{"a": "x"}"#), fingerprint(br#"{"a": "y"}"#));
-        assert_ne!(fingerprint(br#"{"a": [1, 2]}"#), fingerprint(br#"{"a": [2, 1]}"#));
-        assert_eq!(fingerprint(b"{").is_none(), true);
+        assert_ne!(
+            fingerprint(br#"{"a": [1, 2]}"#),
+            fingerprint(br#"{"a": [2, 1]}"#)
+        );
+        assert!(fingerprint(b"{").is_none());
         assert_eq!(fingerprint(br#"{"a":1}"#).unwrap().len(), 64);
     }
 }

@@ -46,7 +46,11 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn live<'a>(entries: &'a mut HashMap<String, Entry>, key: &str, now: Instant) -> Option<&'a mut Entry> {
+    fn live<'a>(
+        entries: &'a mut HashMap<String, Entry>,
+        key: &str,
+        now: Instant,
+    ) -> Option<&'a mut Entry> {
         if entries.get(key).is_some_and(|e| e.expires_at <= now) {
             entries.remove(key);
         }

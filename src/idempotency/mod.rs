@@ -96,7 +96,8 @@ impl Idempotency {
             v: RECORD_VERSION,
             state: RecordState::InProgress,
             fp: fp.to_string(),
-            lease_until_ms: now_ms() + u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX / 2),
+            lease_until_ms: now_ms()
+                + u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX / 2),
             response: None,
         }
     }
@@ -114,7 +115,11 @@ impl Idempotency {
         let mut backoff = Duration::from_millis(5);
         loop {
             let mine = self.in_progress(&owner, fp);
-            let existing = match self.store.claim(&record_key, &mine, self.settings.retention).await? {
+            let existing = match self
+                .store
+                .claim(&record_key, &mine, self.settings.retention)
+                .await?
+            {
                 Claim::Claimed => {
                     return Ok(Begin::Owned(Guard::new(self, record_key, owner, fp, false)));
                 }
@@ -168,7 +173,13 @@ pub struct Guard<'a> {
 }
 
 impl<'a> Guard<'a> {
-    fn new(idempotency: &'a Idempotency, record_key: String, owner: String, fp: &str, reconcile_first: bool) -> Self {
+    fn new(
+        idempotency: &'a Idempotency,
+        record_key: String,
+        owner: String,
+        fp: &str,
+        reconcile_first: bool,
+    ) -> Self {
         Guard {
             idempotency,
             record_key,
@@ -200,13 +211,21 @@ impl<'a> Guard<'a> {
         let record = self.record(RecordState::Completed, Some(response));
         self.idempotency
             .store
-            .replace_if_owner(&self.record_key, &self.owner, &record, self.idempotency.settings.retention)
+            .replace_if_owner(
+                &self.record_key,
+                &self.owner,
+                &record,
+                self.idempotency.settings.retention,
+            )
             .await
     }
 
     /// Frees the key after a failure that left nothing applied: a retry runs again.
     pub async fn release(self) -> Result<bool, StoreError> {
-        self.idempotency.store.delete_if_owner(&self.record_key, &self.owner).await
+        self.idempotency
+            .store
+            .delete_if_owner(&self.record_key, &self.owner)
+            .await
     }
 
     /// Records that the PMS may have applied the charge.
@@ -214,7 +233,12 @@ impl<'a> Guard<'a> {
         let record = self.record(RecordState::Unknown, None);
         self.idempotency
             .store
-            .replace_if_owner(&self.record_key, &self.owner, &record, self.idempotency.settings.retention)
+            .replace_if_owner(
+                &self.record_key,
+                &self.owner,
+                &record,
+                self.idempotency.settings.retention,
+            )
             .await
     }
 }

@@ -48,10 +48,13 @@ impl Record {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Record, String> {
-        let record: Record =
-            serde_json::from_slice(bytes).map_err(|e| format!("unreadable idempotency record: {e}"))?;
+        let record: Record = serde_json::from_slice(bytes)
+            .map_err(|e| format!("unreadable idempotency record: {e}"))?;
         if record.v == 0 || record.v > RECORD_VERSION {
-            return Err(format!("idempotency record version {} is newer than this release", record.v));
+            return Err(format!(
+                "idempotency record version {} is newer than this release",
+                record.v
+            ));
         }
         Ok(record)
     }
@@ -73,10 +76,15 @@ mod tests {
             state: RecordState::Completed,
             fp: "f".into(),
             lease_until_ms: 5,
-            response: Some(StoredResponse { status: 200, body: "{\"a\":1}".into() }),
+            response: Some(StoredResponse {
+                status: 200,
+                body: "{\"a\":1}".into(),
+            }),
         };
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
-        let future = String::from_utf8(r.encode()).unwrap().replace("\"v\":1", "\"v\":9");
+        let future = String::from_utf8(r.encode())
+            .unwrap()
+            .replace("\"v\":1", "\"v\":9");
         assert!(Record::decode(future.as_bytes()).is_err());
         // A record written by a release that knew fewer fields still reads.
         let old = br#"{"owner":"o","v":1,"state":"unknown","fp":"f"}"#;

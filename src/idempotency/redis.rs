@@ -45,8 +45,8 @@ enum Connection {
 }
 
 enum Target {
-    Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
+    Single(Box<redis::Client>),
+    Cluster(Box<redis::cluster::ClusterClient>),
 }
 
 pub struct RedisStore {
@@ -78,9 +78,12 @@ impl SafetyReport {
         match self.appendonly.as_deref() {
             Some("yes") => {}
             Some(_) => out.push(
-                "appendonly is off: records are lost when Redis restarts; enable AOF persistence".into(),
+                "appendonly is off: records are lost when Redis restarts; enable AOF persistence"
+                    .into(),
             ),
-            None => out.push("could not read appendonly (CONFIG GET refused); make sure AOF is enabled".into()),
+            None => out.push(
+                "could not read appendonly (CONFIG GET refused); make sure AOF is enabled".into(),
+            ),
         }
         out
     }
@@ -98,7 +101,12 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
     } else if let Some(rest) = url.strip_prefix("rediss+cluster://") {
         ("rediss", rest)
     } else if url.contains(',') {
-        return Some(url.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+        return Some(
+            url.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        );
     } else {
         return None;
     };
@@ -128,13 +136,16 @@ impl RedisStore {
                     .connection_timeout(command_timeout)
                     .response_timeout(command_timeout)
                     .build()
-                    .map_err(|e| StoreError(format!("invalid redis cluster url: {}", e.category())))?;
-                Target::Cluster(client)
+                    .map_err(|e| {
+                        StoreError(format!("invalid redis cluster url: {}", e.category()))
+                    })?;
+                Target::Cluster(Box::new(client))
             }
-            None => Target::Single(
-                redis::Client::open(url)
-                    .map_err(|e| StoreError(format!("invalid redis url: {}", e.category())))?,
-            ),
+            None => {
+                Target::Single(Box::new(redis::Client::open(url).map_err(|e| {
+                    StoreError(format!("invalid redis url: {}", e.category()))
+                })?))
+            }
         };
         Ok(RedisStore {
             target,
@@ -169,13 +180,18 @@ impl RedisStore {
 
     async fn connection(&self) -> Result<Connection, StoreError> {
         let timeout = self.command_timeout;
-        let conn = tokio::time::timeout(timeout, self.connection.get_or_try_init(|| self.connect()))
-            .await
-            .map_err(|_| StoreError(format!("redis connect timed out after {timeout:?}")))??;
+        let conn =
+            tokio::time::timeout(timeout, self.connection.get_or_try_init(|| self.connect()))
+                .await
+                .map_err(|_| StoreError(format!("redis connect timed out after {timeout:?}")))??;
         Ok(conn.clone())
     }
 
-    async fn query<T: FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> Result<T, StoreError> {
+    async fn query<T: FromRedisValue>(
+        &self,
+        what: &str,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
         let conn = self.connection().await?;
         let run = async move {
             match conn {
@@ -185,7 +201,12 @@ impl RedisStore {
         };
         tokio::time::timeout(self.command_timeout, run)
             .await
-            .map_err(|_| StoreError(format!("redis {what} timed out after {:?}", self.command_timeout)))?
+            .map_err(|_| {
+                StoreError(format!(
+                    "redis {what} timed out after {:?}",
+                    self.command_timeout
+                ))
+            })?
             .map_err(|e| store_error(what, e))
     }
 
@@ -209,7 +230,12 @@ impl RedisStore {
         };
         tokio::time::timeout(self.command_timeout, run)
             .await
-            .map_err(|_| StoreError(format!("redis {what} timed out after {:?}", self.command_timeout)))?
+            .map_err(|_| {
+                StoreError(format!(
+                    "redis {what} timed out after {:?}",
+                    self.command_timeout
+                ))
+            })?
             .map_err(|e| store_error(what, e))
     }
 
@@ -263,7 +289,12 @@ impl StoreBackend for RedisStore {
         let ttl = ttl_ms(ttl).to_string();
         let value = record.encode();
         let replaced: i64 = self
-            .invoke("replace", &self.replace_script, key, &[owner.as_bytes(), &value, ttl.as_bytes()])
+            .invoke(
+                "replace",
+                &self.replace_script,
+                key,
+                &[owner.as_bytes(), &value, ttl.as_bytes()],
+            )
             .await?;
         Ok(replaced == 1)
     }

@@ -51,7 +51,7 @@ pub trait StoreBackend: Send + Sync {
 /// The configured backend, chosen once at start-up (static dispatch).
 pub enum Store {
     Memory(MemoryStore),
-    Redis(RedisStore),
+    Redis(Box<RedisStore>),
 }
 
 impl Store {
@@ -62,7 +62,12 @@ impl Store {
         }
     }
 
-    pub async fn claim(&self, key: &str, record: &Record, ttl: Duration) -> Result<Claim, StoreError> {
+    pub async fn claim(
+        &self,
+        key: &str,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<Claim, StoreError> {
         match self {
             Store::Memory(s) => s.claim(key, record, ttl).await,
             Store::Redis(s) => s.claim(key, record, ttl).await,

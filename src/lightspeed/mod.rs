@@ -24,13 +24,12 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
         Some(_) => return Err(ApiError::invalid("", "expected a JSON object")),
     }
     let mut de = serde_json::Deserializer::from_str(text);
-    let charge: v1::ChargeTransaction = serde_path_to_error::deserialize(&mut de)
-        .map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let path = if path == "." { String::new() } else { path };
-            ApiError::invalid(path, describe_json_error(&inner))
-        })?;
+    let charge: v1::ChargeTransaction = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let path = if path == "." { String::new() } else { path };
+        ApiError::invalid(path, describe_json_error(&inner))
+    })?;
     de.end()
         .map_err(|e| ApiError::invalid("", describe_json_error(&e)))?;
     charge
@@ -137,12 +136,18 @@ mod tests {
     fn seed_example_parses_with_every_field() {
         let c = parse_charge(SEED.as_bytes()).unwrap();
         assert_eq!(c.business_external_reference, "quickbooks-123");
-        assert_eq!(c.revenue_center_id.as_ref().unwrap().as_str(), "94489280528");
+        assert_eq!(
+            c.revenue_center_id.as_ref().unwrap().as_str(),
+            "94489280528"
+        );
         assert_eq!(c.transactions[0].amount.unwrap().to_string(), "20.0");
         assert_eq!(c.transactions[0].tax_lines.len(), 1);
         assert_eq!(c.transactions[0].line_type, Some(v1::LineType::Sale));
         assert_eq!(c.payments[0].amount.unwrap().to_string(), "66.0");
-        assert_eq!(c.payments[0].reservation_id.as_ref().unwrap().as_str(), "001");
+        assert_eq!(
+            c.payments[0].reservation_id.as_ref().unwrap().as_str(),
+            "001"
+        );
         assert_eq!(
             c.service_charge.as_ref().unwrap().charge_type,
             Some(v1::ServiceChargeType::Untaxed)
@@ -157,7 +162,10 @@ mod tests {
             .replace("\"UNTAXED\"", "\"MANDATORY\"")
             .replacen('{', r#"{"futureField": {"nested": [1, 2.5]}, "#, 1);
         let c = parse_charge(body.as_bytes()).unwrap();
-        assert_eq!(c.transactions[0].line_type, Some(v1::LineType::Other("GiftCard".into())));
+        assert_eq!(
+            c.transactions[0].line_type,
+            Some(v1::LineType::Other("GiftCard".into()))
+        );
         assert_eq!(
             c.service_charge.unwrap().charge_type,
             Some(v1::ServiceChargeType::Other("MANDATORY".into()))
@@ -167,9 +175,15 @@ mod tests {
     #[test]
     fn identifier_falls_back_to_uuid_then_identifier() {
         let body = r#"{"businessExternalReference":"b","apiKey":"k","uuid":"U","identifier":"I"}"#;
-        assert_eq!(parse_charge(body.as_bytes()).unwrap().receipt_identifier(), Some("U"));
+        assert_eq!(
+            parse_charge(body.as_bytes()).unwrap().receipt_identifier(),
+            Some("U")
+        );
         let body = r#"{"businessExternalReference":"b","apiKey":"k","identifier":"I"}"#;
-        assert_eq!(parse_charge(body.as_bytes()).unwrap().receipt_identifier(), Some("I"));
+        assert_eq!(
+            parse_charge(body.as_bytes()).unwrap().receipt_identifier(),
+            Some("I")
+        );
     }
 
     #[test]
@@ -196,16 +210,25 @@ mod tests {
         assert!(error_of("{").1.contains("malformed"));
         assert!(error_of("[]").1.contains("object"));
         assert!(error_of("42").1.contains("object"));
-        assert!(error_of(r#"{"apiKey":"k"}"#).1.contains("businessExternalReference"));
-        assert!(error_of(r#"{"businessExternalReference":"b","apiKey":"k"} x"#).1.contains("malformed"));
+        assert!(
+            error_of(r#"{"apiKey":"k"}"#)
+                .1
+                .contains("businessExternalReference")
+        );
+        assert!(
+            error_of(r#"{"businessExternalReference":"b","apiKey":"k"} x"#)
+                .1
+                .contains("malformed")
+        );
         let (_, detail) = error_of("\u{feff}");
         assert!(!detail.is_empty());
     }
 
     #[test]
     fn duplicate_known_fields_are_refused() {
-        let (_, detail) =
-            error_of(r#"{"businessExternalReference":"b","businessExternalReference":"c","apiKey":"k"}"#);
+        let (_, detail) = error_of(
+            r#"{"businessExternalReference":"b","businessExternalReference":"c","apiKey":"k"}"#,
+        );
         assert!(detail.contains("duplicate"), "{detail}");
     }
 }

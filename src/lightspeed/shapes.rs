@@ -10,8 +10,8 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use rust_decimal::Decimal;
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// Parses a decimal from its JSON text exactly (`0.1` stays `0.1`, `66.0` keeps
 /// its scale). Exponent forms (`1e-2`) are accepted.
@@ -193,10 +193,10 @@ pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, String> {
             return Ok(t.and_utc());
         }
     }
-    if let Ok(epoch) = i64::from_str(text) {
-        if let Some(t) = from_epoch(epoch) {
-            return Ok(t);
-        }
+    if let Ok(epoch) = i64::from_str(text)
+        && let Some(t) = from_epoch(epoch)
+    {
+        return Ok(t);
     }
     Err(format!("`{}` is not a date-time", shorten(text)))
 }
@@ -232,16 +232,14 @@ impl<'de> Visitor<'de> for TimestampVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let text = number_text(map)?;
-        let epoch = i64::from_str(&text)
-            .map_err(|_| de::Error::custom("epoch must be a whole number"))?;
+        let epoch =
+            i64::from_str(&text).map_err(|_| de::Error::custom("epoch must be a whole number"))?;
         self.visit_i64(epoch)
     }
 }
 
 /// `Option<DateTime<Utc>>` from an RFC 3339 string, an epoch integer or null.
-pub fn opt_timestamp<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<DateTime<Utc>>, D::Error> {
+pub fn opt_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     d.deserialize_any(TimestampVisitor)
 }
 
@@ -273,7 +271,9 @@ impl<'de, T: DeserializeOwned> Visitor<'de> for OneOrManyVisitor<T> {
         Ok(out)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-        let one = T::deserialize(de::value::MapAccessDeserializer::new(ObjectOnly { inner: map }))?;
+        let one = T::deserialize(de::value::MapAccessDeserializer::new(ObjectOnly {
+            inner: map,
+        }))?;
         Ok(vec![one])
     }
 }
@@ -289,7 +289,10 @@ const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObjectOnly<A> {
     type Error = A::Error;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
         use serde::de::IntoDeserializer;
         match self.inner.next_key::<String>()? {
             None => Ok(None),
@@ -301,7 +304,10 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for ObjectOnly<A> {
         }
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
         self.inner.next_value_seed(seed)
     }
 }
@@ -352,8 +358,14 @@ mod tests {
 
     #[test]
     fn decimals_accept_strings_and_exponents() {
-        assert_eq!(probe(r#"{"d": "20.50"}"#).unwrap().d.unwrap().to_string(), "20.50");
-        assert_eq!(probe(r#"{"d": 1e-2}"#).unwrap().d.unwrap().to_string(), "0.01");
+        assert_eq!(
+            probe(r#"{"d": "20.50"}"#).unwrap().d.unwrap().to_string(),
+            "20.50"
+        );
+        assert_eq!(
+            probe(r#"{"d": 1e-2}"#).unwrap().d.unwrap().to_string(),
+            "0.01"
+        );
         assert!(probe(r#"{"d": null}"#).unwrap().d.is_none());
         assert!(probe(r#"{}"#).unwrap().d.is_none());
     }
@@ -369,7 +381,10 @@ mod tests {
 
     #[test]
     fn ids_accept_numbers_and_strings() {
-        assert_eq!(probe(r#"{"id": 94489280528}"#).unwrap().id.unwrap().0, "94489280528");
+        assert_eq!(
+            probe(r#"{"id": 94489280528}"#).unwrap().id.unwrap().0,
+            "94489280528"
+        );
         assert_eq!(probe(r#"{"id": "12345"}"#).unwrap().id.unwrap().0, "12345");
         assert_eq!(probe(r#"{"id": 6.0}"#).unwrap().id.unwrap().0, "6");
         assert!(probe(r#"{"id": 6.5}"#).is_err());

@@ -99,7 +99,10 @@ impl fmt::Debug for ChargeTransaction {
     // Hand-written so `apiKey` (and guest-facing free text) never reaches a log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChargeTransaction")
-            .field("business_external_reference", &self.business_external_reference)
+            .field(
+                "business_external_reference",
+                &self.business_external_reference,
+            )
             .field("api_key", &"[redacted]")
             .field("fisc_id", &self.fisc_id)
             .field("receipt_id", &self.receipt_id)

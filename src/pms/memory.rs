@@ -171,7 +171,9 @@ impl MemoryPms {
             pms_reference: pms_reference.clone(),
             charge: charge.clone(),
         });
-        state.by_reference.insert(charge.reference.to_string(), index);
+        state
+            .by_reference
+            .insert(charge.reference.to_string(), index);
         PostingReceipt { pms_reference }
     }
 
@@ -217,10 +219,14 @@ impl PmsAdapter for MemoryPms {
         match self.next_fault(charge) {
             None => Ok(self.apply(charge)),
             Some(Fault::Reject(reason)) => Err(PmsError::Rejected(reason)),
-            Some(Fault::Unavailable) => Err(PmsError::Unavailable("memory PMS told to be unavailable".into())),
+            Some(Fault::Unavailable) => Err(PmsError::Unavailable(
+                "memory PMS told to be unavailable".into(),
+            )),
             Some(Fault::ApplyThenUnknown) => {
                 self.apply(charge);
-                Err(PmsError::Unknown("memory PMS applied the charge and dropped the answer".into()))
+                Err(PmsError::Unknown(
+                    "memory PMS applied the charge and dropped the answer".into(),
+                ))
             }
             Some(Fault::Slow(delay)) => {
                 let done = Instant::now() + delay;
@@ -231,7 +237,9 @@ impl PmsAdapter for MemoryPms {
                     // Like a real PMS, it finishes the work although we stopped waiting.
                     tokio::time::sleep_until(deadline).await;
                     self.apply(charge);
-                    Err(PmsError::Unknown("memory PMS answered after the deadline".into()))
+                    Err(PmsError::Unknown(
+                        "memory PMS answered after the deadline".into(),
+                    ))
                 }
             }
         }
@@ -279,19 +287,28 @@ impl PmsAdapter for MemoryPms {
 }
 
 fn demo_guests() -> Vec<GuestSettings> {
-    let guest = |res: &str, room: &str, desc: &str, name: &str, limit: Option<i64>, blocked, checked_in| {
-        GuestSettings {
-            reservation_id: res.into(),
-            room_id: room.into(),
-            room_description: desc.into(),
-            client_name: name.into(),
-            credit_limit: limit.map(Decimal::from),
-            blocked,
-            checked_in,
-        }
-    };
+    let guest =
+        |res: &str, room: &str, desc: &str, name: &str, limit: Option<i64>, blocked, checked_in| {
+            GuestSettings {
+                reservation_id: res.into(),
+                room_id: room.into(),
+                room_description: desc.into(),
+                client_name: name.into(),
+                credit_limit: limit.map(Decimal::from),
+                blocked,
+                checked_in,
+            }
+        };
     vec![
-        guest("001", "101", "Double, garden view", "Jane Doe", Some(500), false, true),
+        guest(
+            "001",
+            "101",
+            "Double, garden view",
+            "Jane Doe",
+            Some(500),
+            false,
+            true,
+        ),
         guest("002", "102", "Twin", "John Smith", None, false, true),
         guest("003", "201", "Suite", "Zoë Müller", Some(2000), true, true),
         guest("004", "202", "Double", "Arthur Dent", None, false, false),

@@ -89,7 +89,10 @@ pub struct GuestStay {
     pub room_id: String,
     pub room_description: String,
     pub client_name: String,
-    #[serde(skip_serializing_if = "Option::is_none", with = "rust_decimal::serde::str_option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
     pub credit_limit: Option<Decimal>,
     pub blocked: bool,
 }

@@ -30,7 +30,11 @@ struct LogFields {
     fisc_id: Option<String>,
 }
 
-pub async fn charge(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+pub async fn charge(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     let started = std::time::Instant::now();
     let _in_flight = m::InFlight::start();
     let deadline = Instant::now() + state.server.request_deadline;
@@ -45,7 +49,11 @@ pub async fn charge(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
             if reply.replayed {
                 builder.insert_header((REPLAYED_HEADER, "true"));
             }
-            let code = if reply.status == 200 { "ok" } else { code_of_stored(&reply) };
+            let code = if reply.status == 200 {
+                "ok"
+            } else {
+                code_of_stored(&reply)
+            };
             (builder.body(reply.body), reply.status, code, reply.replayed)
         }
         Err(error) => {
@@ -53,7 +61,12 @@ pub async fn charge(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
             if error.status_code().is_server_error() {
                 tracing::warn!(error = %error, "charge not completed");
             }
-            (error.error_response(), error.status_code().as_u16(), error.code(), false)
+            (
+                error.error_response(),
+                error.status_code().as_u16(),
+                error.code(),
+                false,
+            )
         }
     };
     let elapsed = started.elapsed();
@@ -73,7 +86,11 @@ pub async fn charge(req: HttpRequest, payload: web::Payload, state: web::Data<Ap
 
 /// Stored non-200 answers are `pms_rejected` (the only kind that is stored).
 fn code_of_stored(reply: &Reply) -> &'static str {
-    if reply.status == 422 { "pms_rejected" } else { "stored" }
+    if reply.status == 422 {
+        "pms_rejected"
+    } else {
+        "stored"
+    }
 }
 
 async fn handle(
@@ -96,9 +113,10 @@ async fn handle(
     let wire = lightspeed::parse_charge(&body)?;
     fields.tenant = Some(wire.business_external_reference.clone());
     fields.fisc_id = wire.receipt_identifier().map(str::to_string);
-    let tenant = state
-        .tenants
-        .authenticate(&wire.business_external_reference, wire.api_key.expose_secret())?;
+    let tenant = state.tenants.authenticate(
+        &wire.business_external_reference,
+        wire.api_key.expose_secret(),
+    )?;
     let charge = Charge::from_wire(&wire, &tenant, &key, chrono::Utc::now())?;
     drop(wire);
     let fp = fingerprint(&body).ok_or_else(|| ApiError::invalid("", "body is not JSON"))?;
@@ -123,7 +141,9 @@ async fn handle(
 fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
     let mut any = false;
     for value in headers.get_all(header::ACCEPT) {
-        let Ok(text) = value.to_str() else { return Ok(()) };
+        let Ok(text) = value.to_str() else {
+            return Ok(());
+        };
         for range in text.split(',') {
             let mut parts = range.split(';');
             let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -144,7 +164,11 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
             }
         }
     }
-    if any { Err(ApiError::NotAcceptable) } else { Ok(()) }
+    if any {
+        Err(ApiError::NotAcceptable)
+    } else {
+        Ok(())
+    }
 }
 
 /// `application/json` (or `…+json`), parameters such as `charset=utf-8` allowed.
@@ -153,7 +177,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or(ApiError::UnsupportedMediaType)?;
-    let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let charset_ok = value.split(';').skip(1).all(|p| {
         let p = p.trim().to_ascii_lowercase();
         match p.strip_prefix("charset=") {
@@ -161,7 +190,10 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
             None => true,
         }
     });
-    if (media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))) && charset_ok {
+    if (media == "application/json"
+        || (media.starts_with("application/") && media.ends_with("+json")))
+        && charset_ok
+    {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType)
@@ -170,15 +202,18 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads the body up to `limit` bytes; a declared or actual excess is 413 before
 /// anything is buffered beyond the limit.
-async fn read_body(headers: &HeaderMap, mut payload: web::Payload, limit: usize) -> Result<BytesMut, ApiError> {
+async fn read_body(
+    headers: &HeaderMap,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, ApiError> {
     if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
+        && length > limit as u64
     {
-        if length > limit as u64 {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -199,14 +234,23 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
 
     #[test]
     fn accept_allows_json_and_wildcards() {
-        for ok in ["application/json", "*/*", "application/*", "text/html, application/json;q=0.5", "application/problem+json"] {
+        for ok in [
+            "application/json",
+            "*/*",
+            "application/*",
+            "text/html, application/json;q=0.5",
+            "application/problem+json",
+        ] {
             assert!(check_accept(&headers(&[("accept", ok)])).is_ok(), "{ok}");
         }
         assert!(check_accept(&headers(&[])).is_ok());
@@ -217,11 +261,26 @@ mod tests {
 
     #[test]
     fn content_type_must_be_json() {
-        for ok in ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"] {
-            assert!(check_content_type(&headers(&[("content-type", ok)])).is_ok(), "{ok}");
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+        ] {
+            assert!(
+                check_content_type(&headers(&[("content-type", ok)])).is_ok(),
+                "{ok}"
+            );
         }
-        for bad in ["text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin1", "json"] {
-            assert!(check_content_type(&headers(&[("content-type", bad)])).is_err(), "{bad}");
+        for bad in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/json; charset=latin1",
+            "json",
+        ] {
+            assert!(
+                check_content_type(&headers(&[("content-type", bad)])).is_err(),
+                "{bad}"
+            );
         }
         assert!(check_content_type(&headers(&[])).is_err());
     }

@@ -42,5 +42,6 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 /// Query strings that do not parse answer in our error format too.
 pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|e, _| ApiError::invalid("query", e.to_string()).into())
+    web::QueryConfig::default()
+        .error_handler(|e, _| ApiError::invalid("query", e.to_string()).into())
 }

@@ -28,7 +28,10 @@ struct SearchAnswer {
 /// Longest search term passed on to a PMS.
 const MAX_TERM: usize = 100;
 
-pub async fn search(query: web::Query<SearchQuery>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn search(
+    query: web::Query<SearchQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
     let result = run(query.into_inner(), &state).await;
     let (status, code) = match &result {
@@ -55,14 +58,23 @@ async fn run(query: SearchQuery, state: &AppState) -> Result<HttpResponse, ApiEr
         return Err(ApiError::invalid("term", "too long"));
     }
     let deadline = Instant::now() + state.server.request_deadline;
-    let pms_deadline = deadline.checked_sub(state.server.pms_safety_margin).unwrap_or(deadline);
+    let pms_deadline = deadline
+        .checked_sub(state.server.pms_safety_margin)
+        .unwrap_or(deadline);
     let pms = tenant.pms.as_ref();
     let started = std::time::Instant::now();
     let found = match tokio::time::timeout_at(deadline, pms.search(term, pms_deadline)).await {
         Ok(found) => found,
-        Err(_) => Err(crate::pms::PmsError::Unavailable("search overran the deadline".into())),
+        Err(_) => Err(crate::pms::PmsError::Unavailable(
+            "search overran the deadline".into(),
+        )),
     };
-    m::pms_call(pms.kind(), "search", started.elapsed(), found.as_ref().err());
+    m::pms_call(
+        pms.kind(),
+        "search",
+        started.elapsed(),
+        found.as_ref().err(),
+    );
     let reservations = found.map_err(|e| {
         tracing::warn!(error = %e, tenant = %tenant.reference, "guest search failed");
         ApiError::PmsUnavailable(e.to_string())

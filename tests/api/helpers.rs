@@ -1,0 +1,237 @@
+//! `spawn_app`: the real application on a random port, with its own state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chargebridge::config::{Settings, StoreKind};
+use chargebridge::pms::memory::{AppliedPosting, Fault, MemoryPms};
+use chargebridge::startup::{AppState, Application};
+use secrecy::SecretString;
+use serde_json::Value;
+
+pub const SEED: &str = include_str!("../../fixtures/payloads/seed-example.json");
+pub const TENANT: &str = "quickbooks-123";
+pub const API_KEY: &str = "quickbooks-key-345";
+
+/// Which idempotency store an app runs on.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    Memory,
+    /// The shared test Redis (or `REDIS_URL`).
+    Redis,
+    /// The shared three-master test Redis Cluster (or `REDIS_CLUSTER_URL`).
+    Cluster,
+    /// A specific Redis URL (own server, cluster, or a dead port).
+    RedisAt(String),
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: Arc<AppState>,
+    pub client: reqwest::Client,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
+pub fn fresh_key() -> String {
+    format!("LS1_{}", uuid::Uuid::new_v4())
+}
+
+/// Demo settings on a free port; `tweak` adjusts them before start.
+pub fn settings(store: &StoreChoice, tweak: impl FnOnce(&mut Settings)) -> Settings {
+    let mut s = Settings::demo();
+    s.server.listen = "127.0.0.1:0".into();
+    s.server.workers = Some(2);
+    s.log.level = "warn".into();
+    match store {
+        StoreChoice::Memory => s.idempotency.store = StoreKind::Memory,
+        StoreChoice::Redis => {
+            s.idempotency.store = StoreKind::Redis;
+            s.idempotency.redis_url = SecretString::from(crate::redis_server::shared_url());
+        }
+        StoreChoice::Cluster => {
+            s.idempotency.store = StoreKind::Redis;
+            s.idempotency.redis_url = SecretString::from(crate::redis_server::shared_cluster_url());
+        }
+        StoreChoice::RedisAt(url) => {
+            s.idempotency.store = StoreKind::Redis;
+            s.idempotency.redis_url = SecretString::from(url.clone());
+        }
+    }
+    s.idempotency.command_timeout = Duration::from_millis(500);
+    tweak(&mut s);
+    s
+}
+
+pub async fn spawn_app(store: StoreChoice) -> TestApp {
+    spawn_with(settings(&store, |_| {})).await
+}
+
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings).expect("app builds");
+    let port = app.port();
+    let state = app.state();
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        state,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        handle,
+    }
+}
+
+/// A parsed answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.bytes)))
+    }
+
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or("").to_string()
+    }
+
+    pub fn replayed(&self) -> bool {
+        self.headers
+            .get("idempotent-replayed")
+            .is_some_and(|v| v == "true")
+    }
+
+    /// Asserts the Lightspeed error contract: JSON with a printable
+    /// `customerErrorMessage` of at most 50 characters and a `code`.
+    pub fn assert_error_contract(&self) {
+        let body = self.json();
+        let msg = body["customerErrorMessage"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no customerErrorMessage in {body}"));
+        assert!(
+            !msg.is_empty() && msg.chars().count() <= 50,
+            "bad message {msg:?}"
+        );
+        assert!(
+            !msg.chars().any(char::is_control),
+            "control char in {msg:?}"
+        );
+        assert!(
+            body["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "no code in {body}"
+        );
+    }
+}
+
+impl TestApp {
+    pub fn memory_pms(&self) -> &Arc<MemoryPms> {
+        self.state.pms.memory("demo").expect("demo memory PMS")
+    }
+
+    pub fn applied(&self) -> Vec<AppliedPosting> {
+        self.memory_pms().applied()
+    }
+
+    pub fn applied_for(&self, key: &str) -> usize {
+        self.applied()
+            .iter()
+            .filter(|p| p.charge.idempotency_key == key)
+            .count()
+    }
+
+    pub fn push_fault(&self, fault: Fault) {
+        self.memory_pms().push_fault(fault);
+    }
+
+    /// POSTs `body` to `/lightspeed/charge` as Lightspeed does.
+    pub async fn charge(&self, key: &str, body: &str) -> Answer {
+        self.raw_charge(
+            &[
+                ("content-type", "application/json"),
+                ("accept", "application/json"),
+                ("x-lightspeed-idempotency-key", key),
+            ],
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    pub async fn raw_charge(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
+        let mut req = self
+            .client
+            .post(format!("{}/lightspeed/charge", self.address));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.body(body).send().await.expect("request completes");
+        Self::answer(resp).await
+    }
+
+    pub async fn get(&self, path_and_query: &str) -> Answer {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.address, path_and_query))
+            .send()
+            .await
+            .expect("request completes");
+        Self::answer(resp).await
+    }
+
+    async fn answer(resp: reqwest::Response) -> Answer {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+/// The seed example with `f` applied to its JSON.
+pub fn seed_with(f: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(SEED).unwrap();
+    f(&mut v);
+    serde_json::to_string(&v).unwrap()
+}
+
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/fixtures/payloads/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Runs one test body against the memory store, a real Redis and a real Redis
+/// Cluster: the same semantics must hold on each.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                $body($crate::helpers::StoreChoice::Memory).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                $body($crate::helpers::StoreChoice::Redis).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                $body($crate::helpers::StoreChoice::Cluster).await
+            }
+        }
+    };
+}

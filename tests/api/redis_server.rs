@@ -1,0 +1,254 @@
+//! Real `redis-server` processes for the tests: started on free ports, stopped
+//! on drop, and tied to this test process so none outlives a killed run.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    aof: bool,
+    extra: Vec<String>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_binary() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_string())
+}
+
+impl RedisServer {
+    /// A fresh server; `aof` turns on append-only persistence in its own directory.
+    pub fn start(aof: bool) -> RedisServer {
+        Self::start_with(aof, &[])
+    }
+
+    pub fn start_with(aof: bool, extra: &[&str]) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            aof,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) {
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            self.port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            self.dir.path().display().to_string(),
+            "--save".into(),
+            "".into(),
+            "--appendonly".into(),
+            if self.aof { "yes" } else { "no" }.into(),
+            "--appendfsync".into(),
+            "always".into(),
+            "--maxmemory-policy".into(),
+            "noeviction".into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        // A watchdog shell kills the server when this test process goes away.
+        let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        let script = format!(
+            "{} {} >/dev/null 2>&1 & srv=$!; trap 'kill -9 $srv 2>/dev/null; exit 0' TERM INT; \
+             while kill -0 {} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.5; done; kill -9 $srv 2>/dev/null",
+            redis_binary(),
+            quoted.join(" "),
+            std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.child = Some(child);
+        wait_for_port(self.port, true);
+    }
+
+    /// Stops the server (the data directory stays for a restart).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            wait_for_port(self.port, false);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn wait_for_port(port: u16, up: bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let open = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if open == up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "port {port} did not become {}",
+        if up { "open" } else { "closed" }
+    );
+}
+
+/// One server shared by the tests that do not stop or restart Redis; `REDIS_URL`
+/// points them at an existing server instead. Tests use unique keys, so they
+/// never see each other's records.
+pub fn shared_url() -> String {
+    static SHARED: OnceLock<(String, Option<RedisServer>)> = OnceLock::new();
+    SHARED
+        .get_or_init(|| match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => (url, None),
+            _ => {
+                let server = RedisServer::start(false);
+                (server.url(), Some(server))
+            }
+        })
+        .0
+        .clone()
+}
+
+/// A port `p` with `p + 10000` free too (the cluster bus port).
+fn free_cluster_port() -> u16 {
+    for _ in 0..1000 {
+        let p = free_port();
+        if p > 30000 {
+            // Ask for a lower one: the bus port must stay below 65536.
+            let candidate = 20000 + (p % 9000);
+            if TcpListener::bind(("127.0.0.1", candidate)).is_ok()
+                && TcpListener::bind(("127.0.0.1", candidate + 10000)).is_ok()
+            {
+                return candidate;
+            }
+        } else if TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free port pair for a cluster node");
+}
+
+/// A real three-master Redis Cluster on this machine.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    pub fn start() -> RedisCluster {
+        let mut nodes = Vec::new();
+        for _ in 0..3 {
+            let port = free_cluster_port();
+            let mut node = RedisServer {
+                port,
+                child: None,
+                dir: tempfile::tempdir().unwrap(),
+                aof: false,
+                extra: vec![
+                    "--cluster-enabled".into(),
+                    "yes".into(),
+                    "--cluster-config-file".into(),
+                    "nodes.conf".into(),
+                    "--cluster-node-timeout".into(),
+                    "2000".into(),
+                ],
+            };
+            node.spawn();
+            nodes.push(node);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let start = Instant::now();
+        while !nodes
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "cluster did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RedisCluster { nodes }
+    }
+
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+}
+
+/// One cluster shared by the suite's cluster variants (`REDIS_CLUSTER_URL`
+/// points them at an existing cluster instead).
+pub fn shared_cluster_url() -> String {
+    static SHARED: OnceLock<(String, Option<RedisCluster>)> = OnceLock::new();
+    SHARED
+        .get_or_init(|| match std::env::var("REDIS_CLUSTER_URL") {
+            Ok(url) if !url.is_empty() => (url, None),
+            _ => {
+                let cluster = RedisCluster::start();
+                (cluster.url(), Some(cluster))
+            }
+        })
+        .0
+        .clone()
+}

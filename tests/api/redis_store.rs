@@ -1,0 +1,234 @@
+//! What only a shared, persistent store can show: several processes agreeing,
+//! fencing after a lost lease, Redis going away and coming back, restarts.
+
+use std::time::Duration;
+
+use chargebridge::pms::memory::Fault;
+
+use crate::both_stores;
+use crate::helpers::*;
+use crate::redis_server::RedisServer;
+
+fn record_key(key: &str) -> String {
+    format!("chargebridge:idem:{TENANT}:{key}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_post_exactly_once_and_replay_each_other() {
+    let redis = RedisServer::start(false);
+    let a = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let b = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let key = fresh_key();
+    a.push_fault(Fault::Slow(Duration::from_millis(300)));
+    b.push_fault(Fault::Slow(Duration::from_millis(300)));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let target = if i % 2 == 0 { &a } else { &b };
+        let client = target.client.clone();
+        let url = format!("{}/lightspeed/charge", target.address);
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-lightspeed-idempotency-key", key)
+                .body(SEED)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.bytes().await.unwrap())
+        }));
+    }
+    let mut bodies = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200);
+        bodies.push(body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "every answer is the same bytes"
+    );
+    assert_eq!(
+        a.applied_for(&key) + b.applied_for(&key),
+        1,
+        "one posting across both"
+    );
+
+    // A delivery answered by A is replayed by B byte for byte.
+    let key2 = fresh_key();
+    let first = a.charge(&key2, SEED).await;
+    let replay = b.charge(&key2, SEED).await;
+    assert_eq!(first.status, 200);
+    assert!(replay.replayed());
+    assert_eq!(first.bytes, replay.bytes);
+}
+
+async fn lost_lease_cannot_clobber_the_successor(store: StoreChoice) {
+    // Deliberately unsafe settings (config refuses a lease shorter than the
+    // deadline) to make one request outlive its lease.
+    let app = spawn_with(settings(&store, |s| {
+        s.idempotency.lease = Duration::from_millis(200)
+    }))
+    .await;
+    let key = fresh_key();
+    app.push_fault(Fault::Slow(Duration::from_millis(1200)));
+    let slow = {
+        let client = app.client.clone();
+        let url = format!("{}/lightspeed/charge", app.address);
+        let key = key.clone();
+        tokio::spawn(async move {
+            let resp = client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("x-lightspeed-idempotency-key", key)
+                .body(SEED)
+                .send()
+                .await
+                .unwrap();
+            resp.bytes().await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The lease has run out: this delivery takes over, reconciles, posts.
+    let successor = app.charge(&key, SEED).await;
+    assert_eq!(successor.status, 200);
+    let late = slow.await.unwrap();
+    assert_ne!(
+        late.to_vec(),
+        successor.bytes,
+        "the late one posted too (that is why leases outlast deadlines)"
+    );
+    // The record is still the successor's: the late request's write was fenced off.
+    let replay = app.charge(&key, SEED).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.bytes, successor.bytes);
+}
+both_stores!(fencing, lost_lease_cannot_clobber_the_successor);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_fails_closed_and_recovers() {
+    let mut redis = RedisServer::start(true);
+    let app = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let done = fresh_key();
+    assert_eq!(app.charge(&done, SEED).await.status, 200);
+    assert_eq!(app.get("/readyz").await.status, 200);
+
+    redis.stop();
+    let posts_before = app.memory_pms().posts_attempted();
+    for _ in 0..5 {
+        let answer = app.charge(&fresh_key(), SEED).await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (500, "store_unavailable")
+        );
+        answer.assert_error_contract();
+    }
+    // Even a key that was completed is not answered from a guess.
+    assert_eq!(app.charge(&done, SEED).await.code(), "store_unavailable");
+    assert_eq!(
+        app.memory_pms().posts_attempted(),
+        posts_before,
+        "zero postings while Redis is down"
+    );
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 503);
+    assert!(String::from_utf8_lossy(&ready.bytes).contains("store:redis"));
+
+    // Back with AOF: the completed key still replays, new keys post again.
+    redis.restart();
+    let mut replay = app.charge(&done, SEED).await;
+    for _ in 0..20 {
+        if replay.status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        replay = app.charge(&done, SEED).await;
+    }
+    assert_eq!(replay.status, 200);
+    assert!(replay.replayed(), "record survived the restart");
+    assert_eq!(app.applied_for(&done), 1);
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!(app.get("/readyz").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_service_still_replays_from_redis() {
+    let redis = RedisServer::start(false);
+    let key = fresh_key();
+    let first = {
+        let app = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+        let first = app.charge(&key, SEED).await;
+        app.stop().await;
+        first
+    };
+    let app = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let replay = app.charge(&key, SEED).await;
+    assert!(replay.replayed());
+    assert_eq!(first.bytes, replay.bytes);
+    assert!(app.applied().is_empty(), "the new process posted nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_are_versioned_json_with_retention_ttl() {
+    let redis = RedisServer::start(false);
+    let app = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let key = fresh_key();
+    app.charge(&key, SEED).await;
+    let raw = redis.cli(&["GET", &record_key(&key)]);
+    let record: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(record["v"], 1);
+    assert_eq!(record["state"], "completed");
+    assert_eq!(record["response"]["status"], 200);
+    assert_eq!(record["fp"].as_str().unwrap().len(), 64);
+    let ttl: i64 = redis.cli(&["PTTL", &record_key(&key)]).parse().unwrap();
+    let week = 7 * 24 * 3600 * 1000;
+    assert!(ttl > week - 60_000 && ttl <= week, "ttl {ttl}");
+
+    // A record written by the previous release (fewer fields) is still replayed.
+    let old_key = fresh_key();
+    let fp = chargebridge::idempotency::fingerprint(SEED.as_bytes()).unwrap();
+    let old = serde_json::json!({
+        "owner": "old-release", "v": 1, "state": "completed", "fp": fp,
+        "response": {"status": 200, "body": "{\"status\":\"posted\",\"pmsReference\":\"OLD-1\",\"idempotencyKey\":\"x\"}"}
+    });
+    redis.cli(&["SET", &record_key(&old_key), &old.to_string()]);
+    let answer = app.charge(&old_key, SEED).await;
+    assert!(answer.replayed());
+    assert_eq!(answer.json()["pmsReference"], "OLD-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_in_progress_record_is_reconciled_before_posting() {
+    // A process killed mid-posting leaves an in-progress record whose lease has
+    // run out. The next delivery must ask the PMS first, not post blindly.
+    let redis = RedisServer::start(false);
+    let app = spawn_app(StoreChoice::RedisAt(redis.url())).await;
+    let key = fresh_key();
+    let fp = chargebridge::idempotency::fingerprint(SEED.as_bytes()).unwrap();
+    let dead = serde_json::json!({
+        "owner": "killed-process", "v": 1, "state": "in_progress", "fp": fp, "lease_until_ms": 1
+    });
+    redis.cli(&["SET", &record_key(&key), &dead.to_string(), "PX", "600000"]);
+    // Not applied at the PMS: the delivery posts once.
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(app.applied_for(&key), 1);
+
+    // Applied at the PMS before the crash: the delivery finds it and does not post.
+    let key2 = fresh_key();
+    app.push_fault(Fault::ApplyThenUnknown);
+    assert_eq!(app.charge(&key2, SEED).await.status, 500);
+    let dead2 = serde_json::json!({
+        "owner": "killed-process", "v": 1, "state": "in_progress", "fp": fp, "lease_until_ms": 1
+    });
+    redis.cli(&[
+        "SET",
+        &record_key(&key2),
+        &dead2.to_string(),
+        "PX",
+        "600000",
+    ]);
+    assert_eq!(app.charge(&key2, SEED).await.status, 200);
+    assert_eq!(app.applied_for(&key2), 1);
+}

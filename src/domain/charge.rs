@@ -3,6 +3,7 @@
 //! Built in one place ([`Charge::from_wire`]) from the wire model and the tenant;
 //! the rest of the code only sees checked values.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -11,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{IdempotencyKey, Tenant};
+use crate::config::MappingSettings;
 use crate::error::ApiError;
 use crate::lightspeed::v1;
 
@@ -106,6 +108,9 @@ pub struct TaxItem {
     pub rate: Option<Decimal>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub included: Option<bool>,
+    /// The tenant's PMS tax code for this tax (`[tenants.mapping] taxes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pms_tax_code: Option<String>,
 }
 
 /// One itemized sale line.
@@ -127,6 +132,9 @@ pub struct Line {
     pub line_type: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounting_group: Option<Named>,
+    /// The tenant's PMS revenue / transaction code for the accounting group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staff: Option<Named>,
     #[serde(
@@ -181,6 +189,14 @@ pub struct Charge {
     pub closed_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revenue_center: Option<Named>,
+    /// The tenant's PMS outlet / service for the revenue center.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlet: Option<String>,
+    /// PMS codes for the tip and service-charge parts, where the tenant maps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gratuity_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_charge_code: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<Named>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,11 +241,12 @@ impl Charge {
         }
 
         let room = room_charge(wire, tenant)?;
+        let mapping = &tenant.mapping;
         let lines = wire
             .transactions
             .iter()
             .enumerate()
-            .map(|(i, line)| convert_line(i, line))
+            .map(|(i, line)| convert_line(i, line, mapping))
             .collect::<Result<Vec<_>, _>>()?;
         let service_charge = match &wire.service_charge {
             Some(sc) => {
@@ -273,6 +290,14 @@ impl Charge {
                 wire.revenue_center_id.as_ref(),
                 wire.revenue_center_name.as_ref(),
             ),
+            outlet: lookup(
+                &mapping.revenue_centers,
+                wire.revenue_center_id.as_ref().map(|i| i.as_str()),
+                wire.revenue_center_name.as_deref(),
+            )
+            .or_else(|| mapping.default_revenue_center.clone()),
+            gratuity_code: mapping.gratuity_code.clone(),
+            service_charge_code: mapping.service_charge_code.clone(),
             owner: Named::from_parts(wire.owner_id.as_ref(), wire.owner_name.as_ref()),
             device_id: wire.device_id.as_ref().map(|d| d.as_str().to_string()),
             covers: wire.covers,
@@ -349,7 +374,18 @@ fn room_charge(
     Ok(room)
 }
 
-fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> {
+/// A mapping entry by Lightspeed id, else by display name.
+fn lookup(map: &BTreeMap<String, String>, id: Option<&str>, name: Option<&str>) -> Option<String> {
+    id.and_then(|id| map.get(id))
+        .or_else(|| name.and_then(|n| map.get(n)))
+        .cloned()
+}
+
+fn convert_line(
+    i: usize,
+    line: &v1::TransactionLine,
+    mapping: &MappingSettings,
+) -> Result<Line, ApiError> {
     let at = |field: &str| format!("transactions[{i}].{field}");
     let quantity = check_opt_money(|| at("quantity"), line.quantity)?.unwrap_or(Decimal::ONE);
     let unit_amount = check_opt_money(|| at("unitAmount"), line.unit_amount)?;
@@ -382,6 +418,12 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
                 t.tax_rate,
             )?,
             included: t.tax_included,
+            pms_tax_code: lookup(
+                &mapping.taxes,
+                t.tax_id.as_ref().map(|i| i.as_str()),
+                t.tax_name.as_deref(),
+            )
+            .or_else(|| mapping.default_tax.clone()),
         });
     }
     // Deprecated per-line tax fields stand in when no taxLines were sent.
@@ -394,6 +436,12 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
             amount: None,
             rate: check_opt_money(|| at("taxRate"), line.tax_rate)?,
             included: line.tax_included,
+            pms_tax_code: lookup(
+                &mapping.taxes,
+                line.tax_id.as_ref().map(|i| i.as_str()),
+                line.tax_name.as_deref(),
+            )
+            .or_else(|| mapping.default_tax.clone()),
         });
     }
     Ok(Line {
@@ -408,6 +456,12 @@ fn convert_line(i: usize, line: &v1::TransactionLine) -> Result<Line, ApiError> 
             .map(|t| t.as_str().to_string())
             .unwrap_or_else(|| "Sale".to_string()),
         accounting_group: Named::from_parts(line.group_id.as_ref(), line.group_name.as_ref()),
+        revenue_code: lookup(
+            &mapping.accounting_groups,
+            line.group_id.as_ref().map(|i| i.as_str()),
+            line.group_name.as_deref(),
+        )
+        .or_else(|| mapping.default_accounting_group.clone()),
         staff: Named::from_parts(line.staff_id.as_ref(), line.staff_name.as_ref()),
         service_charge_contribution: check_opt_money(
             || at("serviceChargeContribution"),

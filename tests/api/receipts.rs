@@ -216,3 +216,29 @@ async fn validation_failures_are_not_stored(store: StoreChoice) {
     assert_eq!(app.applied_for(&key), 1);
 }
 both_stores!(validation_not_stored, validation_failures_are_not_stored);
+
+async fn tenant_mapping_is_applied(store: StoreChoice) {
+    let app = spawn_with(settings(&store, |s| {
+        let m = &mut s.tenants[0].mapping;
+        m.revenue_centers
+            .insert("94489280528".into(), "RESTAURANT".into());
+        m.accounting_groups.insert("Food".into(), "FOOD-REV".into());
+        m.taxes.insert("12345".into(), "VAT10".into());
+        m.gratuity_code = Some("TIPS".into());
+    }))
+    .await;
+    post_ok(&app, SEED).await;
+    let charge = &app.applied()[0].charge;
+    assert_eq!(charge.outlet.as_deref(), Some("RESTAURANT"));
+    assert_eq!(
+        charge.lines[0].revenue_code.as_deref(),
+        Some("FOOD-REV"),
+        "mapped by group name"
+    );
+    assert_eq!(
+        charge.lines[0].tax_lines[0].pms_tax_code.as_deref(),
+        Some("VAT10")
+    );
+    assert_eq!(charge.gratuity_code.as_deref(), Some("TIPS"));
+}
+both_stores!(mapping, tenant_mapping_is_applied);

@@ -2,6 +2,7 @@
 //! a real Redis started by the harness, no mocks.
 
 mod charge;
+mod conformance;
 mod failures;
 mod helpers;
 mod malformed;

@@ -1,0 +1,261 @@
+//! The adapter conformance kit: one suite, run end to end (through
+//! `POST /lightspeed/charge`) against every PMS adapter and a local HTTP server
+//! that reproduces that PMS's API. A new adapter gets it by implementing
+//! [`FakePms`] for its fake server and adding one `conformance!` line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chargebridge::config::MappingSettings;
+use chargebridge::pms::PmsSettings;
+use rust_decimal::Decimal;
+
+use crate::helpers::*;
+
+/// How the fake PMS treats the next charge it receives.
+#[derive(Debug, Clone)]
+pub enum FakeFault {
+    /// A business refusal, with the PMS's own reason text.
+    Reject(String),
+    /// Refuse before applying (5XX or connection refused/reset before reading).
+    Unavailable,
+    /// Apply the charge, then answer too late (after the request deadline).
+    ApplyThenTimeout,
+    /// Answer after this delay (applying the charge as usual).
+    Slow(Duration),
+}
+
+/// A charge the fake PMS holds.
+#[derive(Debug, Clone)]
+pub struct FakeCharge {
+    /// The reference chargebridge derived (ExternalIdentifier, postingReference, …).
+    pub reference: String,
+    /// Gross total put on the folio for this posting.
+    pub amount: Decimal,
+}
+
+/// A local server that behaves like one PMS's API.
+///
+/// Every fake knows these guests: reservation `001`, Jane Doe, room 101, checked in
+/// (the seed example charges it); reservation `002`, John Smith, room 102, checked
+/// in; reservation `004`, Arthur Dent, room 202, **not** checked in.
+pub trait FakePms: Send + Sync {
+    /// The `[pms.NAME]` settings that point the adapter at this server.
+    fn settings(&self) -> PmsSettings;
+    /// The tenant mapping this PMS needs (outlets, revenue and tax codes).
+    fn mapping(&self) -> MappingSettings {
+        MappingSettings::default()
+    }
+    /// The next charge request meets this fault.
+    fn inject(&self, fault: FakeFault);
+    /// Every charge applied so far, in order (a double posting shows twice).
+    fn applied(&self) -> Vec<FakeCharge>;
+}
+
+/// An app whose demo tenant posts to `fake`, with a short deadline so timeouts
+/// are quick to provoke.
+pub async fn app_for(fake: &Arc<dyn FakePms>) -> TestApp {
+    let pms = fake.settings();
+    let mapping = fake.mapping();
+    spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("fake".into(), pms);
+        s.tenants[0].pms = "fake".into();
+        s.tenants[0].mapping = mapping;
+    }))
+    .await
+}
+
+fn applied_for(fake: &Arc<dyn FakePms>, reference_part: &str) -> Vec<FakeCharge> {
+    fake.applied()
+        .into_iter()
+        .filter(|c| c.reference.contains(reference_part))
+        .collect()
+}
+
+/// The reference chargebridge derives for the demo tenant and `key`.
+pub fn reference_for(key: &str) -> String {
+    let key = chargebridge::domain::IdempotencyKey::parse(key.as_bytes()).unwrap();
+    chargebridge::domain::PostingReference::derive(TENANT, &key).to_string()
+}
+
+pub async fn posts_once(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    assert_eq!(answer.json()["status"], "posted");
+    let replay = app.charge(&key, SEED).await;
+    assert!(replay.replayed());
+    let applied = applied_for(&fake, &reference_for(&key));
+    assert_eq!(applied.len(), 1, "exactly one posting");
+    assert_eq!(
+        applied[0].amount,
+        Decimal::new(660, 1),
+        "the room-charge amount, tip included"
+    );
+}
+
+pub async fn rejection_is_422_and_stored(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let key = fresh_key();
+    fake.inject(FakeFault::Reject("Folio is closed".into()));
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected")
+    );
+    answer.assert_error_contract();
+    let message = answer.json()["customerErrorMessage"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        message.contains("closed"),
+        "the PMS's reason reaches the staff: {message}"
+    );
+    let replay = app.charge(&key, SEED).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.bytes, answer.bytes);
+    assert!(applied_for(&fake, &reference_for(&key)).is_empty());
+}
+
+pub async fn unavailable_then_retry_posts_once(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let key = fresh_key();
+    fake.inject(FakeFault::Unavailable);
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    answer.assert_error_contract();
+    assert!(applied_for(&fake, &reference_for(&key)).is_empty());
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    assert_eq!(applied_for(&fake, &reference_for(&key)).len(), 1);
+}
+
+pub async fn unknown_then_retry_reconciles(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let key = fresh_key();
+    fake.inject(FakeFault::ApplyThenTimeout);
+    let started = Instant::now();
+    let answer = app.charge(&key, SEED).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "deadline respected: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "pms_outcome_unknown")
+    );
+    answer.assert_error_contract();
+    assert_eq!(
+        applied_for(&fake, &reference_for(&key)).len(),
+        1,
+        "the fake applied it"
+    );
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    assert_eq!(
+        applied_for(&fake, &reference_for(&key)).len(),
+        1,
+        "reconciled, not posted twice"
+    );
+}
+
+pub async fn deadline_is_respected(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let key = fresh_key();
+    fake.inject(FakeFault::Slow(Duration::from_secs(6)));
+    let started = Instant::now();
+    let answer = app.charge(&key, SEED).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.status, 500);
+    answer.assert_error_contract();
+}
+
+pub async fn search_lists_checked_in_guests(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let q = |term: &str| {
+        format!(
+            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+        )
+    };
+    let found = app.get(&q("Doe")).await;
+    assert_eq!(
+        found.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&found.bytes)
+    );
+    let list = found.json()["reservations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["reservationId"], "001");
+    assert_eq!(list[0]["roomId"], "101");
+    assert_eq!(list[0]["clientName"], "Jane Doe");
+    assert!(list[0]["blocked"].is_boolean());
+    let absent = app.get(&q("Dent")).await.json();
+    assert!(
+        absent["reservations"].as_array().unwrap().is_empty(),
+        "checked-out guests are not offered"
+    );
+}
+
+/// Runs the whole kit against the fake built by `$make` (an async fn returning
+/// `Arc<dyn FakePms>`).
+#[macro_export]
+macro_rules! conformance {
+    ($name:ident, $make:path) => {
+        mod $name {
+            use super::*;
+            use $crate::conformance as kit;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn posts_once() {
+                kit::posts_once($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rejection_is_422_and_stored() {
+                kit::rejection_is_422_and_stored($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unavailable_then_retry_posts_once() {
+                kit::unavailable_then_retry_posts_once($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn unknown_then_retry_reconciles() {
+                kit::unknown_then_retry_reconciles($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn deadline_is_respected() {
+                kit::deadline_is_respected($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn search_lists_checked_in_guests() {
+                kit::search_lists_checked_in_guests($make().await).await
+            }
+        }
+    };
+}

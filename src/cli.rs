@@ -35,12 +35,18 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Validate a configuration file, resolve its secrets and try each dependency.
+    CheckConfig {
+        #[arg(long, short, env = "CHARGEBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Validate { paths, config } => crate::validate::run(&paths, config.as_deref()),
+        Command::CheckConfig { config } => crate::check_config::run(config.as_deref()),
     }
 }
 

@@ -56,12 +56,12 @@ pub fn in_flight_conflict() {
     counter!("chargebridge_in_flight_conflicts_total").increment(1);
 }
 
-pub fn store_error() {
-    counter!("chargebridge_store_errors_total").increment(1);
-}
-
-pub fn store_call(op: &'static str, elapsed: Duration) {
+/// Every store command, timed; failures counted by operation.
+pub fn store_call(op: &'static str, elapsed: Duration, failed: bool) {
     histogram!("chargebridge_store_duration_seconds", "op" => op).record(elapsed.as_secs_f64());
+    if failed {
+        counter!("chargebridge_store_errors_total", "op" => op).increment(1);
+    }
 }
 
 pub fn pms_call(

@@ -92,10 +92,7 @@ pub async fn deliver(
                 m::in_flight_conflict();
                 ApiError::InProgress
             }
-            BeginError::Store(e) => {
-                m::store_error();
-                ApiError::StoreUnavailable(e.0)
-            }
+            BeginError::Store(e) => ApiError::StoreUnavailable(e.0),
         })?;
     let guard = match begin {
         Begin::Replay(response) => {
@@ -202,9 +199,6 @@ fn settle_store(result: Result<bool, crate::idempotency::StoreError>) {
         Ok(false) => tracing::warn!(
             "idempotency lease lost before settling; the successor's record was kept"
         ),
-        Err(e) => {
-            m::store_error();
-            tracing::error!(error = %e, "could not settle the idempotency record");
-        }
+        Err(e) => tracing::error!(error = %e, "could not settle the idempotency record"),
     }
 }

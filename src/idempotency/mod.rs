@@ -141,6 +141,9 @@ impl Idempotency {
                     if now >= wait_until {
                         return Err(BeginError::InProgress);
                     }
+                    if backoff == Duration::from_millis(5) {
+                        crate::metrics::in_flight_wait();
+                    }
                     tokio::time::sleep(backoff.min(wait_until - now)).await;
                     backoff = (backoff * 2).min(Duration::from_millis(100));
                     continue;

@@ -68,10 +68,13 @@ impl Store {
         record: &Record,
         ttl: Duration,
     ) -> Result<Claim, StoreError> {
-        match self {
+        let started = std::time::Instant::now();
+        let result = match self {
             Store::Memory(s) => s.claim(key, record, ttl).await,
             Store::Redis(s) => s.claim(key, record, ttl).await,
-        }
+        };
+        crate::metrics::store_call("claim", started.elapsed(), result.is_err());
+        result
     }
 
     pub async fn replace_if_owner(
@@ -81,23 +84,32 @@ impl Store {
         record: &Record,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        match self {
+        let started = std::time::Instant::now();
+        let result = match self {
             Store::Memory(s) => s.replace_if_owner(key, owner, record, ttl).await,
             Store::Redis(s) => s.replace_if_owner(key, owner, record, ttl).await,
-        }
+        };
+        crate::metrics::store_call("replace_if_owner", started.elapsed(), result.is_err());
+        result
     }
 
     pub async fn delete_if_owner(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
-        match self {
+        let started = std::time::Instant::now();
+        let result = match self {
             Store::Memory(s) => s.delete_if_owner(key, owner).await,
             Store::Redis(s) => s.delete_if_owner(key, owner).await,
-        }
+        };
+        crate::metrics::store_call("delete_if_owner", started.elapsed(), result.is_err());
+        result
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
+        let started = std::time::Instant::now();
+        let result = match self {
             Store::Memory(s) => s.ping().await,
             Store::Redis(s) => s.ping().await,
-        }
+        };
+        crate::metrics::store_call("ping", started.elapsed(), result.is_err());
+        result
     }
 }

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::domain::{Charge, IdempotencyKey};
 use crate::error::ApiError;
@@ -39,7 +40,17 @@ pub async fn charge(
     let _in_flight = m::InFlight::start();
     let deadline = Instant::now() + state.server.request_deadline;
     let mut fields = LogFields::default();
-    let outcome = handle(&req, payload, &state, deadline, &mut fields).await;
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("charge", request_id = %request_id);
+    let outcome = handle(&req, payload, &state, deadline, &mut fields)
+        .instrument(span.clone())
+        .await;
     let (response, status, code, replayed) = match outcome {
         Ok(reply) => {
             let status = actix_web::http::StatusCode::from_u16(reply.status)
@@ -71,6 +82,13 @@ pub async fn charge(
     };
     let elapsed = started.elapsed();
     m::request("charge", status, code, elapsed);
+    let mut response = response;
+    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), value);
+    }
+    let _entered = span.enter();
     tracing::info!(
         tenant = fields.tenant.as_deref().unwrap_or("-"),
         idempotency_key = fields.key.as_deref().unwrap_or("-"),
@@ -128,9 +146,10 @@ async fn handle(
         deadline,
         safety_margin: state.server.pms_safety_margin,
     };
-    let task = actix_web::rt::spawn(async move {
-        posting::deliver(&app.idempotency, tenant, charge, key, fp, budget).await
-    });
+    let task = actix_web::rt::spawn(
+        async move { posting::deliver(&app.idempotency, tenant, charge, key, fp, budget).await }
+            .instrument(tracing::Span::current()),
+    );
     match task.await {
         Ok(result) => result,
         Err(e) => Err(ApiError::Internal(format!("charge task failed: {e}"))),

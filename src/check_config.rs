@@ -1,0 +1,123 @@
+//! `chargebridge check-config`: validates a configuration the way `serve` would
+//! load it, resolves env- and file-provided secrets, and tries every dependency.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::config::{Settings, StoreKind};
+use crate::domain::Tenants;
+use crate::idempotency::redis::RedisStore;
+use crate::pms::PmsRegistry;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub fn run(config: Option<&Path>) -> ExitCode {
+    let source = config.map_or("embedded defaults".to_string(), |p| p.display().to_string());
+    println!("configuration: {source}");
+    let settings = match Settings::load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("  FAIL  {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("  ok    syntax, keys and durations");
+    let mut failures = 0;
+    let pms = match PmsRegistry::build(&settings.pms) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("  FAIL  pms: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match Tenants::build(&settings.tenants, &pms) {
+        Ok(_) => {
+            for t in &settings.tenants {
+                let key_source = if t.api_key_env.is_some() {
+                    "environment"
+                } else if t.api_key_file.is_some() {
+                    "file"
+                } else {
+                    "config"
+                };
+                println!(
+                    "  ok    tenant {} → pms {} ({}, room codes {}, api key from {key_source})",
+                    t.business_external_reference,
+                    t.pms,
+                    t.currency,
+                    t.room_charge_method_codes.join(",")
+                );
+            }
+        }
+        Err(e) => {
+            failures += 1;
+            println!("  FAIL  {e}");
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            println!("  FAIL  cannot start a runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        if settings.idempotency.store == StoreKind::Redis {
+            match RedisStore::new(
+                &settings.idempotency.redis_url,
+                settings.idempotency.command_timeout,
+            ) {
+                Ok(store) => match store.safety_report().await {
+                    Ok(report) => {
+                        println!("  ok    redis reachable");
+                        for problem in report.problems() {
+                            println!("  WARN  redis: {problem}");
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        println!("  FAIL  redis: {e}");
+                    }
+                },
+                Err(e) => {
+                    failures += 1;
+                    println!("  FAIL  redis: {e}");
+                }
+            }
+        } else {
+            println!("  ok    memory store (single process only)");
+        }
+        for (name, adapter) in pms.iter() {
+            let started = Instant::now();
+            match tokio::time::timeout(PROBE_TIMEOUT, adapter.health()).await {
+                Ok(Ok(())) => println!(
+                    "  ok    pms {name} ({}) healthy in {} ms",
+                    adapter.kind(),
+                    started.elapsed().as_millis()
+                ),
+                Ok(Err(e)) => {
+                    failures += 1;
+                    println!("  FAIL  pms {name} ({}): {e}", adapter.kind());
+                }
+                Err(_) => {
+                    failures += 1;
+                    println!(
+                        "  FAIL  pms {name} ({}): no answer within {PROBE_TIMEOUT:?}",
+                        adapter.kind()
+                    );
+                }
+            }
+        }
+    });
+    if failures == 0 {
+        println!("configuration ok");
+        ExitCode::SUCCESS
+    } else {
+        println!("{failures} problem(s)");
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,997 @@
+#!/usr/bin/env python3
+"""Offline checks of deploy/ (run through deploy/check.sh, which provides the
+pinned tools). Every check prints one line; any FAIL makes the exit status 1.
+
+1. YAML: every deploy/**/*.yaml parses, without duplicate keys.
+2. Kustomize: every kustomization under deploy/k8s renders (a small renderer
+   for the subset used here; cross-checked against `kubectl kustomize` or
+   `kustomize` when one is installed), and every manifest file is referenced
+   by a kustomization except secret.example.yaml, which none may reference.
+3. Schemas: every rendered object, and secret.example.yaml, validates against
+   the Kubernetes OpenAPI-derived JSON schemas (strict: unknown fields fail)
+   of the versions in K8S_VERSIONS (default: 1.30, the oldest supported because
+   of the preStop sleep action, and the newest bundled).
+4. Kubernetes policy: the choices deploy/README.md explains (replicas, rolling
+   update, probes, grace period vs shutdown_grace, security context, secrets
+   only from Secrets, PDB/HPA/Service wiring, Redis AOF + noeviction).
+5. Compose: compose.yaml validates against the Compose spec schema; Redis
+   durability flags, healthcheck, depends_on, replicas, config mount, grace.
+6. Dockerfile: builder builds the release binary with --locked after a
+   dependency-only layer; the final stage is small and runs as a non-root USER.
+7. Smoke (when a chargebridge binary and redis-server exist): three replicas on
+   deploy/chargebridge.toml against one redis-server started with compose.yaml's
+   flags, and one instance on the ConfigMap's TOML and the Deployment's env
+   against a redis-server started with the StatefulSet's arguments (password
+   from a stand-in Secret): all ready, no start-up warnings (i.e.
+   chargebridge's own Redis durability check is satisfied), a delivery posted
+   by one replica is replayed byte for byte by the others, a changed body under
+   the same key is refused, SIGTERM exits cleanly within shutdown_grace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import fnmatch
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import yaml
+
+import tomllib  # Python >= 3.11
+
+import jsonschema
+import kubernetes_validate.utils as kv
+
+APP = "chargebridge"
+DEFAULT_SHUTDOWN_GRACE = 30.0  # src/config.rs DEFAULTS_TOML
+
+
+# --------------------------------------------------------------------------
+# reporting
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failed: list[str] = []
+        self.passed = 0
+        self.skipped: list[str] = []
+
+    def section(self, title: str) -> None:
+        print(f"\n== {title}")
+
+    def ok(self, msg: str) -> None:
+        self.passed += 1
+        print(f"  ok    {msg}")
+
+    def fail(self, msg: str) -> None:
+        self.failed.append(msg)
+        print(f"  FAIL  {msg}")
+
+    def skip(self, msg: str) -> None:
+        self.skipped.append(msg)
+        print(f"  skip  {msg}")
+
+    def check(self, cond: bool, msg: str, why: str = "") -> bool:
+        if cond:
+            self.ok(msg)
+        else:
+            self.fail(msg + (f": {why}" if why else ""))
+        return bool(cond)
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys (PyYAML keeps the last)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def load_yaml_docs(path: Path) -> list:
+    with open(path, encoding="utf-8") as f:
+        return [d for d in yaml.load_all(f, Loader=UniqueKeyLoader) if d is not None]
+
+
+def parse_duration(text) -> float:
+    """Seconds of a humantime / compose duration ("30s", "1m30s", "500ms", "7d")."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    units = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+    total, pos, s = 0.0, 0, str(text).replace(" ", "")
+    for m in re.finditer(r"(\d+(?:\.\d+)?)(ms|sec|min|s|m|h|d)", s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * units[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise ValueError(f"not a duration: {text!r}")
+    return total
+
+
+def interpolate(value: str) -> str:
+    """Compose-style ${VAR}, ${VAR:-default}, ${VAR:?msg} with the environment."""
+
+    def sub(m):
+        name, op, arg = m.group(1), m.group(2), m.group(3) or ""
+        v = os.environ.get(name)
+        if op in (":-", "-"):
+            return v if v else arg
+        return v or ""
+
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}", sub, value)
+
+
+def flag_value(args: list[str], flag: str):
+    """Value after `--flag` (or `--flag=value`) in an argument list."""
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return str(args[i + 1])
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def pod_containers(doc: dict) -> list[dict]:
+    spec = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return list(spec.get("containers", [])) + list(spec.get("initContainers", []))
+
+
+def labels_match(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+# --------------------------------------------------------------------------
+# kustomize (the subset used here)
+
+KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+SUPPORTED_KUSTOMIZE_KEYS = {"apiVersion", "kind", "resources", "namespace", "images"}
+CLUSTER_SCOPED = {
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+    "PersistentVolume", "StorageClass", "PriorityClass", "IngressClass",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+}
+
+
+class RenderError(Exception):
+    pass
+
+
+def kustomization_file(d: Path):
+    for n in KUSTOMIZATION_NAMES:
+        if (d / n).is_file():
+            return d / n
+    return None
+
+
+def split_image(image: str):
+    digest = None
+    if "@" in image:
+        image, digest = image.split("@", 1)
+    name, tag = image, None
+    if ":" in image.rsplit("/", 1)[-1]:
+        name, tag = image.rsplit(":", 1)
+    return name, tag, digest
+
+
+def render(d: Path, used: set, stack=()) -> list[dict]:
+    """Objects of the kustomization in `d`; files read are added to `used`."""
+    d = d.resolve()
+    if d in stack:
+        raise RenderError(f"kustomization cycle through {d}")
+    kf = kustomization_file(d)
+    if kf is None:
+        raise RenderError(f"{d}: no kustomization.yaml")
+    used.add(kf.resolve())
+    (k,) = load_yaml_docs(kf)
+    if k.get("kind", "Kustomization") != "Kustomization":
+        raise RenderError(f"{kf}: kind {k.get('kind')} is not supported by the offline renderer")
+    unknown = set(k) - SUPPORTED_KUSTOMIZE_KEYS
+    if unknown:
+        raise RenderError(
+            f"{kf}: {sorted(unknown)} not supported by the offline renderer "
+            "(install kubectl or kustomize to render it)"
+        )
+    out: list[dict] = []
+    for r in k.get("resources", []) or []:
+        if "://" in r or r.startswith("github.com/"):
+            raise RenderError(f"{kf}: remote resource {r} (offline check)")
+        p = (d / r).resolve()
+        if p.is_dir():
+            out += render(p, used, stack + (d,))
+        elif p.is_file():
+            used.add(p)
+            out += [copy.deepcopy(x) for x in load_yaml_docs(p)]
+        else:
+            raise RenderError(f"{kf}: resource {r} does not exist")
+    for img in k.get("images", []) or []:
+        for doc in out:
+            for c in pod_containers(doc):
+                name, tag, digest = split_image(c.get("image", ""))
+                if name != img["name"]:
+                    continue
+                name = img.get("newName", name)
+                if "digest" in img:
+                    c["image"] = f"{name}@{img['digest']}"
+                else:
+                    tag = img.get("newTag", tag)
+                    c["image"] = name + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+    if k.get("namespace"):
+        for doc in out:
+            if doc.get("kind") not in CLUSTER_SCOPED:
+                doc.setdefault("metadata", {})["namespace"] = k["namespace"]
+    seen = set()
+    for doc in out:
+        ident = (doc.get("apiVersion", "").split("/")[0] if "/" in doc.get("apiVersion", "") else "",
+                 doc.get("kind"), doc.get("metadata", {}).get("namespace"), doc.get("metadata", {}).get("name"))
+        if ident in seen:
+            raise RenderError(f"{kf}: {ident[1]}/{ident[3]} defined twice")
+        seen.add(ident)
+    return out
+
+
+def external_kustomize():
+    if shutil.which("kustomize"):
+        return ["kustomize", "build"]
+    if shutil.which("kubectl"):
+        try:
+            subprocess.run(["kubectl", "kustomize", "--help"], capture_output=True, timeout=20, check=True)
+            return ["kubectl", "kustomize"]
+        except (subprocess.SubprocessError, OSError):
+            return None
+    return None
+
+
+def canonical(docs: list[dict]) -> list[str]:
+    return sorted(json.dumps(d, sort_keys=True) for d in docs)
+
+
+# --------------------------------------------------------------------------
+# 1-4: YAML, kustomize, schemas, Kubernetes policy
+
+
+def check_yaml(rep: Report, deploy: Path) -> None:
+    rep.section("YAML syntax (deploy/**/*.yaml, duplicate keys refused)")
+    files = sorted(p for p in deploy.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    for p in files:
+        try:
+            n = len(load_yaml_docs(p))
+            rep.ok(f"{p.relative_to(deploy.parent)} ({n} document{'s' if n != 1 else ''})")
+        except (yaml.YAMLError, OSError) as e:
+            rep.fail(f"{p.relative_to(deploy.parent)}: {e}")
+
+
+def check_kustomize(rep: Report, deploy: Path, work: Path) -> dict[str, list[dict]]:
+    rep.section("Kustomize rendering")
+    k8s = deploy / "k8s"
+    dirs = sorted({p.parent for n in KUSTOMIZATION_NAMES for p in k8s.rglob(n)})
+    rendered: dict[str, list[dict]] = {}
+    used: set = set()
+    outdir = work / "rendered"
+    outdir.mkdir(parents=True, exist_ok=True)
+    ext = external_kustomize()
+    for d in dirs:
+        rel = d.relative_to(deploy).as_posix()
+        try:
+            docs = render(d, used)
+        except (RenderError, yaml.YAMLError, OSError) as e:
+            rep.fail(f"{rel}: {e}")
+            continue
+        rendered[rel] = docs
+        target = outdir / (rel.replace("/", "_") + ".yaml")
+        target.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        kinds = ", ".join(f"{x['kind']}/{x['metadata']['name']}" for x in docs)
+        rep.ok(f"{rel} -> {len(docs)} objects [{kinds}] (written to {target.relative_to(work.parent.parent)})")
+        if ext:
+            r = subprocess.run(ext + [str(d)], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0:
+                rep.fail(f"{rel}: {' '.join(ext)} failed: {r.stderr.strip()[:400]}")
+            else:
+                theirs = [x for x in yaml.safe_load_all(r.stdout) if x]
+                rep.check(canonical(theirs) == canonical(docs),
+                          f"{rel}: identical to `{' '.join(ext)}` output",
+                          "the offline renderer and kustomize disagree")
+    if not ext:
+        rep.skip("no kubectl/kustomize installed: offline renderer not cross-checked (fine)")
+    manifests = {p.resolve() for p in k8s.rglob("*.yaml")} | {p.resolve() for p in k8s.rglob("*.yml")}
+    example = {p for p in manifests if p.name.startswith("secret.example")}
+    if len(rendered) == len(dirs):  # otherwise a failed render already explains it
+        unreferenced = sorted(manifests - used - example)
+        rep.check(not unreferenced, "every manifest under deploy/k8s is referenced by a kustomization",
+                  ", ".join(str(p.relative_to(deploy)) for p in unreferenced))
+    rep.check(bool(example) and not (example & used),
+              "secret.example.yaml exists and no kustomization includes it")
+    for rel, docs in rendered.items():
+        secrets = [x["metadata"]["name"] for x in docs if x.get("kind") == "Secret"]
+        rep.check(not secrets, f"{rel}: renders no Secret (secrets are created with kubectl)", str(secrets))
+    # Every secretKeyRef is documented (name and key) by secret.example.yaml.
+    documented = set()
+    for p in example:
+        for d in load_yaml_docs(p):
+            if d.get("kind") == "Secret":
+                for k in list((d.get("stringData") or {})) + list((d.get("data") or {})):
+                    documented.add((d["metadata"]["name"], k))
+    refs = set()
+    for docs in rendered.values():
+        for d in docs:
+            for c in pod_containers(d):
+                for e in c.get("env", []):
+                    r = (e.get("valueFrom") or {}).get("secretKeyRef")
+                    if r:
+                        refs.add((r["name"], r["key"]))
+    missing = sorted(refs - documented)
+    rep.check(not missing, f"secret.example.yaml documents every secretKeyRef ({len(refs)})",
+              ", ".join(f"{n}/{k}" for n, k in missing))
+    return rendered
+
+
+def check_schemas(rep: Report, deploy: Path, rendered: dict[str, list[dict]], versions: list[str]) -> None:
+    rep.section(f"Kubernetes JSON schemas (kubernetes-validate, strict, versions {', '.join(versions)})")
+    objects: dict[str, dict] = {}
+    for rel, docs in rendered.items():
+        for d in docs:
+            objects.setdefault(f"{d.get('kind')}/{d.get('metadata', {}).get('name')}", d)
+    for p in sorted((deploy / "k8s").rglob("secret.example*.y*ml")):
+        for d in load_yaml_docs(p):
+            objects[f"{d.get('kind')}/{d.get('metadata', {}).get('name')} ({p.name})"] = d
+    for name, d in sorted(objects.items()):
+        for v in versions:
+            try:
+                kv.validate(d, v, strict=True)
+                rep.ok(f"{name} valid for Kubernetes {v}")
+            except kv.ValidationError as e:
+                where = "/".join(str(x) for x in e.path)
+                rep.fail(f"{name} invalid for Kubernetes {v} at {where or '<root>'}: {e.message}")
+            except kv.SchemaNotFoundError as e:
+                rep.fail(f"{name}: {e.message}")
+            except kv.VersionNotSupportedError as e:
+                rep.fail(f"{name}: {e.message}")
+
+
+def find(docs: list[dict], kind: str, name: str | None = None):
+    for d in docs:
+        if d.get("kind") == kind and (name is None or d["metadata"]["name"] == name):
+            return d
+    return None
+
+
+def check_k8s_policy(rep: Report, rendered: dict[str, list[dict]]) -> None:
+    rep.section("Kubernetes choices (deploy/README.md)")
+    base = rendered.get("k8s/base")
+    if not base:
+        rep.fail("k8s/base did not render")
+        return
+    dep = find(base, "Deployment", APP)
+    if not rep.check(dep is not None, f"base has Deployment/{APP}"):
+        return
+    spec = dep["spec"]
+    pod = spec["template"]["spec"]
+    pod_labels = spec["template"]["metadata"].get("labels", {})
+    rep.check(labels_match(spec["selector"].get("matchLabels", {}), pod_labels),
+              "Deployment selector matches its pod labels")
+    rep.check(spec.get("replicas", 1) >= 3, f"Deployment runs >= 3 replicas ({spec.get('replicas')})")
+    ru = spec.get("strategy", {}).get("rollingUpdate", {})
+    rep.check(spec.get("strategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
+              and str(ru.get("maxUnavailable")) == "0",
+              "rolling update with maxUnavailable 0")
+    (c,) = [x for x in pod["containers"] if x["name"] == APP]
+
+    def probe_path(p):
+        return (c.get(p) or {}).get("httpGet", {}).get("path")
+
+    rep.check(probe_path("readinessProbe") == "/readyz", "readinessProbe GET /readyz")
+    rep.check(probe_path("livenessProbe") == "/healthz", "livenessProbe GET /healthz (not tied to Redis)")
+    rep.check(c.get("startupProbe") is not None, "startupProbe set")
+    res = c.get("resources", {})
+    rep.check(bool(res.get("requests", {}).get("cpu")) and bool(res.get("requests", {}).get("memory"))
+              and bool(res.get("limits", {}).get("memory")),
+              f"resources: cpu/memory requests and a memory limit ({res})")
+    psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+    rep.check(psc.get("runAsNonRoot") is True or csc.get("runAsNonRoot") is True, "runAsNonRoot")
+    uid = csc.get("runAsUser", psc.get("runAsUser"))
+    rep.check(uid is None or uid != 0, f"runAsUser is not 0 ({uid})")
+    rep.check(csc.get("readOnlyRootFilesystem") is True, "readOnlyRootFilesystem")
+    rep.check(csc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation false")
+    rep.check("ALL" in (csc.get("capabilities", {}).get("drop") or []), "capabilities drop ALL")
+
+    # configuration: ConfigMap mounted where the args point
+    args = c.get("args") or []
+    config_path = flag_value(args, "--config") or flag_value(args, "-c")
+    cm, toml_text = None, None
+    for m in c.get("volumeMounts", []):
+        vol = next((v for v in pod.get("volumes", []) if v["name"] == m["name"]), None)
+        if vol and "configMap" in vol and config_path and config_path.startswith(m["mountPath"].rstrip("/") + "/"):
+            key_path = config_path[len(m["mountPath"].rstrip("/")) + 1:]
+            items = vol["configMap"].get("items")
+            key = next((i["key"] for i in items if i["path"] == key_path), None) if items else key_path
+            cm = find(base, "ConfigMap", vol["configMap"]["name"])
+            toml_text = (cm or {}).get("data", {}).get(key)
+            rep.check(m.get("readOnly") is True, f"config volume mounted read-only at {m['mountPath']}")
+    if not rep.check(toml_text is not None,
+                     f"--config {config_path} is a key of a ConfigMap in the base, mounted at its directory"):
+        return
+    try:
+        cfg = tomllib.loads(toml_text)
+        rep.ok("ConfigMap TOML parses")
+    except tomllib.TOMLDecodeError as e:
+        rep.fail(f"ConfigMap TOML: {e}")
+        return
+    server, idem = cfg.get("server", {}), cfg.get("idempotency", {})
+    listen = server.get("listen", "127.0.0.1:8080")
+    port = int(listen.rsplit(":", 1)[1])
+    rep.check(listen.rsplit(":", 1)[0] in ("0.0.0.0", "[::]", "::"), f"listens on all interfaces ({listen})")
+    rep.check(any(p.get("containerPort") == port for p in c.get("ports", [])), f"containerPort {port} = listen port")
+    rep.check(idem.get("store") == "redis", "idempotency store = \"redis\" (replicas share records)")
+    grace = parse_duration(server.get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE))
+    pre = (c.get("lifecycle", {}).get("preStop") or {})
+    pre_sleep = pre.get("sleep", {}).get("seconds", 0)
+    if "exec" in pre:
+        cmd = pre["exec"].get("command", [])
+        m = re.search(r"sleep\s+(\d+)", " ".join(map(str, cmd)))
+        pre_sleep = int(m.group(1)) if m else 0
+    tgps = pod.get("terminationGracePeriodSeconds", 30)
+    rep.check(pre_sleep > 0, f"preStop waits ({pre_sleep}s) so endpoints go before SIGTERM")
+    rep.check(tgps > pre_sleep + grace,
+              f"terminationGracePeriodSeconds {tgps} > preStop {pre_sleep}s + shutdown_grace {grace:g}s")
+
+    # secrets: never in the ConfigMap, always through secretKeyRef
+    env = {e["name"]: e for e in c.get("env", [])}
+    tenants = cfg.get("tenants", [])
+    rep.check(bool(tenants), f"ConfigMap defines tenants ({len(tenants)})")
+    for t in tenants:
+        ref = t.get("business_external_reference")
+        rep.check("api_key" not in t, f"tenant {ref}: no api_key in the ConfigMap")
+        var = t.get("api_key_env")
+        if var:
+            e = env.get(var, {})
+            rep.check("secretKeyRef" in e.get("valueFrom", {}),
+                      f"tenant {ref}: {var} comes from a Secret (secretKeyRef)")
+        elif t.get("api_key_file"):
+            rep.ok(f"tenant {ref}: api_key_file {t['api_key_file']}")
+        else:
+            rep.fail(f"tenant {ref}: needs api_key_env (or api_key_file)")
+    url = idem.get("redis_url")
+    rep.check(url is None or "@" not in url, "no Redis credentials in the ConfigMap")
+    e = env.get("CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL", {})
+    rep.check("secretKeyRef" in e.get("valueFrom", {}), "CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL from a Secret")
+    for name, e in env.items():
+        if re.search(r"KEY|PASSWORD|TOKEN|SECRET|REDIS_URL", name) and "value" in e:
+            rep.fail(f"env {name} has a literal value; use a secretKeyRef")
+    flat = json.dumps(cm)
+    rep.check(not re.search(r"api_key\s*=|password\s*=|token\s*=", flat), "ConfigMap holds no key/password/token")
+
+    # Service, PDB, HPA
+    svc = find(base, "Service", APP)
+    if rep.check(svc is not None, f"Service/{APP}"):
+        rep.check(labels_match(svc["spec"].get("selector", {}), pod_labels), "Service selects the pods")
+        names = {p.get("name") for p in c.get("ports", [])} | {p.get("containerPort") for p in c.get("ports", [])}
+        rep.check(all(p.get("targetPort") in names for p in svc["spec"]["ports"]), "Service targetPort is a container port")
+    pdb = find(base, "PodDisruptionBudget")
+    if rep.check(pdb is not None, "PodDisruptionBudget"):
+        ps = pdb["spec"]
+        rep.check(labels_match(ps["selector"].get("matchLabels", {}), pod_labels), "PDB selects the pods")
+        ok = ps.get("maxUnavailable") == 1 or (
+            isinstance(ps.get("minAvailable"), int) and 2 <= ps["minAvailable"] < spec.get("replicas", 1))
+        rep.check(ok, f"PDB keeps >= 2 replicas (maxUnavailable {ps.get('maxUnavailable')}, minAvailable {ps.get('minAvailable')})")
+    hpa = find(base, "HorizontalPodAutoscaler")
+    if rep.check(hpa is not None, "HorizontalPodAutoscaler"):
+        hs = hpa["spec"]
+        rep.check(hs["scaleTargetRef"].get("kind") == "Deployment" and hs["scaleTargetRef"].get("name") == APP,
+                  "HPA targets the Deployment")
+        rep.check(hs.get("minReplicas", 1) >= 3 and hs.get("maxReplicas", 0) >= hs.get("minReplicas", 1),
+                  f"HPA min {hs.get('minReplicas')} >= 3, max {hs.get('maxReplicas')}")
+        cpu = [m for m in hs.get("metrics", []) if m.get("type") == "Resource" and m["resource"]["name"] == "cpu"]
+        rep.check(bool(cpu), f"HPA scales on CPU ({cpu[0]['resource']['target'] if cpu else None})")
+
+    # Redis option
+    for rel in ("k8s/redis", "k8s/overlays/with-redis"):
+        docs = rendered.get(rel)
+        if not rep.check(bool(docs), f"{rel} renders"):
+            continue
+        sts = find(docs, "StatefulSet")
+        if not rep.check(sts is not None, f"{rel}: Redis StatefulSet"):
+            continue
+        (rc,) = [x for x in sts["spec"]["template"]["spec"]["containers"]]
+        image = rc.get("image", "")
+        rep.check(bool(re.match(r"^(docker\.io/)?(library/)?redis:7", image)), f"{rel}: Redis 7 image ({image})")
+        rargs = [str(a) for a in (rc.get("command") or []) + (rc.get("args") or [])]
+        check_redis_flags(rep, rel, rargs)
+        claims = {t["metadata"]["name"] for t in sts["spec"].get("volumeClaimTemplates", [])}
+        data_dir = flag_value(rargs, "--dir") or "/data"
+        rep.check(any(m["name"] in claims and m["mountPath"] == data_dir for m in rc.get("volumeMounts", [])),
+                  f"{rel}: AOF directory {data_dir} is a PersistentVolumeClaim")
+        hsvc = find(docs, "Service", sts["spec"]["serviceName"])
+        rep.check(hsvc is not None and hsvc["spec"].get("clusterIP") == "None"
+                  and labels_match(hsvc["spec"]["selector"], sts["spec"]["template"]["metadata"]["labels"]),
+                  f"{rel}: headless Service {sts['spec']['serviceName']} selects the Redis pod")
+    overlay = rendered.get("k8s/overlays/with-redis", [])
+    rep.check(find(overlay, "Deployment", APP) is not None and find(overlay, "StatefulSet") is not None,
+              "overlays/with-redis = base + redis")
+
+
+def check_redis_flags(rep: Report, where: str, args: list[str]) -> None:
+    rep.check(flag_value(args, "--appendonly") == "yes", f"{where}: Redis --appendonly yes")
+    fsync = flag_value(args, "--appendfsync")
+    rep.check(fsync in ("everysec", "always"), f"{where}: Redis --appendfsync everysec|always ({fsync})")
+    rep.check(flag_value(args, "--maxmemory-policy") == "noeviction", f"{where}: Redis --maxmemory-policy noeviction")
+
+
+# --------------------------------------------------------------------------
+# 5: compose
+
+
+def compose_command(svc: dict) -> list[str]:
+    cmd = svc.get("command") or []
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(x) for x in cmd]
+
+
+def compose_env(svc: dict) -> dict[str, str]:
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(x.split("=", 1) if "=" in x else (x, os.environ.get(x, "")) for x in env)
+    return {k: interpolate(str(v)) for k, v in env.items()}
+
+
+def check_compose(rep: Report, deploy: Path, schema_path: Path, dockerfile_cmd: list[str] | None):
+    rep.section("Compose (deploy/compose.yaml)")
+    path = deploy / "compose.yaml"
+    try:
+        (comp,) = load_yaml_docs(path)
+    except (ValueError, yaml.YAMLError, OSError) as e:
+        rep.fail(f"compose.yaml: {e}")
+        return None
+    schema = json.loads(schema_path.read_text())
+    # The pinned schema (docker-compose 1.29.2, 2021) predates the top-level
+    # `name` (project name) of today's Compose spec; add exactly that.
+    schema["properties"].setdefault("name", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"})
+    errors = sorted(jsonschema.Draft201909Validator(schema).iter_errors(comp), key=lambda e: list(e.path))
+    rep.check(not errors, "compose.yaml valid against the Compose spec schema",
+              "; ".join(f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]))
+    services = comp.get("services", {})
+    redis = next((n for n, s in services.items() if str(s.get("image", "")).startswith("redis:")), None)
+    if not rep.check(redis is not None, "a redis service"):
+        return None
+    rs = services[redis]
+    rep.check(bool(re.match(r"redis:7", rs["image"])), f"Redis 7 ({rs['image']})")
+    rcmd = compose_command(rs)
+    check_redis_flags(rep, f"compose {redis}", rcmd)
+    vols = rs.get("volumes", [])
+    named = set((comp.get("volumes") or {}).keys())
+    data_dir = flag_value(rcmd, "--dir") or "/data"
+    rep.check(any(isinstance(v, str) and v.split(":")[0] in named and v.split(":")[1] == data_dir for v in vols)
+              or any(isinstance(v, dict) and v.get("source") in named and v.get("target") == data_dir for v in vols),
+              f"Redis {data_dir} on a named volume")
+    test = rs.get("healthcheck", {}).get("test", [])
+    test = " ".join(test) if isinstance(test, list) else str(test)
+    rep.check("redis-cli" in test and "ping" in test, "Redis healthcheck redis-cli ping")
+
+    app = next((n for n, s in services.items() if isinstance(s.get("build"), (dict, str))), None)
+    if not rep.check(app is not None, "a chargebridge service built from the Dockerfile"):
+        return None
+    a = services[app]
+    build = a["build"] if isinstance(a["build"], dict) else {"context": a["build"]}
+    ctx = (deploy / build.get("context", ".")).resolve()
+    dockerfile = ctx / build.get("dockerfile", "Dockerfile")
+    rep.check(ctx == deploy.parent.resolve() and dockerfile == (deploy / "Dockerfile").resolve(),
+              f"build: context .. , dockerfile deploy/Dockerfile ({build})")
+    replicas = (a.get("deploy") or {}).get("replicas", a.get("scale", 1))
+    rep.check(replicas >= 3, f"{app}: {replicas} replicas")
+    dep = (a.get("depends_on") or {})
+    rep.check(isinstance(dep, dict) and (dep.get(redis) or {}).get("condition") == "service_healthy",
+              f"{app} depends_on {redis} condition service_healthy")
+    cmd = compose_command(a) or (dockerfile_cmd or [])
+    config_path = flag_value(cmd, "--config")
+    mount = None
+    for v in a.get("volumes", []):
+        src, _, rest = (v.partition(":") if isinstance(v, str) else (v.get("source"), None, v.get("target")))
+        target = rest.split(":")[0] if isinstance(v, str) else rest
+        if target == config_path:
+            mount = (deploy / src).resolve()
+    if not rep.check(mount is not None and mount.is_file(), f"{app}: config {config_path} mounted from a file in deploy/"):
+        return None
+    try:
+        cfg = tomllib.loads(mount.read_text())
+    except tomllib.TOMLDecodeError as e:
+        rep.fail(f"{mount.name}: {e}")
+        return None
+    rep.ok(f"{mount.name} parses")
+    listen = cfg.get("server", {}).get("listen", "127.0.0.1:8080")
+    rep.check(listen.startswith("0.0.0.0:"), f"{mount.name}: listen {listen}")
+    idem = cfg.get("idempotency", {})
+    rep.check(idem.get("store") == "redis", f"{mount.name}: store = \"redis\"")
+    url = idem.get("redis_url", "")
+    host = re.sub(r"^[a-z+]+://(?:[^@/]*@)?", "", url).split(":")[0].split("/")[0]
+    rep.check(host in services, f"{mount.name}: redis_url {url} names the compose service")
+    env = compose_env(a)
+    for t in cfg.get("tenants", []):
+        rep.check("api_key" not in t, f"{mount.name}: tenant {t.get('business_external_reference')} key not in the file")
+        if t.get("api_key_env"):
+            rep.check(t["api_key_env"] in env, f"{app}: sets {t['api_key_env']} (api_key_env)")
+    grace = parse_duration(cfg.get("server", {}).get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE))
+    stop = parse_duration(a.get("stop_grace_period", "10s"))
+    rep.check(stop > grace, f"{app}: stop_grace_period {stop:g}s > shutdown_grace {grace:g}s")
+    lb = [n for n, s in services.items() if re.match(r"(haproxy|nginx|traefik|envoy)", str(s.get("image", "")).split("/")[-1])]
+    if rep.check(bool(lb), f"a load balancer in front ({', '.join(lb)})"):
+        for v in services[lb[0]].get("volumes", []):
+            src = (deploy / str(v).split(":")[0]).resolve()
+            rep.check(src.is_file(), f"{lb[0]}: {src.relative_to(deploy.parent)} exists")
+            if "haproxy" in services[lb[0]]["image"]:
+                text = src.read_text()
+                rep.check(f"{app}:{listen.rsplit(':', 1)[1]}" in text, f"haproxy.cfg targets {app}:{listen.rsplit(':', 1)[1]}")
+                rep.check("/readyz" in text, "haproxy.cfg health-checks /readyz")
+                if shutil.which("haproxy"):
+                    r = subprocess.run(["haproxy", "-c", "-f", str(src)], capture_output=True, text=True)
+                    rep.check(r.returncode == 0, "haproxy -c accepts haproxy.cfg", (r.stdout + r.stderr).strip()[-400:])
+                else:
+                    rep.skip("haproxy not installed: haproxy.cfg syntax not checked")
+    return {"config": mount, "env": env, "redis_args": rcmd, "replicas": replicas}
+
+
+# --------------------------------------------------------------------------
+# 6: Dockerfile
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    out, cur = [], ""
+    for line in text.splitlines():
+        s = line.strip()
+        if not cur and (not s or s.startswith("#")):
+            continue
+        if cur and s.startswith("#"):
+            continue
+        if s.endswith("\\"):
+            cur += s[:-1] + " "
+            continue
+        cur += s
+        if cur:
+            word, _, rest = cur.partition(" ")
+            out.append((word.upper(), rest.strip()))
+        cur = ""
+    return out
+
+
+def exec_form(rest: str):
+    try:
+        v = json.loads(rest)
+        return v if isinstance(v, list) else None
+    except json.JSONDecodeError:
+        return None
+
+
+def check_dockerfile(rep: Report, root: Path):
+    rep.section("Dockerfile (deploy/Dockerfile) and .dockerignore")
+    path = root / "deploy" / "Dockerfile"
+    ins = dockerfile_instructions(path.read_text())
+    args = {}
+    stages: list[dict] = []
+    for word, rest in ins:
+        if word == "ARG" and not stages:
+            k, _, v = rest.partition("=")
+            args[k] = v
+        elif word == "FROM":
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), m.group(0)), rest.split()[0])
+            m = re.search(r"\bAS\s+(\S+)", rest, re.I)
+            stages.append({"image": image, "name": m.group(1) if m else None, "ins": []})
+        elif stages:
+            stages[-1]["ins"].append((word, rest))
+    if not rep.check(len(stages) >= 2, f"multi-stage build ({', '.join(s['image'] for s in stages)})"):
+        return None
+    builder, final = stages[0], stages[-1]
+    rep.check(builder["image"].startswith("rust:"), f"builder is the official Rust image ({builder['image']})")
+    runs = [r for w, r in builder["ins"] if w == "RUN"]
+    builds = [i for i, r in enumerate(runs) if "cargo build --release --locked --bin chargebridge" in r]
+    rep.check(len(builds) >= 2, "builder runs `cargo build --release --locked --bin chargebridge` (deps, then sources)")
+    copies = [(i, r) for i, (w, r) in enumerate(builder["ins"]) if w == "COPY"]
+    first_manifest = next((i for i, r in copies if "Cargo.lock" in r and "Cargo.toml" in r), None)
+    first_src = next((i for i, r in copies if re.search(r"(^|\s)src/?(\s|$)", r)), None)
+    rep.check(first_manifest is not None and first_src is not None and first_manifest < first_src,
+              "Cargo.toml + Cargo.lock copied before src/ (dependency layer cached)")
+    rep.check(not final["image"].startswith("rust:"), f"runtime image is small ({final['image']})")
+    users = [r for w, r in final["ins"] if w == "USER"]
+    user = users[-1].split(":")[0] if users else None
+    rep.check(user is not None and user not in ("0", "root"), f"final stage USER is non-root ({users[-1] if users else None})")
+    final_copies = [r for w, r in final["ins"] if w in ("COPY", "ADD")]
+    rep.check(all("--from=" in r for r in final_copies) and len(final_copies) == 1,
+              f"final stage copies only the built binary ({final_copies})")
+    rep.check(any(w == "EXPOSE" and "8080" in r.split() for w, r in final["ins"]), "EXPOSE 8080")
+    ep = next((exec_form(r) for w, r in reversed(final["ins"]) if w == "ENTRYPOINT"), None)
+    cmd = next((exec_form(r) for w, r in reversed(final["ins"]) if w == "CMD"), None)
+    rep.check(ep == ["/usr/local/bin/chargebridge"], f"ENTRYPOINT {ep}")
+    rep.check(bool(cmd) and cmd[0] == "serve" and flag_value(cmd, "--config") == "/etc/chargebridge/chargebridge.toml",
+              f"CMD {cmd}")
+    rep.check(not any(w == "HEALTHCHECK" for w, _ in final["ins"]) or "distroless" not in final["image"],
+              "no HEALTHCHECK that distroless could not run")
+
+    ignore = [l.strip() for l in (root / ".dockerignore").read_text().splitlines() if l.strip() and not l.startswith("#")]
+
+    def ignored(p: str) -> bool:
+        hit = False
+        for pat in ignore:
+            neg = pat.startswith("!")
+            pat = pat.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(p, pat) or fnmatch.fnmatch(p, pat + "/*") or p.startswith(pat + "/"):
+                hit = not neg
+        return hit
+
+    rep.check(ignored("target") and ignored(".git"), ".dockerignore excludes target/ and .git")
+    needed = ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/lib.rs"]
+    rep.check(not any(ignored(p) for p in needed), ".dockerignore keeps Cargo.toml, Cargo.lock, src/")
+    return cmd
+
+
+# --------------------------------------------------------------------------
+# 7: smoke
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None, timeout=15):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def wait_http(url: str, want: int, seconds: float) -> int | None:
+    end, last = time.monotonic() + seconds, None
+    while time.monotonic() < end:
+        try:
+            last = http("GET", url, timeout=3)[0]
+            if last == want:
+                return last
+        except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+            pass
+        time.sleep(0.1)
+    return last
+
+
+def redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def find_binary(root: Path):
+    if os.environ.get("CHARGEBRIDGE_BIN"):
+        return Path(os.environ["CHARGEBRIDGE_BIN"])
+    cands = [root / "target" / p / APP for p in ("release", "debug")]
+    cands = [c for c in cands if c.is_file() and os.access(c, os.X_OK)]
+    return max(cands, key=lambda c: c.stat().st_mtime) if cands else None
+
+
+def expand_k8s_vars(text: str, env: dict[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion in command/args."""
+    return re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m.group(1), m.group(0)), text)
+
+
+def k8s_env(container: dict, secrets: dict) -> dict[str, str]:
+    """A container's env, secretKeyRefs read from `secrets` {(name, key): value}."""
+    env = {}
+    for e in container.get("env", []):
+        if "value" in e:
+            env[e["name"]] = expand_k8s_vars(str(e["value"]), env)
+        elif "secretKeyRef" in (e.get("valueFrom") or {}):
+            r = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[(r["name"], r["key"])]
+    return env
+
+
+def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> None:
+    rep.section("Smoke: the deploy configurations run; replicas share one Redis")
+    if mode == "skip":
+        rep.skip("DEPLOY_CHECK_SMOKE=skip")
+        return
+    binary, redis_server = find_binary(root), shutil.which("redis-server")
+    missing = [w for w, ok in (("a chargebridge binary (cargo build, or CHARGEBRIDGE_BIN)", binary),
+                               ("redis-server", redis_server)) if not ok]
+    if missing or compose_info is None:
+        msg = f"needs {' and '.join(missing) or 'a valid compose.yaml'}"
+        (rep.fail if mode == "require" else rep.skip)(msg)
+        return
+    rep.ok(f"binary {binary} (built {time.strftime('%Y-%m-%d %H:%M', time.localtime(binary.stat().st_mtime))})")
+    tmp = Path(tempfile.mkdtemp(prefix="chargebridge-deploy-check-"))
+    procs: list[subprocess.Popen] = []
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("CHARGEBRIDGE__") and k != "RUST_LOG"}
+
+    def start_redis(name: str, args: list[str]):
+        """redis-server with a deployment's arguments, on a private port and dir."""
+        args = list(args)
+        if args and os.path.basename(args[0]) == "redis-server":
+            args = args[1:]
+        for flag in ("--dir", "--port", "--bind"):
+            while flag in args:
+                i = args.index(flag)
+                del args[i:i + 2]
+        (tmp / name).mkdir()
+        port = free_port()
+        shown = " ".join("***" if i and args[i - 1] == "--requirepass" else a for i, a in enumerate(args))
+        procs.append(subprocess.Popen(
+            [redis_server, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp / name), "--save", ""],
+            stdout=open(tmp / f"{name}.log", "wb"), stderr=subprocess.STDOUT))
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        up = rep.check(redis_ping(port) or "--requirepass" in args, f"{name}: redis-server {shown} on :{port}")
+        return port if up else None
+
+    def start(name: str, config: Path, env: dict) -> dict:
+        port = free_port()
+        env = dict(base_env, **env, CHARGEBRIDGE__SERVER__LISTEN=f"127.0.0.1:{port}")
+        log = tmp / f"{name}.log"
+        p = subprocess.Popen([str(binary), "serve", "--config", str(config)], env=env,
+                             stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+        procs.append(p)
+        return {"name": name, "url": f"http://127.0.0.1:{port}", "proc": p, "log": log}
+
+    try:
+        # Compose: three replicas on deploy/chargebridge.toml and compose.yaml's
+        # environment; Redis with compose.yaml's command line. Only the Redis
+        # address differs (the compose service name does not resolve here).
+        rport = start_redis("compose-redis", compose_info["redis_args"])
+        if rport is None:
+            return
+        cenv = dict(compose_info["env"], CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL=f"redis://127.0.0.1:{rport}")
+        replicas = [start(f"compose-replica-{i + 1}", compose_info["config"], cenv)
+                    for i in range(compose_info["replicas"])]
+
+        # Kubernetes: the ConfigMap's TOML with the Deployment's env; Redis with
+        # the StatefulSet's arguments and env (password) from stand-in Secrets.
+        k8s = None
+        docs = rendered.get("k8s/overlays/with-redis") or []
+        dep, cm, sts = find(docs, "Deployment", APP), find(docs, "ConfigMap"), find(docs, "StatefulSet")
+        if dep and cm and sts:
+            password = uuid.uuid4().hex
+            secrets: dict = {}
+
+            class Stand(dict):  # any other secret key: the demo tenant's API key
+                def __missing__(self, k):
+                    return "quickbooks-key-345"
+
+            secrets = Stand({("chargebridge-redis", "password"): password})
+            (rc,) = sts["spec"]["template"]["spec"]["containers"]
+            renv = k8s_env(rc, secrets)
+            rargs = [expand_k8s_vars(str(a), renv) for a in (rc.get("command") or []) + (rc.get("args") or [])]
+            kport = start_redis("k8s-redis", rargs)
+            if kport is not None:
+                secrets[("chargebridge", "redis-url")] = f"redis://:{password}@127.0.0.1:{kport}"
+                toml_path = tmp / "k8s-chargebridge.toml"
+                toml_path.write_text(next(iter(cm["data"].values())))
+                (c,) = [x for x in dep["spec"]["template"]["spec"]["containers"] if x["name"] == APP]
+                k8s = start("k8s-pod", toml_path, k8s_env(c, secrets))
+
+        everyone = replicas + ([k8s] if k8s else [])
+        for r in everyone:
+            rep.check(wait_http(r["url"] + "/healthz", 200, 20) == 200, f"{r['name']}: /healthz 200")
+        for r in everyone:
+            got = wait_http(r["url"] + "/readyz", 200, 10)
+            rep.check(got == 200, f"{r['name']}: /readyz 200 (Redis reachable)", f"got {got}")
+
+        seed = (root / "fixtures" / "payloads" / "seed-example.json").read_bytes()
+        key = f"LS1_{uuid.uuid4()}"
+        hdr = {"Content-Type": "application/json", "Accept": "application/json",
+               "X-Lightspeed-Idempotency-Key": key}
+
+        def post(r, body):
+            st, h, b = http("POST", r["url"] + "/lightspeed/charge", body, hdr)
+            j = json.loads(b) if b[:1] == b"{" else {}
+            replayed = {k.lower(): v for k, v in h.items()}.get("idempotent-replayed")
+            return st, j, b, replayed
+
+        s1, j1, b1, _ = post(replicas[0], seed)
+        rep.check(s1 == 200 and j1.get("status") == "posted",
+                  f"{replicas[0]['name']} posts the seed charge", f"{s1} {b1[:200]!r}")
+        for r in replicas[1:]:
+            s2, _, b2, rp = post(r, seed)
+            rep.check(s2 == 200 and b2 == b1 and rp == "true",
+                      f"{r['name']} replays the same delivery byte for byte (Idempotent-Replayed: true)",
+                      f"{s2} {rp} {b2[:200]!r}")
+        changed = seed.replace(b'"ownerName": "John Doe"', b'"ownerName": "Jane Roe"')
+        s3, j3, b3, _ = post(replicas[-1], changed)
+        rep.check(s3 == 422 and j3.get("code") == "idempotency_key_reused",
+                  f"{replicas[-1]['name']} refuses a changed body under the same key (422 idempotency_key_reused)",
+                  f"{s3} {b3[:200]!r}")
+        if k8s:
+            s4, j4, b4, _ = post(k8s, seed)
+            s5, _, b5, rp5 = post(k8s, seed)
+            rep.check(s4 == 200 and j4.get("status") == "posted" and s5 == 200 and b5 == b4 and rp5 == "true",
+                      f"{k8s['name']} posts once, then replays (password-protected Redis)", f"{s4} {s5} {rp5}")
+        sm, _, bm = http("GET", replicas[0]["url"] + "/metrics")
+        rep.check(sm == 200 and b"chargebridge_" in bm, "/metrics serves chargebridge_* series")
+
+        for r in everyone:
+            r["proc"].send_signal(signal.SIGTERM)
+        for r in everyone:
+            try:
+                rc_ = r["proc"].wait(timeout=DEFAULT_SHUTDOWN_GRACE + 5)
+            except subprocess.TimeoutExpired:
+                rc_ = None
+            rep.check(rc_ == 0, f"{r['name']}: SIGTERM -> clean exit", f"exit {rc_}")
+        for r in everyone:
+            text = r["log"].read_text(errors="replace")
+            bad = [l for l in text.splitlines() if re.search(r'"level":"(WARN|ERROR)"|\b(WARN|ERROR)\b', l)]
+            rep.check(not bad, f"{r['name']}: no warnings or errors logged "
+                      "(so chargebridge's own Redis durability check passed)", " | ".join(bad)[:600])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--root", required=True, type=Path)
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--compose-schema", required=True, type=Path)
+    opts = ap.parse_args()
+    root, deploy = opts.root.resolve(), opts.root.resolve() / "deploy"
+    versions = os.environ.get("K8S_VERSIONS", f"1.30 {kv.major_minor(kv.latest_version())}").split()
+    smoke = os.environ.get("DEPLOY_CHECK_SMOKE", "auto")
+    if smoke not in ("auto", "require", "skip"):
+        print(f"DEPLOY_CHECK_SMOKE={smoke}: expected auto, require or skip", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    rep = Report()
+    check_yaml(rep, deploy)
+    rendered = check_kustomize(rep, deploy, opts.work)
+    check_schemas(rep, deploy, rendered, versions)
+    check_k8s_policy(rep, rendered)
+    docker_cmd = check_dockerfile(rep, root)
+    compose_info = check_compose(rep, deploy, opts.compose_schema, docker_cmd)
+    check_smoke(rep, root, smoke, compose_info, rendered)
+    took = time.monotonic() - started
+    print(f"\n{rep.passed} passed, {len(rep.failed)} failed, {len(rep.skipped)} skipped ({took:.1f}s)")
+    for f in rep.failed:
+        print(f"  FAIL  {f}")
+    return 1 if rep.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,19 +11,30 @@ const SEED: &str = include_str!("../fixtures/payloads/seed-example.json");
 
 fn write_config(dir: &tempfile::TempDir, text: &str) -> std::path::PathBuf {
     let path = dir.path().join("chargebridge.toml");
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[test]
 fn a_bad_config_file_stops_serve_and_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(&dir, "[idempotency]\nin_flight_wait = \"a while\"\n");
-    let out = Command::new(BIN).args(["serve", "--config"]).arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in_flight_wait"), "{err}");
@@ -35,7 +46,10 @@ fn check_config_reports_each_part() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("tenant quickbooks-123"), "{text}");
-    assert!(!text.contains("quickbooks-key-345"), "secrets never printed");
+    assert!(
+        !text.contains("quickbooks-key-345"),
+        "secrets never printed"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(
@@ -47,7 +61,12 @@ fn check_config_reports_each_part() {
             free_port()
         ),
     );
-    let out = Command::new(BIN).arg("check-config").arg("--config").arg(&path).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CB_TEST_UNSET_KEY_VAR"), "{text}");
@@ -78,7 +97,10 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while client.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(10), "server did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let charge = tokio::spawn({
@@ -95,7 +117,11 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
         }
     });
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let term = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    let term = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(term.success());
     assert_eq!(charge.await.unwrap().expect("answered, not dropped"), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -108,5 +134,11 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // New connections are refused once it has stopped.
-    assert!(client.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err());
+    assert!(
+        client
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
 }

@@ -62,8 +62,10 @@
 //! key first asks `GET {url}/charges/{reference}`: 200 means the PMS has it (the
 //! delivery answers 200 without posting again), 404 means it certainly does not
 //! (the delivery posts), anything else keeps the outcome unknown (500, retry later).
-//! The reference is derived from tenant and key, so this works even if the
-//! idempotency record was lost.
+//! The reference is derived from tenant and key, so it is the same on every
+//! delivery. If the idempotency record itself was lost (Redis flushed),
+//! chargebridge does not know to reconcile and simply posts again, with the same
+//! `Idempotency-Key`: the PMS's deduplication answers with the first result.
 //!
 //! What this cannot guarantee, and what the PMS side must therefore provide:
 //!
@@ -1100,6 +1102,52 @@ mod tests {
             "adapter": "http", "url": "http://x", "tokn": "typo"
         }));
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn the_specs_config_example_loads_with_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chargebridge.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[tenants]]
+business_external_reference = "quickbooks-123"
+api_key = "quickbooks-key-345"
+currency = "EUR"
+room_charge_method_codes = ["IKPMS"]
+pms = "main"
+
+[pms.main]
+adapter = "http"
+url = "http://127.0.0.1:9000"
+timeout = "8s"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load_with_env(
+            Some(&path),
+            [
+                (
+                    "CHARGEBRIDGE__PMS__MAIN__MAX_RETRIES".to_string(),
+                    "2".to_string(),
+                ),
+                (
+                    "CHARGEBRIDGE__PMS__MAIN__TOKEN".to_string(),
+                    "t0ken".to_string(),
+                ),
+            ],
+        )
+        .unwrap();
+        let crate::pms::PmsSettings::Http(s) = &settings.pms["main"] else {
+            panic!("not http")
+        };
+        assert_eq!(s.url, "http://127.0.0.1:9000");
+        assert_eq!(s.timeout, Duration::from_secs(8));
+        assert_eq!(s.max_retries, 2);
+        assert_eq!(s.token.as_ref().map(|t| t.expose_secret()), Some("t0ken"));
+        let registry = PmsRegistry::build(&settings.pms).unwrap();
+        assert_eq!(registry.get("main").unwrap().kind(), "http");
     }
 
     #[test]

@@ -320,27 +320,23 @@ async fn readyz_follows_the_pms_health_endpoint() {
 
 /// `cargo test --test api latency -- --ignored --nocapture`: the latency of
 /// `POST /lightspeed/charge` through the http adapter against the local fake,
-/// next to the memory adapter. 200 sequential charges with unique keys each.
+/// next to the memory adapter: 200 sequential charges with unique keys each,
+/// interleaved (one memory, one http) so load on the machine hits both alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement, run by hand"]
 async fn latency_http_adapter_vs_memory() {
     const N: usize = 200;
-    async fn measure(app: &TestApp) -> Vec<Duration> {
-        for _ in 0..20 {
-            assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
-        }
-        let mut times = Vec::with_capacity(N);
-        for _ in 0..N {
-            let key = fresh_key();
-            let started = Instant::now();
-            let answer = app.charge(&key, SEED).await;
-            times.push(started.elapsed());
-            assert_eq!(answer.status, 200);
-        }
-        times.sort();
-        times
+    const WARM_UP: usize = 20;
+    async fn timed(app: &TestApp) -> Duration {
+        let key = fresh_key();
+        let started = Instant::now();
+        let answer = app.charge(&key, SEED).await;
+        let took = started.elapsed();
+        assert_eq!(answer.status, 200);
+        took
     }
-    fn report(name: &str, t: &[Duration]) {
+    fn report(name: &str, mut t: Vec<Duration>) {
+        t.sort();
         let at = |q: f64| t[((t.len() as f64 * q).ceil() as usize).clamp(1, t.len()) - 1];
         println!(
             "{name:>7}: n={} p50={:.2?} p90={:.2?} p99={:.2?} max={:.2?}",
@@ -358,9 +354,15 @@ async fn latency_http_adapter_vs_memory() {
     }))
     .await;
     let memory_app = spawn_app(StoreChoice::Memory).await;
-    let memory = measure(&memory_app).await;
-    let http = measure(&http_app).await;
-    report("memory", &memory);
-    report("http", &http);
-    assert_eq!(fake.applied().len(), N + 20);
+    let (mut memory, mut http) = (Vec::new(), Vec::new());
+    for i in 0..WARM_UP + N {
+        let (m, h) = (timed(&memory_app).await, timed(&http_app).await);
+        if i >= WARM_UP {
+            memory.push(m);
+            http.push(h);
+        }
+    }
+    report("memory", memory);
+    report("http", http);
+    assert_eq!(fake.applied().len(), WARM_UP + N);
 }

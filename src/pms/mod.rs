@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+pub mod http;
 pub mod itemize;
 pub mod memory;
 mod registry;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::PmsAdapter;
+use super::http::{HttpPms, HttpPmsSettings};
 use super::memory::{MemoryPms, MemoryPmsSettings};
 
 /// `[pms.NAME]` sections, chosen by their `adapter` key.
@@ -13,6 +14,7 @@ use super::memory::{MemoryPms, MemoryPmsSettings};
 #[serde(tag = "adapter", rename_all = "lowercase")]
 pub enum PmsSettings {
     Memory(MemoryPmsSettings),
+    Http(HttpPmsSettings),
 }
 
 impl PmsSettings {
@@ -20,6 +22,7 @@ impl PmsSettings {
     pub fn check(&self) -> Result<(), String> {
         match self {
             PmsSettings::Memory(s) => s.check(),
+            PmsSettings::Http(s) => s.check(),
         }
     }
 
@@ -32,6 +35,10 @@ impl PmsSettings {
                     memory: Some(pms),
                 }
             }
+            PmsSettings::Http(s) => Built {
+                adapter: Arc::new(HttpPms::new(s)?),
+                memory: None,
+            },
         })
     }
 }

@@ -4,7 +4,9 @@
 mod charge;
 mod conformance;
 mod failures;
+mod fake_http_pms;
 mod helpers;
+mod http_adapter;
 mod malformed;
 mod ops;
 mod receipts;

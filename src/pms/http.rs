@@ -1,0 +1,1163 @@
+//! The generic `http` adapter: chargebridge's own JSON protocol, for a PMS that has
+//! no built-in adapter. The integrator implements four endpoints under one base URL;
+//! the full contract is `schemas/pms-http-protocol.openapi.yaml`.
+//!
+//! | call | request | answers |
+//! |---|---|---|
+//! | post | `POST {url}/charges`, header `Idempotency-Key: <reference>`, JSON [charge body](#the-charge-body) | 2XX posted (`{"pmsReference": …}`), 4XX refused (`{"message": …}`), 429/5XX not applied |
+//! | reconcile | `GET {url}/charges/{reference}` | 200 `{"pmsReference": …, "charge": …}` or 404 |
+//! | search | `GET {url}/reservations?term=…` | 200 `{"reservations": [...]}` |
+//! | health | `GET {url}/health` | 2XX |
+//!
+//! With `token` (or `token_env`) set, every request carries `Authorization: Bearer …`.
+//! The token is never logged and never part of an error text.
+//!
+//! # Outcome classes
+//!
+//! * **2XX**: posted. The PMS's id is the body's `pmsReference`; a 2XX without a
+//!   readable one is still posted and reports the charge's own `reference`.
+//! * **4XX**: [`PmsError::Rejected`] with the body's `message` (else the status
+//!   text), stored and replayed as 422. Three statuses are not refusals:
+//!   * `429 Too Many Requests` and `408 Request Timeout`: not applied
+//!     ([`PmsError::Unavailable`]);
+//!   * `409 Conflict`: the PMS is still processing a request with the same
+//!     `Idempotency-Key`, so the charge may yet be applied ([`PmsError::Unknown`]).
+//!     Storing a refusal here could lose a charge the PMS is about to apply.
+//! * **5XX**: [`PmsError::Unavailable`]. The protocol *requires* a PMS to answer
+//!   5XX only when it has not applied the charge (and to keep a proxy in front of it
+//!   from turning a timeout after forwarding into a 502/504). If it still happens,
+//!   the retry carries the same `Idempotency-Key`, which the PMS must deduplicate.
+//! * **Connection refused / connect timeout**: nothing was sent, [`PmsError::Unavailable`].
+//! * **Timeout or connection loss after the request may have left** (including a
+//!   per-request timeout that fires while still connecting, which reqwest does not
+//!   tell apart): [`PmsError::Unknown`].
+//! * Anything else (1XX, 3XX: redirects are not followed): [`PmsError::Unknown`].
+//!
+//! Each attempt waits at most `min(timeout, deadline - now)`. Only outcomes known
+//! not to have applied anything are retried (connection refused, 429, 503), at most
+//! `max_retries` times, after `Retry-After` (seconds or HTTP date) or a short
+//! back-off, and only when the wait still leaves time for another attempt before
+//! the deadline. A PMS in maintenance can therefore answer `503` with a long
+//! `Retry-After` to make chargebridge give up at once (the POS shows "retry").
+//!
+//! # The charge body
+//!
+//! One JSON object per charge (`ChargeBody`); all money is a **decimal string**
+//! (`"66.00"`, exactly as computed, never a float). Top-level facts: `reference`
+//! (also the `Idempotency-Key`), `tenant`, `idempotencyKey` (Lightspeed's key, for
+//! people), `reservationId`, `amount` (what the folio must carry, tip included),
+//! `gratuity` (the tip part of `amount`), `currency`, `refund` (negative amount),
+//! `paymentMethod`, `closedAt`/`openedAt` (RFC 3339), `receipt` (ids), `outlet`
+//! (mapped outlet, `null` when unmapped), and two lists:
+//!
+//! * `items`: the folio items to post (from [`folio_items`]); their `amount`s add
+//!   up to `amount` exactly. A PMS that itemizes posts these.
+//! * `lines`: the receipt's sale lines as Lightspeed sent them (with mapped revenue
+//!   and tax codes), for display and audit. They need not add up to `amount`
+//!   (a partial room payment pays only part of the receipt).
+//!
+//! # Reconciliation and its limits
+//!
+//! When a post ends [`PmsError::Unknown`], the next delivery of the same Lightspeed
+//! key first asks `GET {url}/charges/{reference}`: 200 means the PMS has it (the
+//! delivery answers 200 without posting again), 404 means it certainly does not
+//! (the delivery posts), anything else keeps the outcome unknown (500, retry later).
+//! The reference is derived from tenant and key, so it is the same on every
+//! delivery. If the idempotency record itself was lost (Redis flushed),
+//! chargebridge does not know to reconcile and simply posts again, with the same
+//! `Idempotency-Key`: the PMS's deduplication answers with the first result.
+//!
+//! What this cannot guarantee, and what the PMS side must therefore provide:
+//!
+//! * **A charge still in flight inside the PMS.** If the first POST is still being
+//!   processed when the reconcile GET arrives, a correct PMS may answer 404 and
+//!   chargebridge posts again. Only the PMS honouring `Idempotency-Key` (same key:
+//!   return the first result, or 409 while the first is running) prevents a double
+//!   posting then. The key is the real guarantee; reconcile is the fast path.
+//! * **A 404 that is not the PMS's answer** (wrong base URL, a proxy's own 404)
+//!   reads as "not there": chargebridge posts, and that post normally fails the
+//!   same way (4XX, refused) rather than applying twice.
+//! * **A PMS that forgets keys.** Reconcile and deduplication are only as good as
+//!   the PMS's memory of references; it must keep them at least as long as
+//!   chargebridge's `retention` (7 days by default).
+//! * **The content.** Reconcile matches by reference only; chargebridge refuses a
+//!   reused key with a different body before it gets here, so the same reference
+//!   always means the same charge.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Response, StatusCode};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::itemize::{FolioItem, ItemKind, folio_items};
+use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::{Charge, Line, Named, ReceiptRefs, RoomCharge, ServiceChargeItem};
+
+/// The header that carries the charge's reference on `POST /charges`.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Longest wait for a TCP (and TLS) connection; a connect failure inside it is
+/// known not to have sent anything. Shorter than any sensible request timeout so
+/// an unreachable PMS reads as unavailable, not unknown.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// A retry is only worth it with at least this much time left after the wait.
+const MIN_ATTEMPT: Duration = Duration::from_millis(200);
+/// Back-off before a retry when the PMS gave no `Retry-After`.
+const BACKOFF: Duration = Duration::from_millis(100);
+/// Most bytes read from any PMS answer.
+const MAX_ANSWER: usize = 1 << 20;
+/// Longest reason text kept from a PMS answer (the POS shows 50 characters).
+const MAX_REASON: usize = 200;
+/// Upper bound of `max_retries`: retries must fit in one request deadline.
+const MAX_RETRIES: u32 = 5;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpPmsSettings {
+    /// Base URL (`https://pms.example/chargebridge`); endpoints are appended.
+    pub url: String,
+    /// Upper bound of one request (further bounded by the request deadline).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the token (instead of `token`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Retries of a post known not to have been applied (connection refused,
+    /// 429, 503), within the deadline.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(8)
+}
+fn default_max_retries() -> u32 {
+    1
+}
+
+impl HttpPmsSettings {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpPmsSettings {
+            url: url.into(),
+            timeout: default_timeout(),
+            token: None,
+            token_env: None,
+            max_retries: default_max_retries(),
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "url: scheme `{}` is not http or https",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("url: no host".into());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("url: put credentials in `token`, not in the URL".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("url: must not have a query or fragment".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        if self.token.is_some() && self.token_env.is_some() {
+            return Err("set at most one of token and token_env".into());
+        }
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().trim().is_empty())
+        {
+            return Err("token is empty".into());
+        }
+        if self.token_env.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return Err("token_env is empty".into());
+        }
+        if self.max_retries > MAX_RETRIES {
+            return Err(format!("max_retries must be at most {MAX_RETRIES}"));
+        }
+        Ok(())
+    }
+
+    fn resolve_token(&self) -> Result<Option<SecretString>, String> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let Some(var) = &self.token_env else {
+            return Ok(None);
+        };
+        match std::env::var(var) {
+            Ok(value) if !value.trim().is_empty() => Ok(Some(SecretString::from(value))),
+            Ok(_) => Err(format!("environment variable {var} (token_env) is empty")),
+            Err(_) => Err(format!("environment variable {var} (token_env) is not set")),
+        }
+    }
+}
+
+/// The adapter: one connection pool per configured PMS.
+pub struct HttpPms {
+    client: reqwest::Client,
+    /// The base URL without a trailing `/`.
+    base: String,
+    timeout: Duration,
+    max_retries: u32,
+}
+
+impl HttpPms {
+    pub fn new(settings: &HttpPmsSettings) -> Result<Self, String> {
+        settings.check()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(token) = settings.resolve_token()? {
+            let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| "token is not a valid header value".to_string())?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("chargebridge/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(HttpPms {
+            client,
+            base: settings.url.trim_end_matches('/').to_string(),
+            timeout: settings.timeout,
+            max_retries: settings.max_retries,
+        })
+    }
+
+    /// How long the next attempt may take; `None` once the deadline has passed.
+    fn attempt_timeout(&self, deadline: Instant) -> Option<Duration> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| left.min(self.timeout))
+    }
+
+    /// Whether waiting `wait` still leaves a worthwhile attempt before `deadline`.
+    fn fits(wait: Duration, deadline: Instant) -> bool {
+        Instant::now() + wait + MIN_ATTEMPT <= deadline
+    }
+}
+
+/// What one `POST /charges` attempt came to.
+#[derive(Debug, PartialEq)]
+enum Attempt {
+    Done(Result<PostingReceipt, PmsError>),
+    /// Not applied, and worth another try after this wait.
+    Retry(PmsError, Duration),
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for HttpPms {
+    fn kind(&self) -> &'static str {
+        "http"
+    }
+
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+        let Some(body) = ChargeBody::new(charge) else {
+            return Err(PmsError::Rejected("Nothing to charge to the room".into()));
+        };
+        let body = serde_json::to_vec(&body)
+            .map_err(|e| PmsError::Unavailable(format!("could not encode the charge: {e}")))?;
+        let url = format!("{}/charges", self.base);
+        let mut retries = 0;
+        loop {
+            let Some(timeout) = self.attempt_timeout(deadline) else {
+                return Err(PmsError::Unavailable("no time left to call the PMS".into()));
+            };
+            let sent = self
+                .client
+                .post(&url)
+                .header(IDEMPOTENCY_KEY, charge.reference.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .timeout(timeout)
+                .body(body.clone())
+                .send()
+                .await;
+            let attempt = match sent {
+                Ok(response) => classify_post(response, charge).await,
+                Err(e) if e.is_connect() => {
+                    Attempt::Retry(PmsError::Unavailable(describe(&e)), backoff(retries))
+                }
+                Err(e) => Attempt::Done(Err(PmsError::Unknown(describe(&e)))),
+            };
+            match attempt {
+                Attempt::Done(outcome) => return outcome,
+                Attempt::Retry(error, wait) => {
+                    if retries >= self.max_retries || !Self::fits(wait, deadline) {
+                        return Err(error);
+                    }
+                    retries += 1;
+                    tracing::info!(
+                        reference = %charge.reference,
+                        error = %error,
+                        wait_ms = wait.as_millis() as u64,
+                        retry = retries,
+                        "http PMS did not apply the charge; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let Some(timeout) = self.attempt_timeout(deadline) else {
+            return Err(PmsError::Unavailable(
+                "no time left to reconcile with the PMS".into(),
+            ));
+        };
+        let url = format!("{}/charges/{}", self.base, charge.reference.as_str());
+        let response = self
+            .client
+            .get(&url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| PmsError::Unavailable(format!("reconcile: {}", describe(&e))))?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(PmsError::Unavailable(format!(
+                "reconcile: PMS answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        // The status says the PMS has it; a body we cannot read does not undo that.
+        let bytes = read_capped(response).await.unwrap_or_default();
+        Ok(Some(receipt_from(&bytes, charge)))
+    }
+
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let Some(timeout) = self.attempt_timeout(deadline) else {
+            return Err(PmsError::Unavailable(
+                "no time left to search the PMS".into(),
+            ));
+        };
+        let response = self
+            .client
+            .get(format!("{}/reservations", self.base))
+            .query(&[("term", term)])
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| PmsError::Unavailable(format!("search: {}", describe(&e))))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(PmsError::Unavailable(format!(
+                "search: PMS answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let bytes = read_capped(response)
+            .await
+            .map_err(|e| PmsError::Unavailable(format!("search: {}", describe(&e))))?;
+        parse_reservations(&bytes).map_err(|e| PmsError::Unavailable(format!("search: {e}")))
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        let response = self
+            .client
+            .get(format!("{}/health", self.base))
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| PmsError::Unavailable(format!("health: {}", describe(&e))))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(PmsError::Unavailable(format!(
+                "health: PMS answered HTTP {}",
+                response.status().as_u16()
+            )))
+        }
+    }
+}
+
+/// Sorts the answer to `POST /charges` into an outcome (see the module docs).
+async fn classify_post(response: Response, charge: &Charge) -> Attempt {
+    let status = response.status();
+    let retry_after = retry_after(response.headers(), Utc::now());
+    // A body that cannot be read (cut, timed out) leaves only the status to go by.
+    let bytes = read_capped(response).await.unwrap_or_default();
+    classify_status(status, &bytes, retry_after, charge)
+}
+
+fn classify_status(
+    status: StatusCode,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    charge: &Charge,
+) -> Attempt {
+    let code = status.as_u16();
+    if status.is_success() {
+        return Attempt::Done(Ok(receipt_from(body, charge)));
+    }
+    let not_applied = || PmsError::Unavailable(format!("PMS answered HTTP {code}"));
+    match code {
+        429 | 503 => Attempt::Retry(not_applied(), retry_after.unwrap_or(BACKOFF)),
+        408 => Attempt::Done(Err(not_applied())),
+        409 => Attempt::Done(Err(PmsError::Unknown(
+            "PMS is still processing this reference (HTTP 409)".into(),
+        ))),
+        400..=499 => Attempt::Done(Err(PmsError::Rejected(reason(status, body)))),
+        500..=599 => Attempt::Done(Err(not_applied())),
+        _ => Attempt::Done(Err(PmsError::Unknown(format!(
+            "unexpected HTTP {code} from the PMS"
+        )))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PmsReferenceAnswer {
+    #[serde(default)]
+    pms_reference: Option<serde_json::Value>,
+}
+
+/// The PMS's id from a `{"pmsReference": …}` body, else the charge's own reference.
+fn receipt_from(body: &[u8], charge: &Charge) -> PostingReceipt {
+    let from_body = serde_json::from_slice::<PmsReferenceAnswer>(body)
+        .ok()
+        .and_then(|a| a.pms_reference)
+        .and_then(|v| match v {
+            serde_json::Value::String(s) => Some(s),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .map(|s| clip(s.trim(), MAX_REASON))
+        .filter(|s| !s.is_empty());
+    PostingReceipt {
+        pms_reference: from_body.unwrap_or_else(|| charge.reference.to_string()),
+    }
+}
+
+/// The refusal reason of a 4XX: the body's `message`, else the status text.
+fn reason(status: StatusCode, body: &[u8]) -> String {
+    #[derive(Deserialize)]
+    struct Refusal {
+        message: Option<String>,
+    }
+    serde_json::from_slice::<Refusal>(body)
+        .ok()
+        .and_then(|r| r.message)
+        .map(|m| clip(m.trim(), MAX_REASON))
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| {
+            format!(
+                "Hotel system refused: {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            )
+            .trim_end()
+            .to_string()
+        })
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date (relative to `now`).
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds.min(86_400)));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn backoff(retries: u32) -> Duration {
+    BACKOFF.saturating_mul(1 << retries.min(4))
+}
+
+async fn read_capped(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A short text for a transport error: what failed and the innermost cause.
+/// reqwest's own text names the URL, which holds no secret (see `check`).
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_connect() {
+        "could not connect to the PMS"
+    } else if e.is_timeout() {
+        "no answer from the PMS in time"
+    } else {
+        "connection to the PMS failed"
+    };
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    clip(&format!("{what}: {cause}"), MAX_REASON)
+}
+
+/// At most `max` characters of `text`, cut at a character boundary.
+fn clip(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
+/// The JSON body of `POST /charges` (schema `Charge` in the OpenAPI document).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChargeBody<'a> {
+    reference: &'a str,
+    tenant: &'a str,
+    idempotency_key: &'a str,
+    reservation_id: &'a str,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    gratuity: Decimal,
+    currency: &'a str,
+    refund: bool,
+    payment_method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    opened_at: Option<DateTime<Utc>>,
+    closed_at: DateTime<Utc>,
+    receipt: &'a ReceiptRefs,
+    /// Always present; `null` when the tenant maps no outlet.
+    outlet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revenue_center: Option<&'a Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a Named>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    covers: Option<u32>,
+    items: Vec<ItemBody>,
+    lines: &'a [Line],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_charge: Option<&'a ServiceChargeItem>,
+}
+
+/// One folio item (schema `FolioItem`).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ItemBody {
+    kind: &'static str,
+    description: String,
+    quantity: i32,
+    #[serde(with = "rust_decimal::serde::str")]
+    unit_amount: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revenue_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tax_code: Option<String>,
+    #[serde(
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    tax_percent: Option<Decimal>,
+}
+
+impl From<FolioItem> for ItemBody {
+    fn from(item: FolioItem) -> Self {
+        ItemBody {
+            kind: match item.kind {
+                ItemKind::Sale => "sale",
+                ItemKind::ServiceCharge => "serviceCharge",
+                ItemKind::Tip => "tip",
+                ItemKind::Consolidated => "consolidated",
+            },
+            description: item.description,
+            quantity: item.quantity,
+            unit_amount: item.unit_gross,
+            amount: item.gross,
+            revenue_code: item.revenue_code,
+            tax_code: item.tax_code,
+            tax_percent: item.tax_percent,
+        }
+    }
+}
+
+impl<'a> ChargeBody<'a> {
+    /// `None` for a charge with nothing to put on a room.
+    fn new(charge: &'a Charge) -> Option<Self> {
+        let room: &RoomCharge = charge.room.as_ref()?;
+        Some(ChargeBody {
+            reference: charge.reference.as_str(),
+            tenant: &charge.tenant,
+            idempotency_key: &charge.idempotency_key,
+            reservation_id: &room.reservation_id,
+            amount: room.amount,
+            gratuity: room.gratuity,
+            currency: &charge.currency,
+            refund: charge.refund,
+            payment_method: &room.payment_method,
+            opened_at: charge.opened_at,
+            closed_at: charge.closed_at,
+            receipt: &charge.receipt,
+            outlet: charge.outlet.as_deref(),
+            revenue_center: charge.revenue_center.as_ref(),
+            name: charge.name.as_deref(),
+            owner: charge.owner.as_ref(),
+            device_id: charge.device_id.as_deref(),
+            covers: charge.covers,
+            items: folio_items(charge)
+                .into_iter()
+                .map(ItemBody::from)
+                .collect(),
+            lines: &charge.lines,
+            service_charge: charge.service_charge.as_ref(),
+        })
+    }
+}
+
+/// The answer to `GET /reservations` (schema `Reservations`).
+#[derive(Deserialize)]
+struct ReservationsAnswer {
+    reservations: Vec<Reservation>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Reservation {
+    reservation_id: IdText,
+    room_id: IdText,
+    #[serde(default)]
+    room_description: Option<String>,
+    client_name: String,
+    #[serde(default)]
+    credit_limit: Option<serde_json::Value>,
+    #[serde(default)]
+    blocked: bool,
+    /// Only checked-in guests are expected; filtered defensively when present.
+    #[serde(default)]
+    checked_in: Option<bool>,
+}
+
+/// An id sent as a string or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdText {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl IdText {
+    fn into_string(self) -> String {
+        match self {
+            IdText::Text(s) => s,
+            IdText::Number(n) => n.to_string(),
+        }
+    }
+}
+
+fn parse_reservations(body: &[u8]) -> Result<Vec<GuestStay>, String> {
+    let answer: ReservationsAnswer =
+        serde_json::from_slice(body).map_err(|e| format!("invalid answer: {e}"))?;
+    answer
+        .reservations
+        .into_iter()
+        .filter(|r| r.checked_in != Some(false))
+        .map(|r| {
+            let credit_limit = credit_limit(r.credit_limit)
+                .map_err(|e| format!("reservation {:?}: {e}", r.client_name))?;
+            Ok(GuestStay {
+                reservation_id: r.reservation_id.into_string(),
+                room_id: r.room_id.into_string(),
+                room_description: r.room_description.unwrap_or_default(),
+                client_name: r.client_name,
+                credit_limit,
+                blocked: r.blocked,
+            })
+        })
+        .collect()
+}
+
+/// `creditLimit` as a JSON number or a decimal string, parsed exactly.
+fn credit_limit(value: Option<serde_json::Value>) -> Result<Option<Decimal>, String> {
+    use std::str::FromStr;
+    let text = match value {
+        None | Some(serde_json::Value::Null) => return Ok(None),
+        // With arbitrary precision the number keeps its written digits.
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => return Err("creditLimit is neither a number nor a string".into()),
+    };
+    let text = text.trim();
+    Decimal::from_str(text)
+        .or_else(|_| Decimal::from_scientific(text))
+        .map(Some)
+        .map_err(|_| format!("creditLimit {text:?} is not a decimal"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::{IdempotencyKey, Tenants};
+    use crate::pms::PmsRegistry;
+    use serde_json::Value;
+
+    const SCHEMA: &str = include_str!("../../schemas/pms-http-protocol.openapi.yaml");
+
+    fn charge_of(json: &str) -> Charge {
+        let s = Settings::demo();
+        let pms = PmsRegistry::build(&s.pms).unwrap();
+        let tenants = Tenants::build(&s.tenants, &pms).unwrap();
+        let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
+        let tenant = tenants.find("quickbooks-123").unwrap();
+        Charge::from_wire(
+            &wire,
+            tenant,
+            &IdempotencyKey::parse(b"LS1_test").unwrap(),
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    fn seed_body() -> Value {
+        let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
+        serde_json::to_value(ChargeBody::new(&charge).unwrap()).unwrap()
+    }
+
+    fn schema() -> Value {
+        serde_norway::from_str(SCHEMA).expect("the OpenAPI document is valid YAML")
+    }
+
+    /// `#/components/schemas/X` resolved against the document.
+    fn resolve<'a>(doc: &'a Value, node: &'a Value) -> &'a Value {
+        match node.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let pointer = r.strip_prefix('#').expect("local $ref");
+                resolve(doc, doc.pointer(pointer).unwrap_or_else(|| panic!("{r}")))
+            }
+            None => node,
+        }
+    }
+
+    /// A small validator for the subset of JSON Schema the document uses: `$ref`,
+    /// `allOf`, `type` (a name or a list), `required`, `properties` (undeclared
+    /// ones are problems), `items`, string `enum`, and `format: decimal` (checked by
+    /// parsing). Collects every problem.
+    fn validate(doc: &Value, node: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+        let node = resolve(doc, node);
+        for part in node
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            validate(doc, part, value, at, problems);
+        }
+        if let Some(types) = node.get("type") {
+            let allowed: Vec<&str> = match types {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let actual = match value {
+                Value::Null => "null",
+                Value::Bool(_) => "boolean",
+                Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+                Value::Number(_) => "number",
+                Value::String(_) => "string",
+                Value::Array(_) => "array",
+                Value::Object(_) => "object",
+            };
+            let ok =
+                allowed.contains(&actual) || (actual == "integer" && allowed.contains(&"number"));
+            if !ok {
+                problems.push(format!("{at}: {actual} where the schema says {allowed:?}"));
+            }
+        }
+        if let (Some(choices), Some(_)) =
+            (node.get("enum").and_then(Value::as_array), value.as_str())
+            && !choices.contains(value)
+        {
+            problems.push(format!("{at}: {value} not in {choices:?}"));
+        }
+        if node.get("format").and_then(Value::as_str) == Some("decimal")
+            && let Some(s) = value.as_str()
+            && s.parse::<Decimal>().is_err()
+        {
+            problems.push(format!("{at}: {s:?} is not a decimal"));
+        }
+        if let Some(obj) = value.as_object() {
+            for req in node
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if !obj.contains_key(req) {
+                    problems.push(format!("{at}: required `{req}` missing"));
+                }
+            }
+            if let Some(props) = node.get("properties").and_then(Value::as_object) {
+                for (k, v) in obj {
+                    // Stricter than the document (which tells integrators to
+                    // ignore unknown properties): whatever is sent is documented.
+                    match props.get(k) {
+                        Some(p) => validate(doc, p, v, &format!("{at}.{k}"), problems),
+                        None => problems.push(format!("{at}: `{k}` is not in the schema")),
+                    }
+                }
+            }
+        }
+        if let (Some(items), Some(arr)) = (node.get("items"), value.as_array()) {
+            for (i, v) in arr.iter().enumerate() {
+                validate(doc, items, v, &format!("{at}[{i}]"), problems);
+            }
+        }
+    }
+
+    fn problems(schema_name: &str, value: &Value) -> Vec<String> {
+        let doc = schema();
+        let node = doc
+            .pointer(&format!("/components/schemas/{schema_name}"))
+            .unwrap_or_else(|| panic!("schema {schema_name}"))
+            .clone();
+        let mut problems = Vec::new();
+        validate(&doc, &node, value, "$", &mut problems);
+        problems
+    }
+
+    #[test]
+    fn charge_body_has_every_property_the_schema_requires() {
+        let body = seed_body();
+        let doc = schema();
+        let required = doc
+            .pointer("/components/schemas/Charge/required")
+            .and_then(Value::as_array)
+            .expect("Charge.required");
+        for name in [
+            "reference",
+            "tenant",
+            "reservationId",
+            "amount",
+            "gratuity",
+            "currency",
+            "refund",
+            "closedAt",
+            "receipt",
+            "outlet",
+            "lines",
+            "items",
+        ] {
+            assert!(
+                required.contains(&Value::String(name.into())),
+                "the schema should require {name}"
+            );
+        }
+        for name in required.iter().filter_map(Value::as_str) {
+            assert!(
+                body.get(name).is_some(),
+                "body lacks required `{name}`: {body}"
+            );
+        }
+        assert_eq!(problems("Charge", &body), Vec::<String>::new(), "{body:#}");
+    }
+
+    #[test]
+    fn the_documented_example_is_what_the_adapter_sends() {
+        let doc = schema();
+        let example = doc
+            .pointer("/components/examples/Charge/value")
+            .expect("Charge example");
+        assert_eq!(
+            example,
+            &seed_body(),
+            "regenerate the example from the seed"
+        );
+    }
+
+    #[test]
+    fn every_fixture_body_matches_the_schema() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/payloads");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let charge = charge_of(&std::fs::read_to_string(&path).unwrap());
+            let Some(body) = ChargeBody::new(&charge) else {
+                continue;
+            };
+            let body = serde_json::to_value(body).unwrap();
+            assert_eq!(
+                problems("Charge", &body),
+                Vec::<String>::new(),
+                "{}: {body:#}",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn money_is_sent_as_exact_decimal_strings() {
+        let body = seed_body();
+        assert_eq!(body["amount"], "66.0");
+        assert_eq!(body["gratuity"], "1.0");
+        assert_eq!(body["reservationId"], "001");
+        assert_eq!(body["closedAt"], "2021-01-01T00:00:00Z");
+        assert_eq!(body["refund"], false);
+        assert!(body["outlet"].is_null());
+        let items = body["items"].as_array().unwrap();
+        let total: Decimal = items
+            .iter()
+            .map(|i| i["amount"].as_str().unwrap().parse::<Decimal>().unwrap())
+            .sum();
+        assert_eq!(total, Decimal::new(660, 1), "items add up to the amount");
+        let text = serde_json::to_string(&body).unwrap();
+        assert!(!text.contains("\"amount\":66"), "no JSON numbers for money");
+    }
+
+    #[test]
+    fn schema_examples_are_understood_by_the_adapter() {
+        let doc = schema();
+        let example = doc
+            .pointer("/components/examples/Reservations/value")
+            .expect("Reservations example");
+        assert!(problems("Reservations", example).is_empty());
+        let bytes = serde_json::to_vec(example).unwrap();
+        let guests = parse_reservations(&bytes).unwrap();
+        assert!(!guests.is_empty());
+        assert!(guests.iter().all(|g| !g.client_name.is_empty()));
+        let posted = doc
+            .pointer("/components/examples/Posted/value")
+            .expect("Posted example");
+        assert!(problems("Posted", posted).is_empty());
+        let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
+        let receipt = receipt_from(&serde_json::to_vec(posted).unwrap(), &charge);
+        assert_eq!(
+            Some(receipt.pms_reference.as_str()),
+            posted["pmsReference"].as_str()
+        );
+    }
+
+    fn outcome(status: u16, body: &str, retry_after: Option<Duration>) -> Attempt {
+        let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
+        classify_status(
+            StatusCode::from_u16(status).unwrap(),
+            body.as_bytes(),
+            retry_after,
+            &charge,
+        )
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
+        assert_eq!(
+            outcome(201, r#"{"pmsReference":"F-1"}"#, None),
+            Attempt::Done(Ok(PostingReceipt {
+                pms_reference: "F-1".into()
+            }))
+        );
+        assert_eq!(
+            outcome(200, "", None),
+            Attempt::Done(Ok(PostingReceipt {
+                pms_reference: charge.reference.to_string()
+            })),
+            "a 2XX without a pmsReference is still posted"
+        );
+        assert_eq!(
+            outcome(422, r#"{"message":"Folio closed"}"#, None),
+            Attempt::Done(Err(PmsError::Rejected("Folio closed".into())))
+        );
+        assert_eq!(
+            outcome(403, "<html>nope</html>", None),
+            Attempt::Done(Err(PmsError::Rejected(
+                "Hotel system refused: 403 Forbidden".into()
+            )))
+        );
+        assert!(matches!(
+            outcome(429, "", Some(Duration::ZERO)),
+            Attempt::Retry(PmsError::Unavailable(_), d) if d.is_zero()
+        ));
+        assert!(matches!(
+            outcome(503, "", None),
+            Attempt::Retry(PmsError::Unavailable(_), d) if d == BACKOFF
+        ));
+        assert!(matches!(
+            outcome(500, "", None),
+            Attempt::Done(Err(PmsError::Unavailable(_)))
+        ));
+        assert!(matches!(
+            outcome(409, "", None),
+            Attempt::Done(Err(PmsError::Unknown(_)))
+        ));
+        assert!(matches!(
+            outcome(302, "", None),
+            Attempt::Done(Err(PmsError::Unknown(_)))
+        ));
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        assert_eq!(with("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            with("Wed, 01 May 2024 10:00:05 GMT"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(with("Wed, 01 May 2024 09:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(with("soon"), None);
+    }
+
+    #[test]
+    fn reservations_accept_numbers_strings_and_filter_checked_out() {
+        let body = br#"{"reservations":[
+            {"reservationId":"001","roomId":101,"roomDescription":"Double","clientName":"Jane Doe","creditLimit":500.10,"blocked":false},
+            {"reservationId":2,"roomId":"102","clientName":"John Smith","creditLimit":"250.5"},
+            {"reservationId":"004","roomId":"202","clientName":"Arthur Dent","checkedIn":false}
+        ]}"#;
+        let guests = parse_reservations(body).unwrap();
+        assert_eq!(guests.len(), 2);
+        assert_eq!(guests[0].room_id, "101");
+        assert_eq!(guests[0].credit_limit, Some(Decimal::new(50010, 2)));
+        assert_eq!(guests[1].reservation_id, "2");
+        assert_eq!(guests[1].credit_limit, Some(Decimal::new(2505, 1)));
+        assert_eq!(guests[1].room_description, "");
+        assert!(parse_reservations(br#"{"reservations":[{"reservationId":"1","roomId":"1","clientName":"X","creditLimit":"lots"}]}"#).is_err());
+        assert!(parse_reservations(b"[]").is_err());
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let ok = HttpPmsSettings::new("https://pms.example/api/");
+        assert!(ok.check().is_ok());
+        for bad in [
+            "ftp://pms.example",
+            "not a url",
+            "https://user:pw@pms.example",
+            "https://pms.example/?token=x",
+        ] {
+            assert!(HttpPmsSettings::new(bad).check().is_err(), "{bad}");
+        }
+        let mut both = HttpPmsSettings::new("http://127.0.0.1:9000");
+        both.token = Some(SecretString::from("t"));
+        both.token_env = Some("T".into());
+        assert!(both.check().is_err());
+        let mut retries = HttpPmsSettings::new("http://127.0.0.1:9000");
+        retries.max_retries = 50;
+        assert!(retries.check().is_err());
+    }
+
+    #[test]
+    fn settings_have_defaults_and_refuse_unknown_keys() {
+        let s: crate::pms::PmsSettings = serde_json::from_value(serde_json::json!({
+            "adapter": "http",
+            "url": "http://127.0.0.1:9000",
+            "token": "s3cret",
+        }))
+        .unwrap();
+        let crate::pms::PmsSettings::Http(s) = s else {
+            panic!("not http")
+        };
+        assert_eq!(s.timeout, Duration::from_secs(8));
+        assert_eq!(s.max_retries, 1);
+        assert!(!format!("{s:?}").contains("s3cret"), "token never printed");
+        let unknown = serde_json::from_value::<crate::pms::PmsSettings>(serde_json::json!({
+            "adapter": "http", "url": "http://x", "tokn": "typo"
+        }));
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn the_specs_config_example_loads_with_env_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chargebridge.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[tenants]]
+business_external_reference = "quickbooks-123"
+api_key = "quickbooks-key-345"
+currency = "EUR"
+room_charge_method_codes = ["IKPMS"]
+pms = "main"
+
+[pms.main]
+adapter = "http"
+url = "http://127.0.0.1:9000"
+timeout = "8s"
+"#,
+        )
+        .unwrap();
+        let settings = Settings::load_with_env(
+            Some(&path),
+            [
+                (
+                    "CHARGEBRIDGE__PMS__MAIN__MAX_RETRIES".to_string(),
+                    "2".to_string(),
+                ),
+                (
+                    "CHARGEBRIDGE__PMS__MAIN__TOKEN".to_string(),
+                    "t0ken".to_string(),
+                ),
+            ],
+        )
+        .unwrap();
+        let crate::pms::PmsSettings::Http(s) = &settings.pms["main"] else {
+            panic!("not http")
+        };
+        assert_eq!(s.url, "http://127.0.0.1:9000");
+        assert_eq!(s.timeout, Duration::from_secs(8));
+        assert_eq!(s.max_retries, 2);
+        assert_eq!(s.token.as_ref().map(|t| t.expose_secret()), Some("t0ken"));
+        let registry = PmsRegistry::build(&settings.pms).unwrap();
+        assert_eq!(registry.get("main").unwrap().kind(), "http");
+    }
+
+    #[test]
+    fn a_missing_token_env_fails_the_build() {
+        let mut s = HttpPmsSettings::new("http://127.0.0.1:9000");
+        s.token_env = Some("CHARGEBRIDGE_TEST_SURELY_UNSET_TOKEN".into());
+        let err = HttpPms::new(&s).err().unwrap();
+        assert!(
+            err.contains("CHARGEBRIDGE_TEST_SURELY_UNSET_TOKEN"),
+            "{err}"
+        );
+    }
+}

@@ -12,6 +12,8 @@ use crate::pms::PmsError;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
 ];
@@ -26,6 +28,17 @@ pub fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first (embedding apps).
         let _ = metrics::set_global_recorder(recorder);
+        // Histograms buffer raw samples until upkeep folds them into buckets:
+        // without this, an unscraped process would grow without bound.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }

@@ -1,0 +1,668 @@
+//! Load benchmark: chargebridge (Redis store, memory PMS) against a baseline
+//! actix-web handler that parses the same JSON and makes the same number of
+//! Redis round trips a straightforward implementation makes. Results are ratios
+//! to that baseline, because absolute numbers on a shared machine are noise.
+//!
+//! `cargo bench --bench load` starts its own redis-server, both servers (as
+//! separate processes, so their peak RSS can be read), drives them over HTTP/1.1
+//! keep-alive connections from this process, and rewrites `BENCHMARKS.md`.
+//! Options (after `--`): `--seconds N` per run (default 8), `--connections N`
+//! (default 64), `--quick` (2 s runs, no growth runs), `--no-write`.
+
+use std::fmt::Write as _;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SEED: &str = include_str!("../fixtures/payloads/seed-example.json");
+
+// ---------------------------------------------------------------------------
+// Baseline server (run as a child process of this bench: `--baseline-server`).
+
+mod baseline {
+    use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+    use redis::AsyncCommands;
+
+    struct State {
+        redis: redis::aio::ConnectionManager,
+    }
+
+    async fn charge(req: HttpRequest, body: web::Bytes, state: web::Data<State>) -> HttpResponse {
+        let Some(key) = req
+            .headers()
+            .get("x-lightspeed-idempotency-key")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return HttpResponse::BadRequest().finish();
+        };
+        // The same parse as the real handler's model: a full JSON document.
+        let value: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => return HttpResponse::BadRequest().finish(),
+        };
+        let record_key = format!("baseline:{key}");
+        let mut conn = state.redis.clone();
+        // Round trip 1: claim.
+        let claimed: Option<String> = match redis::cmd("SET")
+            .arg(&record_key)
+            .arg("in_progress")
+            .arg("NX")
+            .arg("PX")
+            .arg(30_000)
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(v) => v,
+            Err(_) => return HttpResponse::InternalServerError().finish(),
+        };
+        let body = if claimed.is_some() {
+            // Round trip 2: store the answer.
+            let answer = format!(
+                r#"{{"status":"posted","pmsReference":"B-1","idempotencyKey":"{key}","n":{}}}"#,
+                value.as_object().map_or(0, |o| o.len())
+            );
+            let stored: Result<(), _> = conn.set_ex(&record_key, &answer, 604_800).await;
+            if stored.is_err() {
+                return HttpResponse::InternalServerError().finish();
+            }
+            answer
+        } else {
+            // Round trip 2: read the stored answer.
+            match conn.get::<_, Option<String>>(&record_key).await {
+                Ok(Some(answer)) => answer,
+                _ => return HttpResponse::InternalServerError().finish(),
+            }
+        };
+        HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body)
+    }
+
+    pub fn serve(port: u16, redis_url: &str) -> std::io::Result<()> {
+        let system = actix_web::rt::System::new();
+        let url = redis_url.to_string();
+        system.block_on(async move {
+            let client = redis::Client::open(url.as_str()).map_err(std::io::Error::other)?;
+            let redis = client
+                .get_connection_manager()
+                .await
+                .map_err(std::io::Error::other)?;
+            let state = web::Data::new(State { redis });
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .app_data(web::PayloadConfig::new(1 << 20))
+                    .route("/lightspeed/charge", web::post().to(charge))
+            })
+            .bind(("127.0.0.1", port))?
+            .run()
+            .await
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Processes.
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    /// Peak resident set size (VmHWM) in KiB.
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn start_redis() -> (Proc, u16) {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("cb-bench-redis-{port}"));
+    let _ = std::fs::create_dir_all(&dir);
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH");
+    wait_for_port(port);
+    (Proc(child), port)
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn start_chargebridge(redis_port: u16) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_chargebridge"))
+        .arg("serve")
+        .env("CHARGEBRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("CHARGEBRIDGE__IDEMPOTENCY__STORE", "redis")
+        .env(
+            "CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL",
+            format!("redis://127.0.0.1:{redis_port}"),
+        )
+        .env("CHARGEBRIDGE__IDEMPOTENCY__ACCEPT_UNSAFE_REDIS", "true")
+        .env("CHARGEBRIDGE__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chargebridge binary");
+    wait_for_port(port);
+    (Proc(child), port)
+}
+
+fn start_baseline(redis_port: u16) -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--baseline-server",
+            &port.to_string(),
+            &format!("redis://127.0.0.1:{redis_port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("baseline server");
+    wait_for_port(port);
+    (Proc(child), port)
+}
+
+// ---------------------------------------------------------------------------
+// Load generator: raw HTTP/1.1 over keep-alive connections.
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mix {
+    /// Every request a new key.
+    Unique,
+    /// Every request repeats one of a pre-posted set of keys.
+    Replays,
+    /// 70 % new keys, 30 % duplicates of keys sent moments ago (often in flight).
+    Mixed,
+}
+
+struct Run {
+    requests: u64,
+    errors: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+}
+
+impl Run {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+    fn max(&self) -> f64 {
+        self.latencies_us.last().copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+fn request_bytes(key: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST /lightspeed/charge HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nX-Lightspeed-Idempotency-Key: {key}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// Sends one request and reads one response; returns the status.
+async fn exchange(
+    stream: &mut TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> std::io::Result<u16> {
+    stream.write_all(request).await?;
+    buf.clear();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..head_end]).map_err(std::io::Error::other)?;
+            let status: u16 = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| std::io::Error::other("bad status line"))?;
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let total = head_end + 4 + length;
+            while buf.len() < total {
+                let n = stream.read(&mut chunk).await?;
+                if n == 0 {
+                    return Err(std::io::Error::other("connection closed mid-body"));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Ok(status);
+        }
+    }
+}
+
+async fn drive(
+    port: u16,
+    mix: Mix,
+    connections: usize,
+    seconds: f64,
+    body: Arc<String>,
+    tag: &str,
+) -> Run {
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let replay_keys: Arc<Vec<String>> =
+        Arc::new((0..1000).map(|i| format!("LS1_{tag}-replay-{i}")).collect());
+    if mix == Mix::Replays {
+        // Post each replay key once so every measured request is a replay.
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut buf = Vec::new();
+        for k in replay_keys.iter() {
+            exchange(&mut s, &request_bytes(k, &body), &mut buf)
+                .await
+                .unwrap();
+        }
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let counter = counter.clone();
+        let body = body.clone();
+        let replay_keys = replay_keys.clone();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut buf = Vec::with_capacity(16 * 1024);
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut errors = 0u64;
+            let mut i: u64 = 0;
+            while Instant::now() < deadline {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let key = match mix {
+                    Mix::Unique => format!("LS1_{tag}-{c}-{i}"),
+                    Mix::Replays => replay_keys[(n % replay_keys.len() as u64) as usize].clone(),
+                    // 30 %: one of a small pool of hot keys shared by every
+                    // connection (rotating every 5000 requests), so duplicates
+                    // of one key are often in flight at once.
+                    Mix::Mixed if n % 10 < 3 => format!("LS1_{tag}-hot-{}-{}", n % 64, n / 5000),
+                    Mix::Mixed => format!("LS1_{tag}-{c}-{i}"),
+                };
+                i += 1;
+                let request = request_bytes(&key, &body);
+                let t = Instant::now();
+                match exchange(&mut stream, &request, &mut buf).await {
+                    Ok(200) => latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32),
+                    Ok(status) => {
+                        if errors == 0 {
+                            eprintln!(
+                                "first error status {status}: {}",
+                                String::from_utf8_lossy(&buf)
+                            );
+                        }
+                        errors += 1;
+                        latencies.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
+                    Err(_) => {
+                        errors += 1;
+                        stream = match TcpStream::connect(("127.0.0.1", port)).await {
+                            Ok(s) => s,
+                            Err(_) => break,
+                        };
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        latencies_us.extend(l);
+        errors += e;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_us.sort_unstable();
+    Run {
+        requests: latencies_us.len() as u64,
+        errors,
+        seconds,
+        latencies_us,
+    }
+}
+
+fn payload_with_lines(lines: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(SEED).unwrap();
+    let line = v["transactions"][0].clone();
+    v["transactions"] = serde_json::Value::Array(vec![line; lines]);
+    serde_json::to_string(&v).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+
+struct Options {
+    seconds: f64,
+    connections: usize,
+    quick: bool,
+    write: bool,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let quick = args.iter().any(|a| a == "--quick");
+    Options {
+        seconds: value("--seconds").unwrap_or(if quick { 2.0 } else { 8.0 }),
+        connections: value("--connections").map_or(64, |v| v as usize),
+        quick,
+        write: !args.iter().any(|a| a == "--no-write"),
+    }
+}
+
+fn row(out: &mut String, name: &str, run: &Run, rss_kib: u64) {
+    let _ = writeln!(
+        out,
+        "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
+        run.rps(),
+        run.pct(0.50),
+        run.pct(0.90),
+        run.pct(0.99),
+        run.max(),
+        run.errors,
+        rss_kib as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--baseline-server") {
+        let port: u16 = args[i + 1].parse().unwrap();
+        baseline::serve(port, &args[i + 2]).unwrap();
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--load-only") {
+        // Drive an already running server (for profiling): --load-only PORT SECONDS
+        let port: u16 = args[i + 1].parse().unwrap();
+        let secs: f64 = args[i + 2].parse().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let run = rt.block_on(drive(
+            port,
+            Mix::Unique,
+            64,
+            secs,
+            Arc::new(SEED.to_string()),
+            &format!("p{}", std::process::id()),
+        ));
+        println!(
+            "{:.0} req/s, p99 {:.2} ms, errors {}",
+            run.rps(),
+            run.pct(0.99),
+            run.errors
+        );
+        return;
+    }
+    let opts = options();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (redis, redis_port) = start_redis();
+    let (cb, cb_port) = start_chargebridge(redis_port);
+    let (base, base_port) = start_baseline(redis_port);
+    let seed = Arc::new(SEED.to_string());
+    let secs = opts.seconds;
+    let conns = opts.connections;
+
+    let mut table = String::new();
+    let _ = writeln!(
+        table,
+        "| run | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB |"
+    );
+    let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut ratios = String::new();
+    let mut all_errors = 0;
+    for (mix, label, slug) in [
+        (Mix::Unique, "unique", "u"),
+        (Mix::Replays, "replays", "r"),
+        (Mix::Mixed, "mixed 70/30", "m"),
+    ] {
+        // Warm both servers, then measure each.
+        rt.block_on(drive(
+            base_port,
+            mix,
+            conns,
+            0.5,
+            seed.clone(),
+            &format!("wb-{slug}"),
+        ));
+        rt.block_on(drive(
+            cb_port,
+            mix,
+            conns,
+            0.5,
+            seed.clone(),
+            &format!("wc-{slug}"),
+        ));
+        let b = rt.block_on(drive(
+            base_port,
+            mix,
+            conns,
+            secs,
+            seed.clone(),
+            &format!("b-{slug}"),
+        ));
+        let c = rt.block_on(drive(
+            cb_port,
+            mix,
+            conns,
+            secs,
+            seed.clone(),
+            &format!("c-{slug}"),
+        ));
+        row(
+            &mut table,
+            &format!("baseline, {label}"),
+            &b,
+            base.peak_rss_kib(),
+        );
+        row(
+            &mut table,
+            &format!("chargebridge, {label}"),
+            &c,
+            cb.peak_rss_kib(),
+        );
+        all_errors += c.errors;
+        let _ = writeln!(
+            ratios,
+            "| {label} | {:.0} % | {:.2} |",
+            100.0 * c.rps() / b.rps(),
+            c.pct(0.99) / b.pct(0.99).max(0.001)
+        );
+        eprintln!(
+            "{label}: baseline {:.0} req/s, chargebridge {:.0} req/s",
+            b.rps(),
+            c.rps()
+        );
+    }
+
+    let mut growth = String::new();
+    if !opts.quick {
+        let _ = writeln!(
+            growth,
+            "| payload / store | req/s | p50 ms | p99 ms | errors |"
+        );
+        let _ = writeln!(growth, "|---|---:|---:|---:|---:|");
+        for lines in [1usize, 50, 500] {
+            let body = Arc::new(payload_with_lines(lines));
+            let r = rt.block_on(drive(
+                cb_port,
+                Mix::Unique,
+                conns,
+                secs / 2.0,
+                body.clone(),
+                &format!("g{lines}"),
+            ));
+            let _ = writeln!(
+                growth,
+                "| {lines} lines ({} bytes), unique keys | {:.0} | {:.2} | {:.2} | {} |",
+                body.len(),
+                r.rps(),
+                r.pct(0.5),
+                r.pct(0.99),
+                r.errors
+            );
+        }
+        let before = rt.block_on(drive(
+            cb_port,
+            Mix::Unique,
+            conns,
+            secs / 2.0,
+            seed.clone(),
+            "g-empty",
+        ));
+        redis_cli(
+            redis_port,
+            &[
+                "DEBUG",
+                "POPULATE",
+                "1000000",
+                "chargebridge:idem:filler",
+                "300",
+            ],
+        );
+        let keys = redis_cli(redis_port, &["DBSIZE"]);
+        let after = rt.block_on(drive(
+            cb_port,
+            Mix::Unique,
+            conns,
+            secs / 2.0,
+            seed.clone(),
+            "g-full",
+        ));
+        for (label, r) in [
+            ("seed, few records in Redis", &before),
+            ("seed, 1 million records in Redis", &after),
+        ] {
+            let _ = writeln!(
+                growth,
+                "| {label} | {:.0} | {:.2} | {:.2} | {} |",
+                r.rps(),
+                r.pct(0.5),
+                r.pct(0.99),
+                r.errors
+            );
+        }
+        eprintln!("growth: DBSIZE after populate = {keys}");
+    }
+    drop(redis);
+
+    let report = format!(
+        "# Benchmarks\n\n\
+         Reproduce with `cargo bench --bench load` (writes this file). Machine: {} cores, load generator \
+         on the same cores ({conns} keep-alive connections, {secs} s per run). chargebridge runs with the \
+         Redis store (a private `redis-server`), the memory PMS (no PMS latency) and JSON logs to /dev/null. \
+         The baseline is a minimal actix-web handler that parses the same JSON and makes two Redis round \
+         trips per request (`SET NX PX` + `SET` for a new key, `SET NX PX` + `GET` for a repeated key).\n\n\
+         {table}\n\
+         ## Against the baseline\n\n\
+         | run | throughput vs baseline | p99 vs baseline (×) |\n|---|---:|---:|\n{ratios}\n\
+         Redis round trips per delivery: a new key costs 2 (`SET … NX PX … GET` claims it or returns the \
+         existing record; one `EVALSHA` stores the answer, fenced on the owner token); a replay costs 1 (the \
+         claim returns the stored answer). Errors across chargebridge runs: {all_errors}.\n\n\
+         {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if growth.is_empty() {
+            String::new()
+        } else {
+            format!("## Growth\n\n{growth}")
+        }
+    );
+    println!("{report}");
+    if opts.write {
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md"),
+            report,
+        )
+        .unwrap();
+    }
+}

@@ -40,6 +40,7 @@
 
 pub mod itemize;
 pub mod memory;
+pub mod mews;
 mod registry;
 
 use rust_decimal::Decimal;

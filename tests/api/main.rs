@@ -4,8 +4,10 @@
 mod charge;
 mod conformance;
 mod failures;
+mod fake_mews;
 mod helpers;
 mod malformed;
+mod mews;
 mod ops;
 mod receipts;
 mod redis_server;

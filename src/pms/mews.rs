@@ -836,8 +836,9 @@ impl PmsAdapter for MewsPms {
         };
         let reservation = match self.reservation(&room.reservation_id, deadline).await {
             Ok(Some(r)) => r,
-            // No such reservation: nothing can have been posted to it.
-            Ok(None) => return Ok(None),
+            // No such reservation (or an id Mews refuses): nothing can have been
+            // posted to it, since posting needs this same look-up to succeed.
+            Ok(None) | Err(Failure::Status { status: 400, .. }) => return Ok(None),
             Err(f) => return Err(read_error(f)),
         };
         let Some(account) = reservation.account() else {
@@ -853,8 +854,8 @@ impl PmsAdapter for MewsPms {
                 json!({
                     "AccountIds": [account],
                     "ConsumedUtc": {
-                        "StartUtc": utc(charge.closed_at - window),
-                        "EndUtc": utc(charge.closed_at + window),
+                        "StartUtc": utc(charge.closed_at.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC)),
+                        "EndUtc": utc(charge.closed_at.checked_add_signed(window).unwrap_or(DateTime::<Utc>::MAX_UTC)),
                     },
                 }),
                 deadline,

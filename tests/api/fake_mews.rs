@@ -421,6 +421,14 @@ fn interval(body: &Map<String, Value>, key: &str) -> Result<Option<Interval>, St
 
 fn reservations(body: &Map<String, Value>) -> Answer {
     let ids = strings(body, "ReservationIds")?;
+    // Mews ids are UUIDs (the kit's guests keep their short ids).
+    if let Some(bad) = ids
+        .iter()
+        .flatten()
+        .find(|i| uuid::Uuid::parse_str(i).is_err() && !GUESTS.iter().any(|g| g.reservation == *i))
+    {
+        return Err(format!("Invalid ReservationIds: {bad}."));
+    }
     let states = strings(body, "States")?;
     let rows = GUESTS
         .iter()

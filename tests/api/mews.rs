@@ -287,12 +287,22 @@ async fn a_checked_out_guest_is_refused_with_a_readable_message() {
 async fn an_unknown_reservation_is_refused() {
     let fake = fake_mews::start().await;
     let app = app_on(&fake, |_, _| {}).await;
-    let answer = app.charge(&fresh_key(), &body_for_reservation("999")).await;
-    assert_eq!(
-        (answer.status, answer.code().as_str()),
-        (422, "pms_rejected")
-    );
-    assert_eq!(answer.json()["customerErrorMessage"], "Unknown reservation");
+    // Mews answers 400 for an id that is not one of its ids, and an empty list
+    // for a well-formed id it does not have.
+    for reservation in ["999", "0f515589-99b4-423d-b83a-b237009f0509"] {
+        let answer = app
+            .charge(&fresh_key(), &body_for_reservation(reservation))
+            .await;
+        assert_eq!(
+            (answer.status, answer.code().as_str()),
+            (422, "pms_rejected"),
+            "{reservation}"
+        );
+        assert_eq!(answer.json()["customerErrorMessage"], "Unknown reservation");
+    }
+    let lookups = fake.calls("reservations/getAll/2023-06-06");
+    assert_eq!((lookups[0].status, lookups[1].status), (400, 200));
+    assert!(fake.calls("orders/add").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

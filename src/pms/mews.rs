@@ -377,7 +377,12 @@ impl MewsPms {
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
             let mut body = self.body(filter.clone(), true);
-            body["Limitation"] = json!({ "Count": PAGE, "Cursor": cursor });
+            if let Value::Object(fields) = &mut body {
+                fields.insert(
+                    "Limitation".into(),
+                    json!({ "Count": PAGE, "Cursor": cursor }),
+                );
+            }
             let answer = self.call(op, &body, deadline, Duration::ZERO).await?;
             let Value::Object(mut page) = answer else {
                 return Err(Failure::BadBody(format!(
@@ -519,8 +524,11 @@ fn order_item(item: &FolioItem, currency: &str, reference: &str) -> Result<Value
         },
         "ExternalIdentifier": reference,
     });
-    if let Some(category) = &item.revenue_code {
-        entry["AccountingCategoryId"] = Value::String(category.clone());
+    if let (Some(category), Value::Object(fields)) = (&item.revenue_code, &mut entry) {
+        fields.insert(
+            "AccountingCategoryId".into(),
+            Value::String(category.clone()),
+        );
     }
     Ok(entry)
 }

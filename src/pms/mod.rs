@@ -41,6 +41,7 @@
 pub mod http;
 pub mod itemize;
 pub mod memory;
+pub mod mews;
 mod registry;
 
 use rust_decimal::Decimal;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::PmsAdapter;
 use super::http::{HttpPms, HttpPmsSettings};
 use super::memory::{MemoryPms, MemoryPmsSettings};
+use super::mews::{MewsPms, MewsSettings};
 
 /// `[pms.NAME]` sections, chosen by their `adapter` key.
 #[derive(Debug, Clone, Deserialize)]
@@ -15,6 +16,7 @@ use super::memory::{MemoryPms, MemoryPmsSettings};
 pub enum PmsSettings {
     Memory(MemoryPmsSettings),
     Http(HttpPmsSettings),
+    Mews(MewsSettings),
 }
 
 impl PmsSettings {
@@ -23,6 +25,7 @@ impl PmsSettings {
         match self {
             PmsSettings::Memory(s) => s.check(),
             PmsSettings::Http(s) => s.check(),
+            PmsSettings::Mews(s) => s.check(),
         }
     }
 
@@ -37,6 +40,10 @@ impl PmsSettings {
             }
             PmsSettings::Http(s) => Built {
                 adapter: Arc::new(HttpPms::new(s)?),
+                memory: None,
+            },
+            PmsSettings::Mews(s) => Built {
+                adapter: Arc::new(MewsPms::new(s.clone())?),
                 memory: None,
             },
         })

@@ -1,0 +1,1195 @@
+//! The Mews adapter (`adapter = "mews"`): posts room charges through the Mews
+//! Connector API.
+//!
+//! Every call is `POST {url}/api/connector/v1/<resource>/<operation>` with a JSON
+//! body carrying `ClientToken`, `AccessToken` and `Client` (name and version).
+//!
+//! ## Posting
+//! 1. `reservations/getAll/2023-06-06` by the charge's reservation id gives the
+//!    reservation's state and its owner's account. Only `Started` (checked in)
+//!    reservations take charges; anything else is refused for good with a message
+//!    for the staff ("Guest not checked in", "Guest has checked out",
+//!    "Unknown reservation").
+//! 2. `orders/add` on the mapped service (the tenant's revenue-center mapping,
+//!    else this adapter's `service_id`), linked to the reservation, consumed at
+//!    the receipt's close time, with the items of [`folio_items`]: whole
+//!    `UnitCount`s, the gross `UnitAmount` written exactly as the decimal (a
+//!    refund is a positive count at a negative price), the mapped tax code and
+//!    accounting category. Every item carries the charge's reference as its
+//!    `ExternalIdentifier`, and the order's `Notes` carry it with the receipt ids.
+//!    (The order itself has no `ExternalIdentifier` field in Mews's schema, which
+//!    refuses unknown fields, so the reference travels on the items.)
+//!
+//! `orders/add` has no idempotency key, so a failure is classified by whether the
+//! request can have been applied:
+//!
+//! | what happened                                         | class        |
+//! |-------------------------------------------------------|--------------|
+//! | could not connect, or deadline reached before sending | unavailable  |
+//! | 429 / 408 (request not processed)                     | unavailable  |
+//! | 401 (credentials; logged as an error)                 | unavailable  |
+//! | 3XX / 404 / other unexpected 4XX (misconfigured URL)  | unavailable  |
+//! | 400 / 403                                             | rejected     |
+//! | 5XX, timeout or connection lost after sending         | unknown      |
+//!
+//! Each request waits at most `min(timeout, deadline - now)`.
+//!
+//! ## Reconciliation
+//! After an unknown outcome the next delivery asks [`MewsPms::reconcile`]: it finds
+//! the reservation's account again (whatever the reservation's state now) and
+//! lists that account's order items with `orderItems/getAll`, filtered by
+//! `AccountIds` and by `ConsumedUtc` within `closed_at ± reconcile_window`
+//! (we set the consumption time to `closed_at`, so the item falls inside), and
+//! follows `Cursor` / `Limitation` pages until the list is exhausted. An item whose
+//! `ExternalIdentifier` is the reference (or whose `Notes` contain it) means the
+//! charge is there; its `ServiceOrderId` (the order id) is the receipt.
+//!
+//! What it cannot guarantee:
+//! * It only sees items whose consumption time Mews kept within the window; an
+//!   item whose consumption was moved outside it by hotel staff, or an item moved
+//!   to another account, is not found (and would be posted again).
+//! * It must read every page before answering "not there"; if the deadline comes
+//!   first, or any page fails, it answers an error and the outcome stays unknown
+//!   (500 to Lightspeed, never a second posting). A guest with a very large
+//!   account may therefore need several retries.
+//! * Mews's description of `orderItems/getAll` lists fewer filters than its
+//!   parameter table (which accepts `AccountIds` and `ConsumedUtc` alone). Should
+//!   Mews refuse this filter, reconciliation fails as above: safe, but retries of
+//!   that one charge keep answering 500 until an operator checks the folio.
+//! * A charge found in state `Canceled` still counts as found: the hotel chose to
+//!   cancel it, and posting it again would undo that choice.
+//!
+//! ## Search
+//! `reservations/getAll/2023-06-06` with `States: ["Started"]`, then
+//! `customers/getAll` for the owners' names and `resources/getAll` for the
+//! assigned rooms; the term matches the name, the room or the confirmation
+//! number. A customer classified `Blocklist`/`Blacklist`/`Cashlist` is listed as
+//! blocked (no charges to the room).
+//!
+//! ## Health
+//! `configuration/get`, a cheap authenticated call.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use tokio::time::Instant;
+
+use super::itemize::{FolioItem, folio_items};
+use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::Charge;
+
+/// Page size of every `getAll` (Mews's maximum `Limitation.Count`).
+const PAGE: usize = 1000;
+/// A bound on pages followed, against a server that keeps answering full pages.
+const MAX_PAGES: usize = 200;
+/// `orders/add` is not sent with less time than this left: a request cut off
+/// after sending would leave the outcome unknown for nothing.
+const MIN_WRITE_BUDGET: Duration = Duration::from_millis(100);
+/// Mews time filters span at most three months; the window is applied on both
+/// sides of the close time.
+const MAX_RECONCILE_WINDOW: Duration = Duration::from_secs(44 * 86_400);
+/// Ids per `customers/getAll` / `resources/getAll` request.
+const IDS_PER_REQUEST: usize = 100;
+
+/// `[pms.NAME]` with `adapter = "mews"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MewsSettings {
+    /// Platform address, e.g. `https://api.mews.com`.
+    pub url: String,
+    #[serde(default)]
+    pub client_token: Option<SecretString>,
+    /// Name of an environment variable holding the client token.
+    #[serde(default)]
+    pub client_token_env: Option<String>,
+    #[serde(default)]
+    pub access_token: Option<SecretString>,
+    /// Name of an environment variable holding the access token.
+    #[serde(default)]
+    pub access_token_env: Option<String>,
+    /// Sent as `Client` with chargebridge's version.
+    #[serde(default = "default_client_name")]
+    pub client_name: String,
+    /// Needed with a portfolio access token.
+    #[serde(default)]
+    pub enterprise_id: Option<String>,
+    /// Service to post to when the tenant maps no service for the revenue center.
+    #[serde(default)]
+    pub service_id: Option<String>,
+    /// Upper bound of one request (the request deadline may cut it shorter).
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Reconciliation looks at items consumed within this of the receipt's close.
+    #[serde(default = "default_reconcile_window", with = "humantime_serde")]
+    pub reconcile_window: Duration,
+}
+
+fn default_client_name() -> String {
+    "chargebridge".to_string()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(8)
+}
+fn default_reconcile_window() -> Duration {
+    Duration::from_secs(2 * 86_400)
+}
+
+impl MewsSettings {
+    /// Settings for `url` with the two tokens and every default.
+    pub fn new(url: impl Into<String>, client_token: &str, access_token: &str) -> Self {
+        MewsSettings {
+            url: url.into(),
+            client_token: Some(SecretString::from(client_token.to_string())),
+            client_token_env: None,
+            access_token: Some(SecretString::from(access_token.to_string())),
+            access_token_env: None,
+            client_name: default_client_name(),
+            enterprise_id: None,
+            service_id: None,
+            timeout: default_timeout(),
+            reconcile_window: default_reconcile_window(),
+        }
+    }
+
+    /// Rules serde cannot express; the message names the key.
+    pub fn check(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("url must be http:// or https://".into());
+        }
+        for (value, env, key) in [
+            (&self.client_token, &self.client_token_env, "client_token"),
+            (&self.access_token, &self.access_token_env, "access_token"),
+        ] {
+            if value.is_some() == env.is_some() {
+                return Err(format!("needs exactly one of {key}, {key}_env"));
+            }
+            if value
+                .as_ref()
+                .is_some_and(|v| v.expose_secret().trim().is_empty())
+            {
+                return Err(format!("{key} is empty"));
+            }
+        }
+        if self.client_name.trim().is_empty() {
+            return Err("client_name is empty".into());
+        }
+        for (value, key) in [
+            (&self.enterprise_id, "enterprise_id"),
+            (&self.service_id, "service_id"),
+        ] {
+            if let Some(v) = value
+                && uuid::Uuid::parse_str(v).is_err()
+            {
+                return Err(format!("{key} `{v}` is not a Mews id (UUID)"));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        if self.reconcile_window.is_zero() || self.reconcile_window > MAX_RECONCILE_WINDOW {
+            return Err(
+                "reconcile_window must be positive and at most 44d (Mews filters span 3 months)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn resolve_secret(
+    value: &Option<SecretString>,
+    env: &Option<String>,
+    key: &str,
+) -> Result<SecretString, String> {
+    if let Some(v) = value {
+        return Ok(v.clone());
+    }
+    let var = env.as_deref().ok_or_else(|| format!("{key} is missing"))?;
+    let v = std::env::var(var)
+        .map_err(|_| format!("environment variable {var} ({key}_env) is not set"))?;
+    if v.trim().is_empty() {
+        return Err(format!("environment variable {var} ({key}_env) is empty"));
+    }
+    Ok(SecretString::from(v))
+}
+
+/// The Mews Connector API adapter; one HTTP client per adapter.
+pub struct MewsPms {
+    http: reqwest::Client,
+    /// `{url}/api/connector/v1/`
+    base: String,
+    client_token: SecretString,
+    access_token: SecretString,
+    client: String,
+    settings: MewsSettings,
+}
+
+impl MewsPms {
+    pub fn new(settings: MewsSettings) -> Result<Self, String> {
+        settings.check()?;
+        let client_token = resolve_secret(
+            &settings.client_token,
+            &settings.client_token_env,
+            "client_token",
+        )?;
+        let access_token = resolve_secret(
+            &settings.access_token,
+            &settings.access_token_env,
+            "access_token",
+        )?;
+        let client = format!(
+            "{} {}",
+            settings.client_name.trim(),
+            env!("CARGO_PKG_VERSION")
+        );
+        let http = reqwest::Client::builder()
+            // A redirected POST would be replayed as something else; never follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
+            .user_agent(client.clone())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(MewsPms {
+            http,
+            base: format!("{}/api/connector/v1/", settings.url.trim_end_matches('/')),
+            client_token,
+            access_token,
+            client,
+            settings,
+        })
+    }
+
+    /// The request body: credentials, then `fields`. `EnterpriseId` (single
+    /// operations) or `EnterpriseIds` (`getAll`) when configured.
+    fn body(&self, fields: Value, enterprise_list: bool) -> Value {
+        let mut body = Map::new();
+        body.insert(
+            "ClientToken".into(),
+            Value::String(self.client_token.expose_secret().to_string()),
+        );
+        body.insert(
+            "AccessToken".into(),
+            Value::String(self.access_token.expose_secret().to_string()),
+        );
+        body.insert("Client".into(), Value::String(self.client.clone()));
+        if let Some(id) = &self.settings.enterprise_id {
+            if enterprise_list {
+                body.insert("EnterpriseIds".into(), json!([id]));
+            } else {
+                body.insert("EnterpriseId".into(), Value::String(id.clone()));
+            }
+        }
+        if let Value::Object(fields) = fields {
+            body.extend(fields);
+        }
+        Value::Object(body)
+    }
+
+    /// One call. Never logs the body (it carries the tokens).
+    async fn call(
+        &self,
+        op: &'static str,
+        body: &Value,
+        deadline: Instant,
+        min_budget: Duration,
+    ) -> Result<Value, Failure> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < min_budget.max(Duration::from_millis(1)) {
+            return Err(Failure::NotSent(format!(
+                "no time left for Mews {op} before the deadline"
+            )));
+        }
+        let bytes = serde_json::to_vec(body)
+            .map_err(|e| Failure::NotSent(format!("cannot encode {op}: {e}")))?;
+        let sent = self
+            .http
+            .post(format!("{}{op}", self.base))
+            .timeout(left.min(self.settings.timeout))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(bytes)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() || e.is_builder() => {
+                return Err(Failure::NotSent(format!("Mews {op}: {e}")));
+            }
+            Err(e) => return Err(Failure::NoAnswer(format!("Mews {op}: {e}"))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = response.bytes().await;
+        if (200..300).contains(&status) {
+            let body = body.map_err(|e| Failure::BadBody(format!("Mews {op}: {e}")))?;
+            if body.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&body)
+                .map_err(|e| Failure::BadBody(format!("Mews {op}: unreadable answer: {e}")));
+        }
+        let error: MewsErrorBody = body
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let failure = Failure::Status {
+            op,
+            status,
+            message: error.message.unwrap_or_default(),
+            request_id: error.request_id,
+            retry_after,
+        };
+        if status == 401 {
+            tracing::error!(
+                op,
+                request_id = error_request_id(&failure),
+                "Mews refused chargebridge's credentials (401): check client_token and access_token of this [pms] section"
+            );
+        } else if status == 400 {
+            tracing::warn!(op, detail = %failure, "Mews answered 400 (bad request)");
+        }
+        Err(failure)
+    }
+
+    /// Every item of a `getAll`, following `Cursor` until a short page. Stops early
+    /// once `stop` holds for an item.
+    async fn get_all<T: DeserializeOwned>(
+        &self,
+        op: &'static str,
+        key: &'static str,
+        filter: Value,
+        deadline: Instant,
+        stop: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, Failure> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut body = self.body(filter.clone(), true);
+            if let Value::Object(fields) = &mut body {
+                fields.insert(
+                    "Limitation".into(),
+                    json!({ "Count": PAGE, "Cursor": cursor }),
+                );
+            }
+            let answer = self.call(op, &body, deadline, Duration::ZERO).await?;
+            let Value::Object(mut page) = answer else {
+                return Err(Failure::BadBody(format!(
+                    "Mews {op}: answer is not an object"
+                )));
+            };
+            let items: Vec<T> = match page.remove(key) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(v) => serde_json::from_value(v)
+                    .map_err(|e| Failure::BadBody(format!("Mews {op}: unreadable {key}: {e}")))?,
+            };
+            let next = page
+                .remove("Cursor")
+                .and_then(|c| c.as_str().map(str::to_string));
+            let count = items.len();
+            let found = items.iter().any(&stop);
+            all.extend(items);
+            if found || count < PAGE || next.is_none() || next == cursor {
+                return Ok(all);
+            }
+            cursor = next;
+        }
+        Err(Failure::BadBody(format!(
+            "Mews {op}: more than {MAX_PAGES} pages"
+        )))
+    }
+
+    /// The reservation with this id, whatever its state; `None` if Mews has none.
+    async fn reservation(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<Reservation>, Failure> {
+        let found: Vec<Reservation> = self
+            .get_all(
+                "reservations/getAll/2023-06-06",
+                "Reservations",
+                json!({ "ReservationIds": [id] }),
+                deadline,
+                |r: &Reservation| r.id.eq_ignore_ascii_case(id),
+            )
+            .await?;
+        Ok(found.into_iter().find(|r| r.id.eq_ignore_ascii_case(id)))
+    }
+
+    /// The service to post to, or a refusal naming what the operator must map.
+    fn service_for(&self, charge: &Charge) -> Result<String, PmsError> {
+        let service = charge
+            .outlet
+            .clone()
+            .or_else(|| self.settings.service_id.clone());
+        let rc = charge.revenue_center.as_ref();
+        let rc_id = rc.and_then(|r| r.id.as_deref()).unwrap_or("");
+        let rc_name = rc.and_then(|r| r.name.as_deref()).unwrap_or("");
+        let Some(service) = service else {
+            tracing::warn!(
+                tenant = %charge.tenant,
+                revenue_center_id = rc_id,
+                revenue_center_name = rc_name,
+                "no Mews service for this revenue center: add revenue_centers.\"{}\" (or default_revenue_center) to the tenant's [tenants.mapping], or service_id to its Mews [pms] section",
+                if rc_id.is_empty() { rc_name } else { rc_id }
+            );
+            return Err(PmsError::Rejected(
+                "No Mews service mapped for this outlet".into(),
+            ));
+        };
+        if uuid::Uuid::parse_str(&service).is_err() {
+            tracing::warn!(
+                tenant = %charge.tenant,
+                revenue_center_id = rc_id,
+                service = %service,
+                "the Mews service mapped for this revenue center is not a Mews id (UUID)"
+            );
+            return Err(PmsError::Rejected(
+                "Mews service mapping is invalid for this outlet".into(),
+            ));
+        }
+        Ok(service)
+    }
+
+    fn order_body(
+        &self,
+        charge: &Charge,
+        service: &str,
+        reservation: &Reservation,
+        account: &str,
+    ) -> Result<Value, PmsError> {
+        let mut items = Vec::new();
+        for item in folio_items(charge) {
+            if let Some(category) = &item.revenue_code
+                && uuid::Uuid::parse_str(category).is_err()
+            {
+                tracing::warn!(
+                    tenant = %charge.tenant,
+                    category = %category,
+                    "a mapped Mews accounting category is not a Mews id (UUID): fix [tenants.mapping] accounting_groups / gratuity_code / service_charge_code"
+                );
+                return Err(PmsError::Rejected(
+                    "Mews accounting category mapping is invalid".into(),
+                ));
+            }
+            items.push(order_item(
+                &item,
+                &charge.currency,
+                charge.reference.as_str(),
+            )?);
+        }
+        Ok(self.body(
+            json!({
+                "ServiceId": service,
+                "AccountId": account,
+                "LinkedReservationId": reservation.id,
+                "ConsumptionUtc": utc(charge.closed_at),
+                "Notes": order_notes(charge),
+                "Options": { "DisableItemGrouping": true },
+                "Items": items,
+            }),
+            false,
+        ))
+    }
+}
+
+/// One `Items[]` entry: a positive whole count at the exact gross unit price.
+fn order_item(item: &FolioItem, currency: &str, reference: &str) -> Result<Value, PmsError> {
+    let (count, unit) = if item.quantity < 0 {
+        (item.quantity.unsigned_abs(), -item.unit_gross)
+    } else {
+        (item.quantity.unsigned_abs(), item.unit_gross)
+    };
+    let count = i32::try_from(count)
+        .map_err(|_| PmsError::Rejected("Item quantity too large for Mews".into()))?;
+    let mut entry = json!({
+        "Name": item_name(&item.description),
+        "UnitCount": count,
+        "UnitAmount": {
+            "Currency": currency,
+            "GrossValue": money(unit)?,
+            "TaxCodes": item.tax_code.iter().collect::<Vec<_>>(),
+        },
+        "ExternalIdentifier": reference,
+    });
+    if let (Some(category), Value::Object(fields)) = (&item.revenue_code, &mut entry) {
+        fields.insert(
+            "AccountingCategoryId".into(),
+            Value::String(category.clone()),
+        );
+    }
+    Ok(entry)
+}
+
+/// The decimal as a JSON number with exactly its digits (no float on the way).
+fn money(amount: Decimal) -> Result<Value, PmsError> {
+    serde_json::Number::from_str(&amount.to_string())
+        .map(Value::Number)
+        .map_err(|_| PmsError::Unavailable(format!("cannot write {amount} as a JSON number")))
+}
+
+fn item_name(description: &str) -> String {
+    const MAX: usize = 255;
+    let name = description.trim();
+    let name = if name.is_empty() {
+        "Restaurant item"
+    } else {
+        name
+    };
+    name.chars().take(MAX).collect()
+}
+
+/// What the hotel reads on the order: the receipt ids and the reference.
+fn order_notes(charge: &Charge) -> String {
+    let r = &charge.receipt;
+    let mut notes = String::from("Lightspeed");
+    if let Some(id) = &r.receipt_id {
+        notes.push_str(&format!(" receipt {id}"));
+    }
+    if let Some(fisc) = &r.fisc_id {
+        notes.push_str(&format!(" fiscId {fisc}"));
+    }
+    if charge.refund
+        && let Some(original) = &r.initial_account_id
+    {
+        notes.push_str(&format!(" refund of {original}"));
+    }
+    notes.push_str(&format!(" ref {}", charge.reference));
+    notes
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Mews's error body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MewsErrorBody {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+/// How one call failed, before deciding what it means for a charge.
+#[derive(Debug)]
+enum Failure {
+    /// The request never reached Mews (connect/DNS/TLS failure, no time left).
+    NotSent(String),
+    /// Sent, but no complete answer came back (timeout, connection lost).
+    NoAnswer(String),
+    /// Mews answered with an error status.
+    Status {
+        op: &'static str,
+        status: u16,
+        message: String,
+        request_id: Option<String>,
+        retry_after: Option<String>,
+    },
+    /// A success status with a body we cannot read.
+    BadBody(String),
+}
+
+fn error_request_id(f: &Failure) -> &str {
+    match f {
+        Failure::Status {
+            request_id: Some(id),
+            ..
+        } => id,
+        _ => "",
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::NotSent(d) | Failure::NoAnswer(d) | Failure::BadBody(d) => f.write_str(d),
+            Failure::Status {
+                op,
+                status,
+                message,
+                request_id,
+                retry_after,
+            } => {
+                write!(f, "Mews {op} answered {status}")?;
+                if !message.is_empty() {
+                    write!(f, ": {message}")?;
+                }
+                if let Some(r) = retry_after {
+                    write!(f, " (Retry-After {r})")?;
+                }
+                if let Some(id) = request_id {
+                    write!(f, " [RequestId {id}]")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What a failed `orders/add` means for the charge.
+fn write_error(f: Failure) -> PmsError {
+    match &f {
+        Failure::NotSent(_) => PmsError::Unavailable(f.to_string()),
+        Failure::NoAnswer(_) | Failure::BadBody(_) => PmsError::Unknown(f.to_string()),
+        Failure::Status {
+            status, message, ..
+        } => match status {
+            400 | 403 => PmsError::Rejected(staff_sentence(message)),
+            500..=599 => PmsError::Unknown(f.to_string()),
+            // 401 credentials, 408/429 not processed, 3XX/404/… misconfigured URL:
+            // Mews did not run the operation.
+            _ => PmsError::Unavailable(f.to_string()),
+        },
+    }
+}
+
+/// What a failed read means: nothing was applied, so never unknown.
+fn read_error(f: Failure) -> PmsError {
+    match &f {
+        Failure::Status {
+            status: 400 | 403,
+            message,
+            ..
+        } => PmsError::Rejected(staff_sentence(message)),
+        _ => PmsError::Unavailable(f.to_string()),
+    }
+}
+
+/// The first sentence of Mews's message, for the staff; the API layer cuts it to
+/// Lightspeed's 50 characters.
+fn staff_sentence(message: &str) -> String {
+    let first_line = message.trim().lines().next().unwrap_or("").trim();
+    let sentence = match first_line.find(". ") {
+        Some(i) => &first_line[..i],
+        None => first_line,
+    };
+    let sentence = sentence.trim().trim_end_matches('.').trim();
+    if sentence.is_empty() {
+        "Hotel system refused the charge".to_string()
+    } else {
+        sentence.to_string()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Reservation {
+    id: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    account_id: Option<String>,
+    /// The 2017 shape names the owner so.
+    #[serde(default)]
+    customer_id: Option<String>,
+    #[serde(default)]
+    assigned_resource_id: Option<String>,
+    #[serde(default)]
+    number: Option<String>,
+}
+
+impl Reservation {
+    fn account(&self) -> Option<&str> {
+        self.account_id
+            .as_deref()
+            .or(self.customer_id.as_deref())
+            .filter(|a| !a.is_empty())
+    }
+
+    /// `Err(reason)` unless the guest is checked in.
+    fn check_chargeable(&self) -> Result<(), PmsError> {
+        match self.state.as_deref() {
+            Some("Started") => Ok(()),
+            Some("Processed") => Err(PmsError::Rejected("Guest has checked out".into())),
+            _ => Err(PmsError::Rejected("Guest not checked in".into())),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Customer {
+    id: String,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    classifications: Option<Vec<String>>,
+}
+
+impl Customer {
+    fn full_name(&self) -> String {
+        [self.first_name.as_deref(), self.last_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Classifications under which a hotel does not let the guest charge the room.
+    fn blocked(&self) -> bool {
+        self.classifications
+            .iter()
+            .flatten()
+            .any(|c| matches!(c.as_str(), "Blocklist" | "Blacklist" | "Cashlist"))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Resource {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    descriptions: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct OrderItem {
+    #[serde(default)]
+    service_order_id: Option<String>,
+    #[serde(default)]
+    external_identifier: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+impl OrderItem {
+    fn carries(&self, reference: &str) -> bool {
+        self.external_identifier.as_deref() == Some(reference)
+            || self.notes.as_deref().is_some_and(|n| n.contains(reference))
+    }
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for MewsPms {
+    fn kind(&self) -> &'static str {
+        "mews"
+    }
+
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+        let Some(room) = &charge.room else {
+            return Err(PmsError::Rejected("Nothing to charge to the room".into()));
+        };
+        let service = self.service_for(charge)?;
+        let reservation = match self.reservation(&room.reservation_id, deadline).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(PmsError::Rejected("Unknown reservation".into())),
+            // Mews answers 400 for an id that is not one of its ids.
+            Err(Failure::Status { status: 400, .. }) => {
+                return Err(PmsError::Rejected("Unknown reservation".into()));
+            }
+            Err(f) => return Err(read_error(f)),
+        };
+        reservation.check_chargeable()?;
+        let Some(account) = reservation.account() else {
+            return Err(PmsError::Rejected(
+                "Reservation has no guest account".into(),
+            ));
+        };
+        let body = self.order_body(charge, &service, &reservation, account)?;
+        match self
+            .call("orders/add", &body, deadline, MIN_WRITE_BUDGET)
+            .await
+        {
+            Ok(answer) => {
+                let order = answer
+                    .get("OrderId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if order.is_none() {
+                    tracing::warn!(reference = %charge.reference, "Mews accepted the order without an OrderId; answering with the reference");
+                }
+                Ok(PostingReceipt {
+                    pms_reference: order.unwrap_or_else(|| charge.reference.to_string()),
+                })
+            }
+            // A success status means Mews applied it, even if the body got lost.
+            Err(Failure::BadBody(detail)) => {
+                tracing::warn!(reference = %charge.reference, %detail, "Mews accepted the order; its answer was unreadable");
+                Ok(PostingReceipt {
+                    pms_reference: charge.reference.to_string(),
+                })
+            }
+            Err(f) => Err(write_error(f)),
+        }
+    }
+
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let Some(room) = &charge.room else {
+            return Ok(None);
+        };
+        let reservation = match self.reservation(&room.reservation_id, deadline).await {
+            Ok(Some(r)) => r,
+            // No such reservation (or an id Mews refuses): nothing can have been
+            // posted to it, since posting needs this same look-up to succeed.
+            Ok(None) | Err(Failure::Status { status: 400, .. }) => return Ok(None),
+            Err(f) => return Err(read_error(f)),
+        };
+        let Some(account) = reservation.account() else {
+            return Ok(None);
+        };
+        let window = chrono::Duration::from_std(self.settings.reconcile_window)
+            .map_err(|e| PmsError::Unavailable(format!("reconcile_window: {e}")))?;
+        let reference = charge.reference.as_str();
+        let items: Vec<OrderItem> = self
+            .get_all(
+                "orderItems/getAll",
+                "OrderItems",
+                json!({
+                    "AccountIds": [account],
+                    "ConsumedUtc": {
+                        "StartUtc": utc(charge.closed_at.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC)),
+                        "EndUtc": utc(charge.closed_at.checked_add_signed(window).unwrap_or(DateTime::<Utc>::MAX_UTC)),
+                    },
+                }),
+                deadline,
+                |i: &OrderItem| i.carries(reference),
+            )
+            .await
+            .map_err(read_error)?;
+        Ok(items
+            .into_iter()
+            .find(|i| i.carries(reference))
+            .map(|i| PostingReceipt {
+                pms_reference: i.service_order_id.unwrap_or_else(|| reference.to_string()),
+            }))
+    }
+
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let term = term.trim().to_lowercase();
+        let reservations: Vec<Reservation> = self
+            .get_all(
+                "reservations/getAll/2023-06-06",
+                "Reservations",
+                json!({ "States": ["Started"] }),
+                deadline,
+                |_: &Reservation| false,
+            )
+            .await
+            .map_err(read_error)?;
+        // Mews filters by state; a server that did not is still never trusted.
+        let reservations: Vec<_> = reservations
+            .into_iter()
+            .filter(|r| r.state.as_deref() == Some("Started"))
+            .collect();
+
+        let account_ids: Vec<&str> = unique(reservations.iter().filter_map(|r| r.account()));
+        let mut customers: HashMap<String, Customer> = HashMap::new();
+        for chunk in account_ids.chunks(IDS_PER_REQUEST) {
+            let found: Vec<Customer> = self
+                .get_all(
+                    "customers/getAll",
+                    "Customers",
+                    json!({
+                        "CustomerIds": chunk,
+                        "Extent": { "Customers": true, "Documents": false, "Addresses": false },
+                    }),
+                    deadline,
+                    |_: &Customer| false,
+                )
+                .await
+                .map_err(read_error)?;
+            customers.extend(found.into_iter().map(|c| (c.id.to_lowercase(), c)));
+        }
+
+        let resource_ids: Vec<&str> = unique(
+            reservations
+                .iter()
+                .filter_map(|r| r.assigned_resource_id.as_deref()),
+        );
+        let mut resources: HashMap<String, Resource> = HashMap::new();
+        for chunk in resource_ids.chunks(IDS_PER_REQUEST) {
+            let found: Vec<Resource> = self
+                .get_all(
+                    "resources/getAll",
+                    "Resources",
+                    json!({
+                        "ResourceIds": chunk,
+                        "Extent": { "Resources": true },
+                    }),
+                    deadline,
+                    |_: &Resource| false,
+                )
+                .await
+                .map_err(read_error)?;
+            resources.extend(found.into_iter().map(|r| (r.id.to_lowercase(), r)));
+        }
+
+        let mut stays: Vec<GuestStay> = reservations
+            .iter()
+            .filter_map(|r| {
+                let customer = r.account().and_then(|a| customers.get(&a.to_lowercase()));
+                let resource = r
+                    .assigned_resource_id
+                    .as_deref()
+                    .and_then(|id| resources.get(&id.to_lowercase()));
+                let name = customer.map(Customer::full_name).unwrap_or_default();
+                let room = resource.and_then(|x| x.name.clone()).unwrap_or_default();
+                let room_l = room.to_lowercase();
+                let matches = name.to_lowercase().contains(&term)
+                    || (!room_l.is_empty() && room_l.starts_with(&term))
+                    || r.number
+                        .as_deref()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(&term));
+                matches.then(|| GuestStay {
+                    reservation_id: r.id.clone(),
+                    room_id: room,
+                    room_description: resource
+                        .and_then(|x| x.descriptions.as_ref())
+                        .and_then(|d| d.values().next().cloned())
+                        .unwrap_or_default(),
+                    client_name: name,
+                    credit_limit: None,
+                    blocked: customer.is_some_and(Customer::blocked),
+                })
+            })
+            .collect();
+        stays.sort_by(|a, b| {
+            (a.room_id.as_str(), a.client_name.as_str())
+                .cmp(&(b.room_id.as_str(), b.client_name.as_str()))
+        });
+        Ok(stays)
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        self.call(
+            "configuration/get",
+            &self.body(json!({}), false),
+            deadline,
+            Duration::ZERO,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|f| PmsError::Unavailable(f.to_string()))
+    }
+}
+
+/// Distinct values, first occurrence first.
+fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    values.filter(|v| seen.insert(v.to_lowercase())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pms::itemize::ItemKind;
+
+    fn settings() -> MewsSettings {
+        MewsSettings::new("http://127.0.0.1:1", "client", "access")
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        assert!(settings().check().is_ok());
+        let mut s = settings();
+        s.url = "ftp://x".into();
+        assert!(s.check().unwrap_err().contains("url"));
+        let mut s = settings();
+        s.access_token_env = Some("X".into());
+        assert!(s.check().unwrap_err().contains("access_token"));
+        let mut s = settings();
+        s.client_token = None;
+        assert!(s.check().unwrap_err().contains("client_token"));
+        let mut s = settings();
+        s.service_id = Some("restaurant".into());
+        assert!(s.check().unwrap_err().contains("service_id"));
+        let mut s = settings();
+        s.reconcile_window = Duration::from_secs(60 * 86_400);
+        assert!(s.check().unwrap_err().contains("reconcile_window"));
+    }
+
+    #[test]
+    fn settings_deserialize_with_defaults_and_refuse_unknown_keys() {
+        let s: MewsSettings = serde_json::from_value(json!({
+            "url": "https://api.mews.com",
+            "client_token": "c",
+            "access_token_env": "MEWS_ACCESS",
+        }))
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(8));
+        assert_eq!(s.reconcile_window, Duration::from_secs(2 * 86_400));
+        assert_eq!(s.client_name, "chargebridge");
+        assert!(!format!("{s:?}").contains("\"c\""), "tokens never print");
+        let typo = serde_json::from_value::<MewsSettings>(json!({
+            "url": "https://api.mews.com", "client_token": "c", "access_token": "a",
+            "acces_token": "a",
+        }));
+        assert!(typo.is_err());
+    }
+
+    #[test]
+    fn a_config_file_selects_the_mews_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[tenants]]
+business_external_reference = "hotel"
+api_key = "k"
+currency = "EUR"
+pms = "main"
+
+[pms.main]
+adapter = "mews"
+url = "https://api.mews-demo.com"
+client_token = "client-secret-value"
+access_token = "access-secret-value"
+service_id = "bd26d8db-86da-4f96-9efc-e5a4654a4a94"
+timeout = "5s"
+reconcile_window = "3d"
+"#,
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with_env(Some(&path), []).unwrap();
+        let crate::pms::PmsSettings::Mews(m) = &s.pms["main"] else {
+            panic!("not the mews adapter");
+        };
+        assert_eq!(m.timeout, Duration::from_secs(5));
+        assert_eq!(m.reconcile_window, Duration::from_secs(3 * 86_400));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("secret-value"), "{printed}");
+        assert!(crate::pms::PmsRegistry::build(&s.pms).is_ok());
+
+        std::fs::write(
+            &path,
+            "[pms.main]\nadapter = \"mews\"\nurl = \"https://x\"\nclient_token = \"c\"\n",
+        )
+        .unwrap();
+        let err = crate::config::Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pms.main") && err.contains("access_token"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn tokens_come_from_the_environment_when_named() {
+        let mut s = settings();
+        s.access_token = None;
+        s.access_token_env = Some("CHARGEBRIDGE_TEST_SURELY_UNSET_MEWS_TOKEN".into());
+        let err = MewsPms::new(s).err().unwrap();
+        assert!(
+            err.contains("CHARGEBRIDGE_TEST_SURELY_UNSET_MEWS_TOKEN"),
+            "{err}"
+        );
+    }
+
+    fn status(status: u16, message: &str) -> Failure {
+        Failure::Status {
+            op: "orders/add",
+            status,
+            message: message.into(),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn write_failures_are_classified_by_whether_mews_may_have_applied_them() {
+        let class = |f| write_error(f).class();
+        assert_eq!(class(Failure::NotSent("refused".into())), "unavailable");
+        assert_eq!(class(Failure::NoAnswer("timeout".into())), "unknown");
+        assert_eq!(class(status(429, "")), "unavailable");
+        assert_eq!(class(status(408, "")), "unavailable");
+        assert_eq!(class(status(401, "")), "unavailable");
+        assert_eq!(class(status(404, "")), "unavailable");
+        assert_eq!(class(status(500, "")), "unknown");
+        assert_eq!(class(status(503, "")), "unknown");
+        assert_eq!(
+            write_error(status(403, "The bill is closed. Contact the reception.")),
+            PmsError::Rejected("The bill is closed".into())
+        );
+        assert_eq!(class(status(400, "Invalid ServiceId.")), "rejected");
+        // Reads never report an unknown outcome.
+        assert_eq!(
+            read_error(Failure::NoAnswer("t".into())).class(),
+            "unavailable"
+        );
+        assert_eq!(read_error(status(500, "")).class(), "unavailable");
+    }
+
+    #[test]
+    fn staff_read_the_first_sentence() {
+        assert_eq!(staff_sentence("Folio is closed"), "Folio is closed");
+        assert_eq!(
+            staff_sentence("  Credit limit exceeded.\nDetails: 123 "),
+            "Credit limit exceeded"
+        );
+        assert_eq!(staff_sentence(""), "Hotel system refused the charge");
+    }
+
+    fn item(quantity: i32, unit: Decimal) -> FolioItem {
+        FolioItem {
+            kind: ItemKind::Sale,
+            description: "Fries".into(),
+            quantity,
+            unit_gross: unit,
+            gross: unit * Decimal::from(quantity),
+            revenue_code: Some("90eff5aa-36b4-4689-80c0-ab3a00bb412e".into()),
+            tax_code: Some("DE-2020-1-L".into()),
+            tax_percent: None,
+        }
+    }
+
+    #[test]
+    fn items_carry_exact_amounts_and_refunds_are_negative_prices() {
+        let sale = order_item(&item(3, Decimal::new(3333333, 5)), "EUR", "cb-1").unwrap();
+        let text = serde_json::to_string(&sale).unwrap();
+        assert!(text.contains(r#""GrossValue":33.33333"#), "{text}");
+        assert!(text.contains(r#""UnitCount":3"#), "{text}");
+        assert_eq!(sale["ExternalIdentifier"], "cb-1");
+        assert_eq!(sale["UnitAmount"]["TaxCodes"], json!(["DE-2020-1-L"]));
+        assert_eq!(
+            sale["AccountingCategoryId"],
+            "90eff5aa-36b4-4689-80c0-ab3a00bb412e"
+        );
+
+        let refund = order_item(&item(-2, Decimal::new(1000, 2)), "EUR", "cb-1").unwrap();
+        let text = serde_json::to_string(&refund).unwrap();
+        assert!(text.contains(r#""UnitCount":2"#), "{text}");
+        assert!(text.contains(r#""GrossValue":-10.00"#), "{text}");
+    }
+
+    #[test]
+    fn search_flags_guests_the_hotel_does_not_let_charge() {
+        let c = |classes: &[&str]| Customer {
+            id: "x".into(),
+            first_name: Some("Jane".into()),
+            last_name: Some("Doe".into()),
+            classifications: Some(classes.iter().map(|s| s.to_string()).collect()),
+        };
+        assert!(!c(&["Returning"]).blocked());
+        assert!(c(&["Blocklist"]).blocked());
+        assert!(c(&["Cashlist"]).blocked());
+        assert_eq!(c(&[]).full_name(), "Jane Doe");
+    }
+}

@@ -40,7 +40,10 @@
 
 pub mod itemize;
 pub mod memory;
+mod oauth;
+pub mod opera;
 mod registry;
+mod rest;
 
 use rust_decimal::Decimal;
 use serde::Serialize;

@@ -7,12 +7,14 @@ use serde::Deserialize;
 
 use super::PmsAdapter;
 use super::memory::{MemoryPms, MemoryPmsSettings};
+use super::opera::{OperaPms, OperaSettings};
 
 /// `[pms.NAME]` sections, chosen by their `adapter` key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "adapter", rename_all = "lowercase")]
 pub enum PmsSettings {
     Memory(MemoryPmsSettings),
+    Opera(OperaSettings),
 }
 
 impl PmsSettings {
@@ -20,6 +22,7 @@ impl PmsSettings {
     pub fn check(&self) -> Result<(), String> {
         match self {
             PmsSettings::Memory(s) => s.check(),
+            PmsSettings::Opera(s) => s.check(),
         }
     }
 
@@ -32,6 +35,10 @@ impl PmsSettings {
                     memory: Some(pms),
                 }
             }
+            PmsSettings::Opera(s) => Built {
+                adapter: Arc::new(OperaPms::new(s.clone())?),
+                memory: None,
+            },
         })
     }
 }

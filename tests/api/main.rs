@@ -4,8 +4,10 @@
 mod charge;
 mod conformance;
 mod failures;
+mod fake_opera;
 mod helpers;
 mod malformed;
+mod opera;
 mod ops;
 mod receipts;
 mod redis_server;

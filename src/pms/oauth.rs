@@ -186,3 +186,101 @@ impl TokenSource {
         Ok((SecretString::from(value.to_string()), lifetime))
     }
 }
+
+/// Whether a failed call may have changed anything in the PMS.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// A look-up: any failure means "no answer", never "maybe applied".
+    Read,
+    /// A posting: a failure after the request may have left is "maybe applied".
+    Write,
+}
+
+/// What the PMS answered.
+pub(crate) struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// A JSON API behind bearer tokens: every call gets a token, the fixed headers,
+/// the time left (capped by `timeout`), and one token refresh after a 401.
+pub(crate) struct BearerApi {
+    /// For messages: "OPERA", "apaleo".
+    pub pms: &'static str,
+    pub client: reqwest::Client,
+    pub tokens: TokenSource,
+    pub timeout: Duration,
+    /// Sent on every call (`x-app-key`, `x-hotelid`); values may be secret.
+    pub headers: Vec<(&'static str, SecretString)>,
+}
+
+impl BearerApi {
+    /// Sends the request `build` makes, refreshing the token once if the PMS
+    /// answers 401 (a 401 means nothing was processed, so repeating is safe).
+    /// Transport failures are classified by `call`.
+    pub async fn send(
+        &self,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        call: Call,
+        deadline: Instant,
+    ) -> Result<Answer, PmsError> {
+        let mut token = self.tokens.get(deadline).await?;
+        let mut refreshed = false;
+        loop {
+            let answer = self.send_once(&build, &token, call, deadline).await?;
+            if answer.status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                tracing::info!(pms = self.pms, "access token refused; fetching a new one");
+                token = self.tokens.replace(&token, deadline).await?;
+                refreshed = true;
+                continue;
+            }
+            return Ok(answer);
+        }
+    }
+
+    async fn send_once(
+        &self,
+        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        token: &Token,
+        call: Call,
+        deadline: Instant,
+    ) -> Result<Answer, PmsError> {
+        let pms = self.pms;
+        let timeout = rest::budget(deadline, self.timeout).ok_or_else(|| {
+            PmsError::Unavailable(format!("no time left to call {pms} before the deadline"))
+        })?;
+        let mut request = build(&self.client)
+            .timeout(timeout)
+            .header(reqwest::header::AUTHORIZATION, token.bearer())
+            .header(reqwest::header::ACCEPT, "application/json");
+        for (name, value) in &self.headers {
+            request = request.header(*name, value.expose_secret());
+        }
+        let transport = |e: reqwest::Error| {
+            let detail = format!("{pms} {}", rest::describe(&e));
+            if call == Call::Write && rest::maybe_sent(&e) {
+                PmsError::Unknown(detail)
+            } else {
+                PmsError::Unavailable(detail)
+            }
+        };
+        let resp = request.send().await.map_err(transport)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = match resp.bytes().await {
+            Ok(body) => body.to_vec(),
+            // The status says it all; only the details are lost.
+            Err(e) if status.is_success() => {
+                tracing::warn!(pms, error = %rest::describe(&e), "answer body cut off");
+                Vec::new()
+            }
+            Err(e) => return Err(transport(e)),
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}

@@ -37,13 +37,13 @@
 
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::itemize::{FolioItem, folio_items};
-use super::oauth::{Token, TokenRequest, TokenSource};
+use super::oauth::{BearerApi, Call, TokenRequest, TokenSource};
 use super::rest::{self, ItemOrigin};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::domain::Charge;
@@ -90,31 +90,6 @@ fn default_timeout() -> Duration {
     Duration::from_secs(8)
 }
 
-fn one_secret(value: &Option<SecretString>, env: &Option<String>, key: &str) -> Result<(), String> {
-    match (value, env) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => Err(format!("needs exactly one of {key}, {key}_env")),
-    }
-}
-
-/// The secret from the setting or from the environment variable it names.
-pub(crate) fn resolve_secret(
-    value: &Option<SecretString>,
-    env: &Option<String>,
-    key: &str,
-) -> Result<SecretString, String> {
-    let secret = match (value, env) {
-        (Some(v), _) => v.expose_secret().to_string(),
-        (None, Some(var)) => std::env::var(var)
-            .map_err(|_| format!("environment variable {var} ({key}_env) is not set"))?,
-        (None, None) => String::new(),
-    };
-    if secret.trim().is_empty() {
-        return Err(format!("{key} is empty"));
-    }
-    Ok(SecretString::from(secret))
-}
-
 impl OperaSettings {
     pub fn check(&self) -> Result<(), String> {
         rest::base_url(&self.url, "url")?;
@@ -124,12 +99,12 @@ impl OperaSettings {
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty".into());
         }
-        one_secret(
+        rest::one_secret(
             &self.client_secret,
             &self.client_secret_env,
             "client_secret",
         )?;
-        one_secret(&self.app_key, &self.app_key_env, "app_key")?;
+        rest::one_secret(&self.app_key, &self.app_key_env, "app_key")?;
         if self.hotel_id.trim().is_empty() {
             return Err("hotel_id is empty".into());
         }
@@ -150,16 +125,7 @@ impl OperaSettings {
 pub struct OperaPms {
     settings: OperaSettings,
     base: reqwest::Url,
-    app_key: SecretString,
-    client: reqwest::Client,
-    tokens: TokenSource,
-}
-
-/// Whether a failed call may have changed anything in OPERA.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Call {
-    Read,
-    Write,
+    api: BearerApi,
 }
 
 impl OperaPms {
@@ -170,19 +136,19 @@ impl OperaPms {
             Some(t) => rest::base_url(t, "token_url")?,
             None => rest::join(&base, &["oauth", "v1", "tokens"]),
         };
-        let client_secret = resolve_secret(
+        let client_secret = rest::resolve_secret(
             &settings.client_secret,
             &settings.client_secret_env,
             "client_secret",
         )?;
-        let app_key = resolve_secret(&settings.app_key, &settings.app_key_env, "app_key")?;
+        let app_key = rest::resolve_secret(&settings.app_key, &settings.app_key_env, "app_key")?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        let mut headers = vec![("x-app-key", app_key.clone())];
+        let mut token_headers = vec![("x-app-key", app_key.clone())];
         if let Some(enterprise) = &settings.enterprise_id {
-            headers.push(("enterpriseId", SecretString::from(enterprise.clone())));
+            token_headers.push(("enterpriseId", SecretString::from(enterprise.clone())));
         }
         let tokens = TokenSource::new(
             client.clone(),
@@ -192,83 +158,29 @@ impl OperaPms {
                 client_id: settings.client_id.clone(),
                 client_secret,
                 form: vec![("scope", SCOPE.to_string())],
-                headers,
+                headers: token_headers,
                 timeout: settings.timeout,
             },
         );
+        let api = BearerApi {
+            pms: "OPERA",
+            client,
+            tokens,
+            timeout: settings.timeout,
+            headers: vec![
+                ("x-app-key", app_key),
+                ("x-hotelid", SecretString::from(settings.hotel_id.clone())),
+            ],
+        };
         Ok(OperaPms {
             settings,
             base,
-            app_key,
-            client,
-            tokens,
+            api,
         })
     }
 
     fn url(&self, segments: &[&str]) -> reqwest::Url {
         rest::join(&self.base, segments)
-    }
-
-    /// Sends an authenticated request built by `build`, refreshing the token once
-    /// if OPERA answers 401. Transport failures are classified by `call`.
-    async fn send(
-        &self,
-        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        call: Call,
-        deadline: Instant,
-    ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), PmsError> {
-        let mut token = self.tokens.get(deadline).await?;
-        let mut refreshed = false;
-        loop {
-            let (status, headers, body) = self.send_once(&build, &token, call, deadline).await?;
-            if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
-                tracing::info!("OPERA refused the access token; fetching a new one");
-                token = self.tokens.replace(&token, deadline).await?;
-                refreshed = true;
-                continue;
-            }
-            return Ok((status, headers, body));
-        }
-    }
-
-    async fn send_once(
-        &self,
-        build: &impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-        token: &Token,
-        call: Call,
-        deadline: Instant,
-    ) -> Result<(reqwest::StatusCode, reqwest::header::HeaderMap, Vec<u8>), PmsError> {
-        let timeout = rest::budget(deadline, self.settings.timeout).ok_or_else(|| {
-            PmsError::Unavailable("no time left to call OPERA before the deadline".into())
-        })?;
-        let request = build(&self.client)
-            .timeout(timeout)
-            .header(reqwest::header::AUTHORIZATION, token.bearer())
-            .header("x-app-key", self.app_key.expose_secret())
-            .header("x-hotelid", &self.settings.hotel_id)
-            .header("x-request-id", uuid::Uuid::new_v4().to_string())
-            .header(reqwest::header::ACCEPT, "application/json");
-        let transport = |e: reqwest::Error| {
-            let detail = format!("OPERA {}", rest::describe(&e));
-            if call == Call::Write && rest::maybe_sent(&e) {
-                PmsError::Unknown(detail)
-            } else {
-                PmsError::Unavailable(detail)
-            }
-        };
-        let resp = request.send().await.map_err(transport)?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = match resp.bytes().await {
-            Ok(body) => body.to_vec(),
-            // The status says it all; only the details are lost.
-            Err(e) if status.is_success() => {
-                tracing::warn!(error = %rest::describe(&e), "OPERA's answer body was cut off");
-                Vec::new()
-            }
-            Err(e) => return Err(transport(e)),
-        };
-        Ok((status, headers, body))
     }
 
     /// The `criteria.charges` list, or a refusal naming the missing mapping.
@@ -420,9 +332,11 @@ impl PmsAdapter for OperaPms {
             reservation,
             "charges",
         ]);
-        let (status, headers, resp) = self
+        let answer = self
+            .api
             .send(|c| c.post(url.clone()).json(&body), Call::Write, deadline)
             .await?;
+        let (status, headers, resp) = (answer.status, answer.headers, answer.body);
         match status.as_u16() {
             200..=299 => {
                 let json: Value = serde_json::from_slice(&resp).unwrap_or(Value::Null);
@@ -502,10 +416,12 @@ impl PmsAdapter for OperaPms {
             &self.settings.hotel_id,
             "transactions",
         ]);
-        let (status, _, body) = self
+        let answer = self
+            .api
             .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
             .await
             .map_err(|e| PmsError::Unknown(format!("reconcile: {e}")))?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
             return Err(PmsError::Unknown(format!(
                 "OPERA transactions read-back answered HTTP {}",
@@ -540,7 +456,7 @@ impl PmsAdapter for OperaPms {
     #[tracing::instrument(skip_all, fields(pms = "opera"))]
     async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
         let term = term.trim();
-        let by_room = looks_like_room(term);
+        let by_room = rest::looks_like_room(term);
         let mut query = vec![
             ("searchTypes", "InHouse".to_string()),
             ("limit", SEARCH_LIMIT.to_string()),
@@ -558,9 +474,11 @@ impl PmsAdapter for OperaPms {
             &self.settings.hotel_id,
             "reservations",
         ]);
-        let (status, _, body) = self
+        let answer = self
+            .api
             .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
             .await?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
             return Err(PmsError::Unavailable(format!(
                 "OPERA reservation search answered HTTP {}",
@@ -591,9 +509,11 @@ impl PmsAdapter for OperaPms {
     async fn health(&self) -> Result<(), PmsError> {
         let deadline = Instant::now() + self.settings.timeout;
         let url = self.url(&["csh", "v1", "services", "cashiering", "status"]);
-        let (status, _, _) = self
+        let status = self
+            .api
             .send(|c| c.get(url.clone()), Call::Read, deadline)
-            .await?;
+            .await?
+            .status;
         if status.is_success() {
             Ok(())
         } else {
@@ -603,13 +523,6 @@ impl PmsAdapter for OperaPms {
             )))
         }
     }
-}
-
-/// Room numbers are short and start with a digit ("101", "12B"); names do not.
-fn looks_like_room(term: &str) -> bool {
-    term.len() <= 10
-        && !term.contains(char::is_whitespace)
-        && term.chars().next().is_some_and(|c| c.is_ascii_digit())
 }
 
 /// One `reservationInfo` as a checked-in guest, if it is one.
@@ -681,14 +594,6 @@ mod tests {
             error_text(reqwest::StatusCode::NOT_FOUND, b""),
             "Reservation not found in OPERA"
         );
-    }
-
-    #[test]
-    fn room_numbers_and_names_are_told_apart() {
-        assert!(looks_like_room("101"));
-        assert!(looks_like_room("12B"));
-        assert!(!looks_like_room("Doe"));
-        assert!(!looks_like_room("Jane Doe"));
     }
 
     #[test]

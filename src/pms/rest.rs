@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -167,6 +168,42 @@ pub(crate) fn join(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
     url
 }
 
+pub(crate) fn one_secret(
+    value: &Option<SecretString>,
+    env: &Option<String>,
+    key: &str,
+) -> Result<(), String> {
+    match (value, env) {
+        (Some(_), None) | (None, Some(_)) => Ok(()),
+        _ => Err(format!("needs exactly one of {key}, {key}_env")),
+    }
+}
+
+/// The secret from the setting or from the environment variable it names.
+pub(crate) fn resolve_secret(
+    value: &Option<SecretString>,
+    env: &Option<String>,
+    key: &str,
+) -> Result<SecretString, String> {
+    let secret = match (value, env) {
+        (Some(v), _) => v.expose_secret().to_string(),
+        (None, Some(var)) => std::env::var(var)
+            .map_err(|_| format!("environment variable {var} ({key}_env) is not set"))?,
+        (None, None) => String::new(),
+    };
+    if secret.trim().is_empty() {
+        return Err(format!("{key} is empty"));
+    }
+    Ok(SecretString::from(secret))
+}
+
+/// Room numbers are short and start with a digit ("101", "12B"); names do not.
+pub(crate) fn looks_like_room(term: &str) -> bool {
+    term.len() <= 10
+        && !term.contains(char::is_whitespace)
+        && term.chars().next().is_some_and(|c| c.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,6 +222,14 @@ mod tests {
             staff_text("  Folio is\nclosed.\t "),
             "Folio is closed".to_string()
         );
+    }
+
+    #[test]
+    fn room_numbers_and_names_are_told_apart() {
+        assert!(looks_like_room("101"));
+        assert!(looks_like_room("12B"));
+        assert!(!looks_like_room("Doe"));
+        assert!(!looks_like_room("Jane Doe"));
     }
 
     #[test]

@@ -38,6 +38,7 @@
 //! }
 //! ```
 
+pub mod apaleo;
 pub mod itemize;
 pub mod memory;
 mod oauth;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::PmsAdapter;
+use super::apaleo::{ApaleoPms, ApaleoSettings};
 use super::memory::{MemoryPms, MemoryPmsSettings};
 use super::opera::{OperaPms, OperaSettings};
 
@@ -15,6 +16,7 @@ use super::opera::{OperaPms, OperaSettings};
 pub enum PmsSettings {
     Memory(MemoryPmsSettings),
     Opera(OperaSettings),
+    Apaleo(ApaleoSettings),
 }
 
 impl PmsSettings {
@@ -23,6 +25,7 @@ impl PmsSettings {
         match self {
             PmsSettings::Memory(s) => s.check(),
             PmsSettings::Opera(s) => s.check(),
+            PmsSettings::Apaleo(s) => s.check(),
         }
     }
 
@@ -37,6 +40,10 @@ impl PmsSettings {
             }
             PmsSettings::Opera(s) => Built {
                 adapter: Arc::new(OperaPms::new(s.clone())?),
+                memory: None,
+            },
+            PmsSettings::Apaleo(s) => Built {
+                adapter: Arc::new(ApaleoPms::new(s.clone())?),
                 memory: None,
             },
         })

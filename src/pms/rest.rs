@@ -92,6 +92,8 @@ pub(crate) struct ItemOrigin {
     pub label: String,
     /// The tenant mapping key of its revenue / transaction code.
     pub revenue_key: String,
+    /// The tenant mapping key of its tax code.
+    pub tax_key: String,
 }
 
 /// The origin of each item of `folio_items(charge)`, in the same order.
@@ -109,7 +111,19 @@ pub(crate) fn item_origins(charge: &Charge, items: &[FolioItem]) -> Vec<ItemOrig
             }
             None => "tenants.mapping.default_accounting_group".to_string(),
         };
-        ItemOrigin { label, revenue_key }
+        let tax_key = match line
+            .tax_lines
+            .first()
+            .and_then(|t| t.tax_id.clone().or_else(|| t.name.clone()))
+        {
+            Some(k) => format!("tenants.mapping.taxes.\"{k}\" (or default_tax)"),
+            None => "tenants.mapping.default_tax".to_string(),
+        };
+        ItemOrigin {
+            label,
+            revenue_key,
+            tax_key,
+        }
     };
     let mut sale_lines = charge.lines.iter();
     items
@@ -118,10 +132,7 @@ pub(crate) fn item_origins(charge: &Charge, items: &[FolioItem]) -> Vec<ItemOrig
             ItemKind::Sale => sale_lines
                 .next()
                 .map(line_origin)
-                .unwrap_or_else(|| ItemOrigin {
-                    label: "restaurant sales".into(),
-                    revenue_key: "tenants.mapping.default_accounting_group".into(),
-                }),
+                .unwrap_or_else(unmapped_sales),
             ItemKind::Consolidated => {
                 let first = charge
                     .lines
@@ -130,22 +141,29 @@ pub(crate) fn item_origins(charge: &Charge, items: &[FolioItem]) -> Vec<ItemOrig
                     .or_else(|| charge.lines.first());
                 match first {
                     Some(line) => line_origin(line),
-                    None => ItemOrigin {
-                        label: "restaurant sales".into(),
-                        revenue_key: "tenants.mapping.default_accounting_group".into(),
-                    },
+                    None => unmapped_sales(),
                 }
             }
             ItemKind::ServiceCharge => ItemOrigin {
                 label: "service charge".into(),
                 revenue_key: "tenants.mapping.service_charge_code".into(),
+                tax_key: "tenants.mapping.default_tax".into(),
             },
             ItemKind::Tip => ItemOrigin {
                 label: "tips".into(),
                 revenue_key: "tenants.mapping.gratuity_code".into(),
+                tax_key: "tenants.mapping.default_tax".into(),
             },
         })
         .collect()
+}
+
+fn unmapped_sales() -> ItemOrigin {
+    ItemOrigin {
+        label: "restaurant sales".into(),
+        revenue_key: "tenants.mapping.default_accounting_group".into(),
+        tax_key: "tenants.mapping.default_tax".into(),
+    }
 }
 
 /// `https://…` or `http://…`, as a base URL that paths are appended to.

@@ -1,9 +1,11 @@
 //! One test binary for the HTTP API: the real app on a random port per test,
 //! a real Redis started by the harness, no mocks.
 
+mod apaleo;
 mod charge;
 mod conformance;
 mod failures;
+mod fake_apaleo;
 mod fake_opera;
 mod helpers;
 mod malformed;

@@ -621,6 +621,23 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_section_selects_the_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[pms.a]\nadapter = \"apaleo\"\nclient_id = \"c\"\nclient_secret = \"s\"\nproperty_id = \"MUC\"\ndefault_vat_type = \"Normal\"\n",
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with_env(Some(&path), []).unwrap();
+        let crate::pms::PmsSettings::Apaleo(apaleo) = &s.pms["a"] else {
+            panic!("not an apaleo section");
+        };
+        assert_eq!(apaleo.property_id.as_deref(), Some("MUC"));
+        assert!(ApaleoPms::new(apaleo.clone()).is_ok());
+    }
+
+    #[test]
     fn settings_have_apaleo_defaults() {
         let s: ApaleoSettings =
             serde_json::from_value(json!({"client_id": "c", "client_secret_env": "APALEO_SECRET"}))

@@ -597,6 +597,48 @@ mod tests {
     }
 
     #[test]
+    fn a_toml_section_selects_and_configures_the_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[tenants]]
+business_external_reference = "hotel"
+api_key = "k"
+currency = "EUR"
+pms = "opera"
+
+[pms.opera]
+adapter = "opera"
+url = "https://ohip.example"
+client_id = "c"
+client_secret_env = "CHARGEBRIDGE_TEST_OPERA_SECRET_UNSET"
+app_key = "k"
+hotel_id = "H1"
+timeout = "3s"
+"#,
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with_env(Some(&path), []).unwrap();
+        let crate::pms::PmsSettings::Opera(opera) = &s.pms["opera"] else {
+            panic!("not an opera section");
+        };
+        assert_eq!(opera.timeout, Duration::from_secs(3));
+        let err = OperaPms::new(opera.clone()).err().unwrap();
+        assert!(
+            err.contains("CHARGEBRIDGE_TEST_OPERA_SECRET_UNSET"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "[pms.opera]\nadapter = \"opera\"\nurl = \"https://x\"\nclient_id = \"c\"\nhotel_id = \"H\"\nclient_secret = \"s\"\napp_key = \"k\"\nhotel = \"typo\"\n").unwrap();
+        let err = crate::config::Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hotel"), "{err}");
+    }
+
+    #[test]
     fn settings_need_each_secret_once() {
         let s: OperaSettings = serde_json::from_value(json!({
             "url": "https://ohip.example", "client_id": "c", "client_secret": "s",

@@ -38,11 +38,15 @@
 //! }
 //! ```
 
+pub mod apaleo;
 pub mod http;
 pub mod itemize;
 pub mod memory;
 pub mod mews;
+mod oauth;
+pub mod opera;
 mod registry;
+mod rest;
 
 use rust_decimal::Decimal;
 use serde::Serialize;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::PmsAdapter;
+use super::apaleo::{ApaleoPms, ApaleoSettings};
 use super::http::{HttpPms, HttpPmsSettings};
 use super::memory::{MemoryPms, MemoryPmsSettings};
 use super::mews::{MewsPms, MewsSettings};
+use super::opera::{OperaPms, OperaSettings};
 
 /// `[pms.NAME]` sections, chosen by their `adapter` key.
 #[derive(Debug, Clone, Deserialize)]
@@ -17,6 +19,8 @@ pub enum PmsSettings {
     Memory(MemoryPmsSettings),
     Http(HttpPmsSettings),
     Mews(MewsSettings),
+    Opera(OperaSettings),
+    Apaleo(ApaleoSettings),
 }
 
 impl PmsSettings {
@@ -26,6 +30,8 @@ impl PmsSettings {
             PmsSettings::Memory(s) => s.check(),
             PmsSettings::Http(s) => s.check(),
             PmsSettings::Mews(s) => s.check(),
+            PmsSettings::Opera(s) => s.check(),
+            PmsSettings::Apaleo(s) => s.check(),
         }
     }
 
@@ -44,6 +50,14 @@ impl PmsSettings {
             },
             PmsSettings::Mews(s) => Built {
                 adapter: Arc::new(MewsPms::new(s.clone())?),
+                memory: None,
+            },
+            PmsSettings::Opera(s) => Built {
+                adapter: Arc::new(OperaPms::new(s.clone())?),
+                memory: None,
+            },
+            PmsSettings::Apaleo(s) => Built {
+                adapter: Arc::new(ApaleoPms::new(s.clone())?),
                 memory: None,
             },
         })

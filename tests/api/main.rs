@@ -1,15 +1,19 @@
 //! One test binary for the HTTP API: the real app on a random port per test,
 //! a real Redis started by the harness, no mocks.
 
+mod apaleo;
 mod charge;
 mod conformance;
 mod failures;
+mod fake_apaleo;
 mod fake_http_pms;
 mod fake_mews;
+mod fake_opera;
 mod helpers;
 mod http_adapter;
 mod malformed;
 mod mews;
+mod opera;
 mod ops;
 mod receipts;
 mod redis_server;

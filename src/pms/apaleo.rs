@@ -1,0 +1,650 @@
+//! apaleo, through its Finance and Booking APIs.
+//!
+//! * **Auth**: OAuth client credentials at `{identity_url}/connect/token` (HTTP
+//!   Basic client id and secret), bearer tokens cached and refreshed ahead of expiry
+//!   and once after a 401 ([`super::oauth`]).
+//! * **Post**: find the reservation's guest folio that allows adding charges
+//!   (`GET /finance/v1/folios?reservationIds=…&type=Guest&excludeClosed=true`: the
+//!   first with `AddCharge` in `allowedActions`, the main folio first; none →
+//!   rejected "No open folio for this guest"), then one
+//!   `POST /finance/v1/folio-actions/{folioId}/charges` per folio item with
+//!   `serviceType`, `vatType`, `name`, `amount {amount, currency}` (the item's gross
+//!   total as an exact decimal), `quantity` (integer) and `receipt` =
+//!   `{reference}/{n}` (the charge's derived reference and the item's position,
+//!   which apaleo keeps on the charge and shows in read-back). Each call also
+//!   carries `Idempotency-Key` with the same value; the adapter does not rely on it.
+//! * **Not atomic**: apaleo takes one charge per call. A failure after some items
+//!   were applied is *unknown*, never *unavailable* or *rejected*: the next delivery
+//!   reconciles, finds the items already there by their receipt, and posts only the
+//!   missing ones.
+//! * **Outcome classes** (per call, before any item applied): no connection, 401
+//!   after one refresh, 403, 408, 429, 503 → unavailable; timeout or connection lost
+//!   after sending, other 5XX → unknown; other 4XX → rejected with apaleo's
+//!   `messages` (or `detail` / `title`).
+//! * **Reconcile**: every guest folio of the reservation (open or closed), each
+//!   read with `GET /finance/v1/folios/{id}`, charges matched on `receipt`. It sees
+//!   charges on the reservation's folios, including closed folios and charges moved
+//!   between them. It cannot see charges moved to another reservation's or an
+//!   external folio, nor charges whose receipt was edited.
+//! * **Search**: `GET /booking/v1/reservations?status=InHouse&textSearch=…`,
+//!   narrowed to guests whose name contains the term or whose unit (room) matches.
+//! * **Health**: a token, then `GET /finance/v1/folios?pageSize=1`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::itemize::{FolioItem, ItemKind, folio_items};
+use super::oauth::{Answer, BearerApi, Call, TokenRequest, TokenSource};
+use super::rest::{self, ItemOrigin};
+use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::Charge;
+
+/// Most guests a search returns.
+const SEARCH_LIMIT: u32 = 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApaleoSettings {
+    #[serde(default = "default_url")]
+    pub url: String,
+    #[serde(default = "default_identity_url")]
+    pub identity_url: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Name of an environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Limits folio and guest look-ups to one property.
+    #[serde(default)]
+    pub property_id: Option<String>,
+    /// apaleo `serviceType` of the charges.
+    #[serde(default = "default_service_type")]
+    pub service_type: String,
+    /// `vatType` for items whose tax has no mapped code (`[tenants.mapping]
+    /// taxes`), for the service charge and for receipts posted as one amount.
+    #[serde(default)]
+    pub default_vat_type: Option<String>,
+    /// `vatType` of tips.
+    #[serde(default = "default_tip_vat_type")]
+    pub tip_vat_type: String,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_url() -> String {
+    "https://api.apaleo.com".into()
+}
+fn default_identity_url() -> String {
+    "https://identity.apaleo.com".into()
+}
+fn default_service_type() -> String {
+    "FoodAndBeverages".into()
+}
+fn default_tip_vat_type() -> String {
+    "Without".into()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(8)
+}
+
+impl ApaleoSettings {
+    pub fn check(&self) -> Result<(), String> {
+        rest::base_url(&self.url, "url")?;
+        rest::base_url(&self.identity_url, "identity_url")?;
+        if self.client_id.trim().is_empty() {
+            return Err("client_id is empty".into());
+        }
+        rest::one_secret(
+            &self.client_secret,
+            &self.client_secret_env,
+            "client_secret",
+        )?;
+        let blank = |v: &str| v.trim().is_empty();
+        if self.property_id.as_deref().is_some_and(blank) {
+            return Err("property_id is empty".into());
+        }
+        if blank(&self.service_type) {
+            return Err("service_type is empty".into());
+        }
+        if self.default_vat_type.as_deref().is_some_and(blank) {
+            return Err("default_vat_type is empty".into());
+        }
+        if blank(&self.tip_vat_type) {
+            return Err("tip_vat_type is empty".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+pub struct ApaleoPms {
+    settings: ApaleoSettings,
+    base: reqwest::Url,
+    api: BearerApi,
+}
+
+/// One charge request, ready to send.
+struct ItemRequest {
+    receipt: String,
+    body: Value,
+}
+
+impl ApaleoPms {
+    pub fn new(settings: ApaleoSettings) -> Result<Self, String> {
+        settings.check()?;
+        let base = rest::base_url(&settings.url, "url")?;
+        let identity = rest::base_url(&settings.identity_url, "identity_url")?;
+        let client_secret = rest::resolve_secret(
+            &settings.client_secret,
+            &settings.client_secret_env,
+            "client_secret",
+        )?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let tokens = TokenSource::new(
+            client.clone(),
+            TokenRequest {
+                pms: "apaleo",
+                url: rest::join(&identity, &["connect", "token"]),
+                client_id: settings.client_id.clone(),
+                client_secret,
+                form: Vec::new(),
+                headers: Vec::new(),
+                timeout: settings.timeout,
+            },
+        );
+        let api = BearerApi {
+            pms: "apaleo",
+            client,
+            tokens,
+            timeout: settings.timeout,
+            headers: Vec::new(),
+        };
+        Ok(ApaleoPms {
+            settings,
+            base,
+            api,
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        rest::join(&self.base, segments)
+    }
+
+    /// The receipt that identifies item `index` (0-based) of `charge`.
+    fn receipt(charge: &Charge, index: usize) -> String {
+        format!("{}/{}", charge.reference, index + 1)
+    }
+
+    /// One request per folio item, or a refusal naming the missing mapping.
+    fn item_requests(
+        &self,
+        charge: &Charge,
+        items: &[FolioItem],
+    ) -> Result<Vec<ItemRequest>, PmsError> {
+        let origins = rest::item_origins(charge, items);
+        // A receipt posted as one amount keeps its VAT type when all lines share one.
+        let common_tax = {
+            let mut codes = charge
+                .lines
+                .iter()
+                .map(|l| l.tax_lines.first().and_then(|t| t.pms_tax_code.clone()));
+            match codes.next() {
+                Some(Some(first)) if codes.all(|c| c.as_deref() == Some(first.as_str())) => {
+                    Some(first)
+                }
+                _ => None,
+            }
+        };
+        items
+            .iter()
+            .zip(&origins)
+            .enumerate()
+            .map(|(i, (item, origin))| {
+                let vat_type = match item.kind {
+                    ItemKind::Tip => Some(self.settings.tip_vat_type.clone()),
+                    ItemKind::Sale => item.tax_code.clone(),
+                    ItemKind::Consolidated => common_tax.clone(),
+                    ItemKind::ServiceCharge => None,
+                }
+                .or_else(|| self.settings.default_vat_type.clone())
+                .ok_or_else(|| missing_vat_type(origin))?;
+                let amount = rest::json_decimal(item.gross).map_err(PmsError::Unavailable)?;
+                let receipt = Self::receipt(charge, i);
+                let body = json!({
+                    "serviceType": self.settings.service_type,
+                    "vatType": vat_type,
+                    "name": item.description,
+                    "amount": { "amount": amount, "currency": charge.currency },
+                    "quantity": item.quantity.unsigned_abs(),
+                    "receipt": receipt,
+                });
+                Ok(ItemRequest { receipt, body })
+            })
+            .collect()
+    }
+
+    /// The reservation's guest folios (`open_only`: those not closed).
+    async fn folios(
+        &self,
+        reservation: &str,
+        open_only: bool,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, PmsError> {
+        let mut query = vec![
+            ("reservationIds", reservation.to_string()),
+            ("type", "Guest".to_string()),
+        ];
+        if open_only {
+            query.push(("excludeClosed", "true".into()));
+        }
+        if let Some(property) = &self.settings.property_id {
+            query.push(("propertyIds", property.clone()));
+        }
+        let url = self.url(&["finance", "v1", "folios"]);
+        let answer = self
+            .api
+            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
+            .await?;
+        let json = read_json(&answer, "folio list")?;
+        Ok(json
+            .get("folios")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Posts `requests` in order to `folio`. Before the first success a failure
+    /// keeps its class; after it, any failure is unknown (part of the receipt is on
+    /// the folio).
+    async fn post_items(
+        &self,
+        folio: &str,
+        requests: &[ItemRequest],
+        already: usize,
+        deadline: Instant,
+    ) -> Result<Vec<String>, PmsError> {
+        let url = self.url(&["finance", "v1", "folio-actions", folio, "charges"]);
+        let mut ids = Vec::with_capacity(requests.len());
+        for (done, request) in requests.iter().enumerate() {
+            let result = self
+                .api
+                .send(
+                    |c| {
+                        c.post(url.clone())
+                            .header("Idempotency-Key", &request.receipt)
+                            .json(&request.body)
+                    },
+                    Call::Write,
+                    deadline,
+                )
+                .await
+                .and_then(|answer| charge_outcome(&answer));
+            match result {
+                Ok(id) => ids.push(id.unwrap_or_else(|| request.receipt.clone())),
+                Err(e) if done + already == 0 => return Err(e),
+                Err(e) => {
+                    tracing::error!(
+                        folio,
+                        receipt = %request.receipt,
+                        applied = done + already,
+                        total = requests.len() + already,
+                        error = %e,
+                        "apaleo took part of the receipt; the next delivery completes it"
+                    );
+                    return Err(PmsError::Unknown(format!(
+                        "apaleo took {} of {} items, then: {e}",
+                        done + already,
+                        requests.len() + already
+                    )));
+                }
+            }
+        }
+        Ok(ids)
+    }
+}
+
+fn missing_vat_type(origin: &ItemOrigin) -> PmsError {
+    tracing::warn!(
+        item = %origin.label,
+        mapping_key = %origin.tax_key,
+        "no apaleo VAT type: map the tax, or set default_vat_type in the PMS settings"
+    );
+    PmsError::Rejected(format!("No apaleo VAT type for {}", origin.label))
+}
+
+/// A 2XX list answer as JSON; apaleo answers an empty list with 204.
+fn read_json(answer: &Answer, what: &str) -> Result<Value, PmsError> {
+    match answer.status.as_u16() {
+        204 => Ok(Value::Null),
+        200..=299 => serde_json::from_slice(&answer.body)
+            .map_err(|_| PmsError::Unavailable(format!("apaleo {what} is not JSON"))),
+        s => Err(PmsError::Unavailable(format!(
+            "apaleo {what} answered HTTP {s}"
+        ))),
+    }
+}
+
+/// The charge id of a 2XX, or the classified failure.
+fn charge_outcome(answer: &Answer) -> Result<Option<String>, PmsError> {
+    let status = answer.status.as_u16();
+    match status {
+        200..=299 => Ok(serde_json::from_slice::<Value>(&answer.body)
+            .ok()
+            .and_then(|v| v.get("id").and_then(rest::text_of))),
+        401 | 403 => Err(PmsError::Unavailable(format!(
+            "apaleo refused our credentials (HTTP {status})"
+        ))),
+        408 | 429 | 503 => Err(PmsError::Unavailable(format!(
+            "apaleo is busy or unavailable (HTTP {status}); nothing was posted"
+        ))),
+        400..=499 => {
+            let reason = error_text(status, &answer.body);
+            tracing::info!(status, %reason, "apaleo refused the charge");
+            Err(PmsError::Rejected(reason))
+        }
+        _ => Err(PmsError::Unknown(format!(
+            "apaleo answered HTTP {status}; the charge may have been posted"
+        ))),
+    }
+}
+
+/// Staff-readable text of an apaleo error body: `{"messages": [...]}`, or a
+/// problem-details body (`detail`, `title`, `errors`).
+fn error_text(status: u16, body: &[u8]) -> String {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let clean = |s: &str| Some(rest::staff_text(s)).filter(|t| !t.is_empty());
+    let messages = json
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(Value::as_str)
+                .filter_map(clean)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|m| !m.is_empty());
+    let errors = || {
+        json.get("errors").and_then(Value::as_object).and_then(|e| {
+            e.values()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .find_map(|v| v.as_str().and_then(clean))
+        })
+    };
+    messages
+        .or_else(|| json.get("detail").and_then(Value::as_str).and_then(clean))
+        .or_else(errors)
+        .or_else(|| json.get("title").and_then(Value::as_str).and_then(clean))
+        .unwrap_or_else(|| match status {
+            404 => "Folio not found in apaleo".to_string(),
+            s => format!("apaleo refused the charge (HTTP {s})"),
+        })
+}
+
+/// The folio to post to: allows adding charges, the main folio first.
+fn pick_folio(folios: &[Value]) -> Option<String> {
+    let accepts_charges = |f: &&Value| match f.get("allowedActions").and_then(Value::as_array) {
+        Some(actions) => actions.iter().any(|a| a.as_str() == Some("AddCharge")),
+        // Without the list, an open folio is the best evidence.
+        None => f.get("status").and_then(Value::as_str) != Some("Closed"),
+    };
+    let is_main = |f: &&Value| f.get("isMainFolio").and_then(Value::as_bool) == Some(true);
+    let candidates: Vec<&Value> = folios.iter().filter(accepts_charges).collect();
+    candidates
+        .iter()
+        .copied()
+        .find(is_main)
+        .or_else(|| candidates.first().copied())
+        .and_then(|f| f.get("id"))
+        .and_then(rest::text_of)
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for ApaleoPms {
+    fn kind(&self) -> &'static str {
+        "apaleo"
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "apaleo", reference = %charge.reference))]
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+        let room = charge
+            .room
+            .as_ref()
+            .ok_or_else(|| PmsError::Rejected("No room charge on this receipt".into()))?;
+        let items = folio_items(charge);
+        let requests = self.item_requests(charge, &items)?;
+        let folios = self.folios(&room.reservation_id, true, deadline).await?;
+        let folio = pick_folio(&folios)
+            .ok_or_else(|| PmsError::Rejected("No open folio for this guest".into()))?;
+        let ids = self.post_items(&folio, &requests, 0, deadline).await?;
+        Ok(PostingReceipt {
+            pms_reference: ids.join(","),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "apaleo", reference = %charge.reference))]
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let Some(room) = &charge.room else {
+            return Ok(None);
+        };
+        let unknown = |e: PmsError| PmsError::Unknown(format!("reconcile: {e}"));
+        let folios = self
+            .folios(&room.reservation_id, false, deadline)
+            .await
+            .map_err(unknown)?;
+        // receipt → charge id, over every folio of the reservation.
+        let mut found: BTreeMap<String, String> = BTreeMap::new();
+        let prefix = format!("{}/", charge.reference);
+        for id in folios
+            .iter()
+            .filter_map(|f| f.get("id").and_then(rest::text_of))
+        {
+            let url = self.url(&["finance", "v1", "folios", &id]);
+            let answer = self
+                .api
+                .send(|c| c.get(url.clone()), Call::Read, deadline)
+                .await
+                .map_err(unknown)?;
+            let folio = read_json(&answer, "folio").map_err(unknown)?;
+            for c in folio
+                .get("charges")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(receipt), Some(charge_id)) = (
+                    c.get("receipt").and_then(Value::as_str),
+                    c.get("id").and_then(rest::text_of),
+                ) && receipt.starts_with(&prefix)
+                {
+                    found.entry(receipt.to_string()).or_insert(charge_id);
+                }
+            }
+        }
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let items = folio_items(charge);
+        let complete = (0..items.len()).all(|i| found.contains_key(&Self::receipt(charge, i)));
+        let missing: Vec<ItemRequest> = if complete {
+            Vec::new()
+        } else {
+            self.item_requests(charge, &items)
+                .map_err(unknown)?
+                .into_iter()
+                .filter(|r| !found.contains_key(&r.receipt))
+                .collect()
+        };
+        let mut ids: Vec<String> = found.into_values().collect();
+        if !missing.is_empty() {
+            tracing::warn!(
+                missing = missing.len(),
+                "apaleo holds part of this receipt; posting the missing items"
+            );
+            let open = self
+                .folios(&room.reservation_id, true, deadline)
+                .await
+                .map_err(unknown)?;
+            let folio = pick_folio(&open).ok_or_else(|| {
+                PmsError::Unknown(
+                    "part of the receipt is posted and no folio accepts the rest".into(),
+                )
+            })?;
+            let more = self
+                .post_items(&folio, &missing, ids.len(), deadline)
+                .await
+                .map_err(unknown)?;
+            ids.extend(more);
+        }
+        Ok(Some(PostingReceipt {
+            pms_reference: ids.join(","),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "apaleo"))]
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let term = term.trim();
+        let mut query = vec![
+            ("status", "InHouse".to_string()),
+            ("textSearch", term.to_string()),
+            ("pageSize", SEARCH_LIMIT.to_string()),
+        ];
+        if let Some(property) = &self.settings.property_id {
+            query.push(("propertyIds", property.clone()));
+        }
+        let url = self.url(&["booking", "v1", "reservations"]);
+        let answer = self
+            .api
+            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
+            .await?;
+        let json = read_json(&answer, "reservation search")?;
+        let by_room = rest::looks_like_room(term);
+        let needle = term.to_lowercase();
+        Ok(json
+            .get("reservations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(guest_stay)
+            .filter(|g| {
+                if by_room {
+                    g.room_id.eq_ignore_ascii_case(term)
+                } else {
+                    g.client_name.to_lowercase().contains(&needle)
+                }
+            })
+            .collect())
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let url = self.url(&["finance", "v1", "folios"]);
+        let answer = self
+            .api
+            .send(
+                |c| c.get(url.clone()).query(&[("pageSize", "1")]),
+                Call::Read,
+                deadline,
+            )
+            .await?;
+        read_json(&answer, "health check").map(|_| ())
+    }
+}
+
+/// One apaleo reservation as a checked-in guest, if it is one.
+fn guest_stay(r: &Value) -> Option<GuestStay> {
+    if r.get("status").and_then(Value::as_str) != Some("InHouse") {
+        return None;
+    }
+    let reservation_id = r.get("id").and_then(rest::text_of)?;
+    let text = |p: &str| r.pointer(p).and_then(rest::text_of);
+    let client_name = [
+        text("/primaryGuest/firstName"),
+        text("/primaryGuest/lastName"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ");
+    Some(GuestStay {
+        reservation_id,
+        room_id: text("/unit/name").unwrap_or_default(),
+        room_description: text("/unitGroup/name").unwrap_or_default(),
+        client_name,
+        credit_limit: None,
+        blocked: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_folio_that_takes_charges_wins() {
+        let folios = vec![
+            json!({"id": "F-1", "isMainFolio": true, "allowedActions": ["AddPayment"]}),
+            json!({"id": "F-2", "isMainFolio": false, "allowedActions": ["AddCharge"]}),
+            json!({"id": "F-3", "isMainFolio": true, "allowedActions": ["AddCharge"]}),
+        ];
+        assert_eq!(pick_folio(&folios).as_deref(), Some("F-3"));
+        assert_eq!(pick_folio(&folios[..2]).as_deref(), Some("F-2"));
+        assert_eq!(pick_folio(&folios[..1]), None);
+    }
+
+    #[test]
+    fn error_text_reads_both_error_shapes() {
+        assert_eq!(
+            error_text(422, br#"{"messages":["Folio is closed."]}"#),
+            "Folio is closed"
+        );
+        assert_eq!(
+            error_text(400, br#"{"title":"One or more validation errors occurred.","errors":{"vatType":["Unknown VAT type"]}}"#),
+            "Unknown VAT type"
+        );
+        assert_eq!(error_text(404, b""), "Folio not found in apaleo");
+    }
+
+    #[test]
+    fn a_toml_section_selects_the_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[pms.a]\nadapter = \"apaleo\"\nclient_id = \"c\"\nclient_secret = \"s\"\nproperty_id = \"MUC\"\ndefault_vat_type = \"Normal\"\n",
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with_env(Some(&path), []).unwrap();
+        let crate::pms::PmsSettings::Apaleo(apaleo) = &s.pms["a"] else {
+            panic!("not an apaleo section");
+        };
+        assert_eq!(apaleo.property_id.as_deref(), Some("MUC"));
+        assert!(ApaleoPms::new(apaleo.clone()).is_ok());
+    }
+
+    #[test]
+    fn settings_have_apaleo_defaults() {
+        let s: ApaleoSettings =
+            serde_json::from_value(json!({"client_id": "c", "client_secret_env": "APALEO_SECRET"}))
+                .unwrap();
+        assert!(s.check().is_ok());
+        assert_eq!(s.url, "https://api.apaleo.com");
+        assert_eq!(s.service_type, "FoodAndBeverages");
+        assert_eq!(s.tip_vat_type, "Without");
+    }
+}

@@ -1,0 +1,656 @@
+//! Oracle OPERA Cloud through OHIP (the Oracle Hospitality Integration Platform).
+//!
+//! * **Auth**: OAuth client credentials at `token_url` (default
+//!   `{url}/oauth/v1/tokens`: form `grant_type=client_credentials`,
+//!   `scope=urn:opc:hgbu:ws:__myscopes__`, HTTP Basic client id and secret, headers
+//!   `x-app-key` and `enterpriseId` when configured). Every API call carries
+//!   `Authorization: Bearer …`, `x-app-key` and `x-hotelid`. Tokens are cached and
+//!   refreshed ahead of expiry and once after a 401 ([`super::oauth`]).
+//! * **Post**: one `postBillingCharges` call
+//!   (`POST /csh/v1/hotels/{hotelId}/reservations/{reservationId}/charges`) whose
+//!   `criteria.charges` list carries every folio item of the receipt, so OPERA
+//!   applies the whole receipt in one request. Each item has `transactionCode` (the
+//!   tenant's mapped revenue code, else `default_transaction_code`), `price` (unit
+//!   price, exact decimal, negative for refunds), `postingQuantity` (a positive
+//!   integer), `postingReference` (the charge's derived reference), `checkNumber`
+//!   (the Lightspeed receipt id) and `postingRemark`; the first item carries the
+//!   covers. OHIP has no idempotency header.
+//! * **Outcome classes**: no connection, 401 after one refresh, 403, 408, 429 and
+//!   503 are *unavailable* (nothing applied); a timeout or a dropped connection
+//!   after the request left, and any other 5XX, are *unknown*; other 4XX are
+//!   *rejected* with OPERA's `detail` / `title` as the staff message.
+//! * **Reconcile**: `getGuestsTransactions`
+//!   (`GET /csh/v1/hotels/{hotelId}/transactions?reservationList=…&referenceNumberWildCard=…`,
+//!   including postings already on a generated folio or an AR invoice) and a match
+//!   on each posting's `reference`. It sees the postings still on the reservation
+//!   within OHIP's 30-day window (we ask from the receipt's close date minus one
+//!   day, bounded to the last 29 days). It cannot see postings transferred to
+//!   another reservation or routed elsewhere before the retry, nor postings
+//!   older than that window.
+//! * **Search**: OHIP's Reservation API (`GET /rsv/v1/hotels/{hotelId}/reservations`
+//!   with `searchTypes=InHouse` and `surname` or `roomId`); this operation is not in
+//!   the Cashiering description, so the adapter uses only the fields it documents
+//!   (`reservations.reservationInfo[]`: `reservationIdList`, `roomStay.roomId`,
+//!   `roomStay.roomType`, `reservationGuest` names, `reservationStatus`, and
+//!   `cashiering.billingPrivileges.postingRestriction` for "blocked").
+//! * **Health**: a token, then `GET /csh/v1/services/cashiering/status`.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::itemize::{FolioItem, folio_items};
+use super::oauth::{BearerApi, Call, TokenRequest, TokenSource};
+use super::rest::{self, ItemOrigin};
+use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::Charge;
+
+/// OHIP's scope for "everything this application may do".
+const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
+/// OHIP allows at most this span for transaction look-ups.
+const READ_BACK_DAYS: u64 = 29;
+/// Most guests a search returns.
+const SEARCH_LIMIT: u32 = 20;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperaSettings {
+    /// The OHIP gateway, e.g. `https://xyz-ohip.oracleindustry.com`.
+    pub url: String,
+    /// Default `{url}/oauth/v1/tokens`.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Name of an environment variable holding the client secret.
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// The OHIP application key (`x-app-key`).
+    #[serde(default)]
+    pub app_key: Option<SecretString>,
+    #[serde(default)]
+    pub app_key_env: Option<String>,
+    /// OPERA's hotel code (`x-hotelid`, path `hotelId`).
+    pub hotel_id: String,
+    /// Sent as `enterpriseId` to the token endpoint where the environment needs it.
+    #[serde(default)]
+    pub enterprise_id: Option<String>,
+    /// Transaction code for items whose accounting group has no mapped code.
+    #[serde(default)]
+    pub default_transaction_code: Option<String>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(8)
+}
+
+impl OperaSettings {
+    pub fn check(&self) -> Result<(), String> {
+        rest::base_url(&self.url, "url")?;
+        if let Some(t) = &self.token_url {
+            rest::base_url(t, "token_url")?;
+        }
+        if self.client_id.trim().is_empty() {
+            return Err("client_id is empty".into());
+        }
+        rest::one_secret(
+            &self.client_secret,
+            &self.client_secret_env,
+            "client_secret",
+        )?;
+        rest::one_secret(&self.app_key, &self.app_key_env, "app_key")?;
+        if self.hotel_id.trim().is_empty() {
+            return Err("hotel_id is empty".into());
+        }
+        if self
+            .default_transaction_code
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("default_transaction_code is empty".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+pub struct OperaPms {
+    settings: OperaSettings,
+    base: reqwest::Url,
+    api: BearerApi,
+}
+
+impl OperaPms {
+    pub fn new(settings: OperaSettings) -> Result<Self, String> {
+        settings.check()?;
+        let base = rest::base_url(&settings.url, "url")?;
+        let token_url = match &settings.token_url {
+            Some(t) => rest::base_url(t, "token_url")?,
+            None => rest::join(&base, &["oauth", "v1", "tokens"]),
+        };
+        let client_secret = rest::resolve_secret(
+            &settings.client_secret,
+            &settings.client_secret_env,
+            "client_secret",
+        )?;
+        let app_key = rest::resolve_secret(&settings.app_key, &settings.app_key_env, "app_key")?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.timeout)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        let mut token_headers = vec![("x-app-key", app_key.clone())];
+        if let Some(enterprise) = &settings.enterprise_id {
+            token_headers.push(("enterpriseId", SecretString::from(enterprise.clone())));
+        }
+        let tokens = TokenSource::new(
+            client.clone(),
+            TokenRequest {
+                pms: "OPERA",
+                url: token_url,
+                client_id: settings.client_id.clone(),
+                client_secret,
+                form: vec![("scope", SCOPE.to_string())],
+                headers: token_headers,
+                timeout: settings.timeout,
+            },
+        );
+        let api = BearerApi {
+            pms: "OPERA",
+            client,
+            tokens,
+            timeout: settings.timeout,
+            headers: vec![
+                ("x-app-key", app_key),
+                ("x-hotelid", SecretString::from(settings.hotel_id.clone())),
+            ],
+        };
+        Ok(OperaPms {
+            settings,
+            base,
+            api,
+        })
+    }
+
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        rest::join(&self.base, segments)
+    }
+
+    /// The `criteria.charges` list, or a refusal naming the missing mapping.
+    fn charge_lines(&self, charge: &Charge, items: &[FolioItem]) -> Result<Vec<Value>, PmsError> {
+        let origins = rest::item_origins(charge, items);
+        let check_number = charge
+            .receipt
+            .receipt_id
+            .as_deref()
+            .or(charge.receipt.fisc_id.as_deref());
+        let mut lines = Vec::with_capacity(items.len());
+        for (i, (item, origin)) in items.iter().zip(&origins).enumerate() {
+            let code = item
+                .revenue_code
+                .as_deref()
+                .or(self.settings.default_transaction_code.as_deref())
+                .ok_or_else(|| missing_code(origin))?;
+            // OPERA multiplies price by quantity; a refund travels as a negative
+            // price with a positive count, so the folio shows a credit.
+            let (quantity, price) = if item.quantity < 0 {
+                (-i64::from(item.quantity), -item.unit_gross)
+            } else {
+                (i64::from(item.quantity), item.unit_gross)
+            };
+            let price = rest::json_decimal(price).map_err(PmsError::Unavailable)?;
+            let mut line = json!({
+                "transactionCode": code,
+                "price": { "amount": price, "currencyCode": charge.currency },
+                "postingQuantity": quantity,
+                "postingReference": charge.reference.as_str(),
+                "postingRemark": item.description,
+            });
+            if let Some(check) = check_number {
+                line["checkNumber"] = json!(check);
+            }
+            if i == 0
+                && let Some(covers) = charge.covers
+            {
+                line["covers"] = json!(covers.to_string());
+            }
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+}
+
+fn missing_code(origin: &ItemOrigin) -> PmsError {
+    tracing::warn!(
+        item = %origin.label,
+        mapping_key = %origin.revenue_key,
+        "no OPERA transaction code: map the key, or set default_transaction_code in the PMS settings"
+    );
+    PmsError::Rejected(format!("No OPERA transaction code for {}", origin.label))
+}
+
+/// Staff-readable text of an OPERA error body (`exceptionDetailType`).
+fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let field = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(rest::staff_text)
+            .filter(|s| !s.is_empty())
+    };
+    let from_details = || {
+        json.get("o:errorDetails")
+            .and_then(Value::as_array)
+            .and_then(|d| {
+                d.iter()
+                    .find_map(|e| field(e, "detail").or_else(|| field(e, "title")))
+            })
+    };
+    field(&json, "detail")
+        .or_else(|| field(&json, "title").filter(|t| !is_generic_title(t)))
+        .or_else(from_details)
+        .or_else(|| field(&json, "title"))
+        .unwrap_or_else(|| match status.as_u16() {
+            404 => "Reservation not found in OPERA".to_string(),
+            s => format!("OPERA refused the charge (HTTP {s})"),
+        })
+}
+
+/// Titles that only repeat the HTTP status say nothing to staff.
+fn is_generic_title(title: &str) -> bool {
+    matches!(
+        title.to_ascii_lowercase().as_str(),
+        "bad request" | "not found" | "conflict" | "unprocessable entity" | "forbidden"
+    )
+}
+
+/// Every posting object (anything with a `reference`) under `value`.
+fn postings_with_reference<'a>(value: &'a Value, reference: &str, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Object(map) => {
+            if map.get("reference").and_then(Value::as_str) == Some(reference) {
+                out.push(value);
+            }
+            for v in map.values() {
+                postings_with_reference(v, reference, out);
+            }
+        }
+        Value::Array(items) => {
+            for v in items {
+                postings_with_reference(v, reference, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn transaction_numbers(postings: &[&Value]) -> Vec<String> {
+    let mut numbers: Vec<String> = postings
+        .iter()
+        .filter_map(|p| p.get("transactionNo").and_then(rest::text_of))
+        .collect();
+    numbers.dedup();
+    numbers
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for OperaPms {
+    fn kind(&self) -> &'static str {
+        "opera"
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "opera", reference = %charge.reference))]
+    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+        let room = charge
+            .room
+            .as_ref()
+            .ok_or_else(|| PmsError::Rejected("No room charge on this receipt".into()))?;
+        let items = folio_items(charge);
+        let lines = self.charge_lines(charge, &items)?;
+        let hotel = self.settings.hotel_id.as_str();
+        let reservation = room.reservation_id.as_str();
+        let body = json!({
+            "criteria": {
+                "hotelId": hotel,
+                "reservationId": { "id": reservation, "type": "Reservation" },
+                "charges": lines,
+            }
+        });
+        let url = self.url(&[
+            "csh",
+            "v1",
+            "hotels",
+            hotel,
+            "reservations",
+            reservation,
+            "charges",
+        ]);
+        let answer = self
+            .api
+            .send(|c| c.post(url.clone()).json(&body), Call::Write, deadline)
+            .await?;
+        let (status, headers, resp) = (answer.status, answer.headers, answer.body);
+        match status.as_u16() {
+            200..=299 => {
+                let json: Value = serde_json::from_slice(&resp).unwrap_or(Value::Null);
+                let mut postings = Vec::new();
+                postings_with_reference(&json, charge.reference.as_str(), &mut postings);
+                let numbers = transaction_numbers(&postings);
+                let pms_reference = if !numbers.is_empty() {
+                    numbers.join(",")
+                } else if let Some(location) = headers
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| l.rsplit('/').next())
+                    .filter(|l| !l.is_empty())
+                {
+                    location.to_string()
+                } else {
+                    charge.reference.to_string()
+                };
+                Ok(PostingReceipt { pms_reference })
+            }
+            401 | 403 => Err(PmsError::Unavailable(format!(
+                "OPERA refused our credentials (HTTP {})",
+                status.as_u16()
+            ))),
+            408 | 429 | 503 => Err(PmsError::Unavailable(format!(
+                "OPERA is busy or unavailable (HTTP {}); nothing was posted",
+                status.as_u16()
+            ))),
+            400..=499 => {
+                let reason = error_text(status, &resp);
+                tracing::info!(status = status.as_u16(), %reason, "OPERA refused the charge");
+                Err(PmsError::Rejected(reason))
+            }
+            s => Err(PmsError::Unknown(format!(
+                "OPERA answered HTTP {s}; the charge may have been posted"
+            ))),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "opera", reference = %charge.reference))]
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let Some(room) = &charge.room else {
+            return Ok(None);
+        };
+        let today = chrono::Utc::now().date_naive();
+        let earliest = today
+            .checked_sub_days(chrono::Days::new(READ_BACK_DAYS))
+            .unwrap_or(today);
+        let start = charge
+            .closed_at
+            .date_naive()
+            .checked_sub_days(chrono::Days::new(1))
+            .unwrap_or(earliest)
+            .clamp(earliest, today);
+        let end = today
+            .checked_add_days(chrono::Days::new(1))
+            .unwrap_or(today);
+        let reference = charge.reference.as_str();
+        let query = [
+            ("reservationList", room.reservation_id.clone()),
+            ("referenceNumberWildCard", reference.to_string()),
+            ("includeTransactionsWithFolioNo", "true".into()),
+            ("includeTransactionsWithARInvoiceNo", "true".into()),
+            ("includeGenerates", "false".into()),
+            ("postedTransactionType", "All".into()),
+            ("startDate", start.to_string()),
+            ("endDate", end.to_string()),
+        ];
+        let url = self.url(&[
+            "csh",
+            "v1",
+            "hotels",
+            &self.settings.hotel_id,
+            "transactions",
+        ]);
+        let answer = self
+            .api
+            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
+            .await
+            .map_err(|e| PmsError::Unknown(format!("reconcile: {e}")))?;
+        let (status, body) = (answer.status, answer.body);
+        if !status.is_success() {
+            return Err(PmsError::Unknown(format!(
+                "OPERA transactions read-back answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let json: Value = serde_json::from_slice(&body)
+            .map_err(|_| PmsError::Unknown("OPERA transactions read-back is not JSON".into()))?;
+        let mut found = Vec::new();
+        postings_with_reference(&json, reference, &mut found);
+        if found.is_empty() {
+            return Ok(None);
+        }
+        let expected = folio_items(charge).len();
+        if found.len() != expected {
+            tracing::warn!(
+                found = found.len(),
+                expected,
+                "OPERA holds a different number of postings for this reference; check the folio"
+            );
+        }
+        let numbers = transaction_numbers(&found);
+        Ok(Some(PostingReceipt {
+            pms_reference: if numbers.is_empty() {
+                reference.to_string()
+            } else {
+                numbers.join(",")
+            },
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(pms = "opera"))]
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let term = term.trim();
+        let by_room = rest::looks_like_room(term);
+        let mut query = vec![
+            ("searchTypes", "InHouse".to_string()),
+            ("limit", SEARCH_LIMIT.to_string()),
+        ];
+        if by_room {
+            query.push(("roomId", term.to_string()));
+        } else {
+            let surname = term.split_whitespace().last().unwrap_or(term);
+            query.push(("surname", surname.to_string()));
+        }
+        let url = self.url(&[
+            "rsv",
+            "v1",
+            "hotels",
+            &self.settings.hotel_id,
+            "reservations",
+        ]);
+        let answer = self
+            .api
+            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
+            .await?;
+        let (status, body) = (answer.status, answer.body);
+        if !status.is_success() {
+            return Err(PmsError::Unavailable(format!(
+                "OPERA reservation search answered HTTP {}",
+                status.as_u16()
+            )));
+        }
+        let json: Value = serde_json::from_slice(&body)
+            .map_err(|_| PmsError::Unavailable("OPERA search answer is not JSON".into()))?;
+        let list = json
+            .pointer("/reservations/reservationInfo")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let needle = term.to_lowercase();
+        Ok(list
+            .iter()
+            .filter_map(guest_stay)
+            .filter(|g| {
+                if by_room {
+                    g.room_id.eq_ignore_ascii_case(term)
+                } else {
+                    g.client_name.to_lowercase().contains(&needle)
+                }
+            })
+            .collect())
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        let deadline = Instant::now() + self.settings.timeout;
+        let url = self.url(&["csh", "v1", "services", "cashiering", "status"]);
+        let status = self
+            .api
+            .send(|c| c.get(url.clone()), Call::Read, deadline)
+            .await?
+            .status;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(PmsError::Unavailable(format!(
+                "OPERA status check answered HTTP {}",
+                status.as_u16()
+            )))
+        }
+    }
+}
+
+/// One `reservationInfo` as a checked-in guest, if it is one.
+fn guest_stay(info: &Value) -> Option<GuestStay> {
+    let status = info
+        .get("reservationStatus")
+        .or_else(|| info.get("computedReservationStatus"))
+        .and_then(Value::as_str);
+    if status.is_some_and(|s| s != "InHouse" && s != "DueOut") {
+        return None;
+    }
+    let ids = info.get("reservationIdList").and_then(Value::as_array)?;
+    let reservation_id = ids
+        .iter()
+        .find(|id| id.get("type").and_then(Value::as_str) == Some("Reservation"))
+        .or_else(|| ids.first())
+        .and_then(|id| id.get("id"))
+        .and_then(rest::text_of)?;
+    let stay = info.get("roomStay");
+    let room_id = stay
+        .and_then(|s| s.get("roomId"))
+        .and_then(rest::text_of)
+        .unwrap_or_default();
+    let room_description = stay
+        .and_then(|s| s.get("roomType"))
+        .and_then(rest::text_of)
+        .unwrap_or_default();
+    let guest = info.get("reservationGuest");
+    let name_part = |k: &str| guest.and_then(|g| g.get(k)).and_then(rest::text_of);
+    let client_name = name_part("fullName").unwrap_or_else(|| {
+        [name_part("givenName"), name_part("surname")]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ")
+    });
+    let blocked = info
+        .pointer("/cashiering/billingPrivileges/postingRestriction")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Some(GuestStay {
+        reservation_id,
+        room_id,
+        room_description,
+        client_name,
+        credit_limit: None,
+        blocked,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_text_prefers_the_specific_detail() {
+        let body =
+            br#"{"type":"x","title":"Bad Request","status":400,"detail":"Folio is closed.\n"}"#;
+        assert_eq!(
+            error_text(reqwest::StatusCode::BAD_REQUEST, body),
+            "Folio is closed"
+        );
+        let body = br#"{"type":"x","title":"Reservation is not in house","status":400}"#;
+        assert_eq!(
+            error_text(reqwest::StatusCode::BAD_REQUEST, body),
+            "Reservation is not in house"
+        );
+        assert_eq!(
+            error_text(reqwest::StatusCode::NOT_FOUND, b""),
+            "Reservation not found in OPERA"
+        );
+    }
+
+    #[test]
+    fn a_toml_section_selects_and_configures_the_adapter() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[tenants]]
+business_external_reference = "hotel"
+api_key = "k"
+currency = "EUR"
+pms = "opera"
+
+[pms.opera]
+adapter = "opera"
+url = "https://ohip.example"
+client_id = "c"
+client_secret_env = "CHARGEBRIDGE_TEST_OPERA_SECRET_UNSET"
+app_key = "k"
+hotel_id = "H1"
+timeout = "3s"
+"#,
+        )
+        .unwrap();
+        let s = crate::config::Settings::load_with_env(Some(&path), []).unwrap();
+        let crate::pms::PmsSettings::Opera(opera) = &s.pms["opera"] else {
+            panic!("not an opera section");
+        };
+        assert_eq!(opera.timeout, Duration::from_secs(3));
+        let err = OperaPms::new(opera.clone()).err().unwrap();
+        assert!(
+            err.contains("CHARGEBRIDGE_TEST_OPERA_SECRET_UNSET"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "[pms.opera]\nadapter = \"opera\"\nurl = \"https://x\"\nclient_id = \"c\"\nhotel_id = \"H\"\nclient_secret = \"s\"\napp_key = \"k\"\nhotel = \"typo\"\n").unwrap();
+        let err = crate::config::Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hotel"), "{err}");
+    }
+
+    #[test]
+    fn settings_need_each_secret_once() {
+        let s: OperaSettings = serde_json::from_value(json!({
+            "url": "https://ohip.example", "client_id": "c", "client_secret": "s",
+            "app_key": "k", "hotel_id": "H1"
+        }))
+        .unwrap();
+        assert!(s.check().is_ok());
+        assert_eq!(s.timeout, Duration::from_secs(8));
+        let mut twice = s.clone();
+        twice.client_secret_env = Some("X".into());
+        assert!(twice.check().unwrap_err().contains("client_secret"));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("\"s\""), "{printed}");
+    }
+}

@@ -1,0 +1,274 @@
+//! The `apaleo` adapter against the local apaleo fake: what the conformance kit does
+//! not cover (folio choice, per-item charges, partial postings, tokens, mappings).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chargebridge::config::MappingSettings;
+use chargebridge::pms::PmsSettings;
+use chargebridge::pms::apaleo::ApaleoSettings;
+use rust_decimal::Decimal;
+
+use crate::conformance::{FakeFault, FakePms, app_for, reference_for};
+use crate::fake_apaleo::{ApaleoFault, FakeApaleo};
+use crate::helpers::*;
+use crate::opera::{ITEMIZED, measure};
+
+fn as_fake(fake: &Arc<FakeApaleo>) -> Arc<dyn FakePms> {
+    fake.clone()
+}
+
+/// The kit's app with other adapter settings and mapping.
+async fn app_with(apaleo: ApaleoSettings, mapping: MappingSettings) -> TestApp {
+    spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("fake".into(), PmsSettings::Apaleo(apaleo));
+        s.tenants[0].pms = "fake".into();
+        s.tenants[0].mapping = mapping;
+    }))
+    .await
+}
+
+fn applied_amounts(fake: &Arc<FakeApaleo>, key: &str) -> Vec<Decimal> {
+    let reference = reference_for(key);
+    fake.applied()
+        .into_iter()
+        .filter(|c| c.reference == reference)
+        .map(|c| c.amount)
+        .collect()
+}
+
+fn body_text(a: &Answer) -> String {
+    String::from_utf8_lossy(&a.bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_one_charge_per_item_with_the_documented_shape() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let reference = reference_for(&key);
+    let charges = fake.charges();
+    assert_eq!(charges.len(), 2, "the consolidated amount and the tip");
+    let first = &charges[0];
+    assert_eq!(first.folio, "001-1");
+    assert_eq!(first.receipt, format!("{reference}/1"));
+    assert_eq!(
+        first.idempotency_key.as_deref(),
+        Some(first.receipt.as_str())
+    );
+    assert_eq!(first.body["serviceType"], "FoodAndBeverages");
+    assert_eq!(first.body["vatType"], "Reduced", "the lines' mapped tax");
+    assert_eq!(first.body["quantity"], 1);
+    assert_eq!(first.body["amount"]["currency"], "EUR");
+    assert_eq!(first.body["amount"]["amount"].to_string(), "65.0");
+    let tip = &charges[1];
+    assert_eq!(tip.receipt, format!("{reference}/2"));
+    assert_eq!(tip.body["vatType"], "Without");
+    assert_eq!(tip.body["amount"]["amount"].to_string(), "1.0");
+    assert_eq!(
+        answer.json()["pmsReference"],
+        format!("{},{}", first.id, tip.id)
+    );
+    assert!(fake.shape_errors().is_empty(), "{:?}", fake.shape_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_itemized_receipt_keeps_quantities_and_taxes() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, ITEMIZED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let shape: Vec<(String, i64, String, String)> = fake
+        .charges()
+        .iter()
+        .map(|c| {
+            (
+                c.body["name"].as_str().unwrap().to_string(),
+                c.body["quantity"].as_i64().unwrap(),
+                c.body["amount"]["amount"].to_string(),
+                c.body["vatType"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let row = |n: &str, q, a: &str, v: &str| (n.to_string(), q, a.to_string(), v.to_string());
+    assert_eq!(
+        shape,
+        [
+            row("Fries", 2, "22.00", "Reduced"),
+            row("Cheese", 1, "7.50", "Reduced"),
+            row("Service charge", 1, "3.00", "Normal"),
+            row("Tip", 1, "1.50", "Without"),
+        ]
+    );
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(3400, 2)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_folio_that_takes_charges_is_chosen() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let body = seed_with(|v| v["payments"][0]["reservationId"] = "002".into());
+    let answer = app.charge(&fresh_key(), &body).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert!(fake.charges().iter().all(|c| c.folio == "002-2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_without_an_open_folio_is_refused() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let body = seed_with(|v| v["payments"][0]["reservationId"] = "004".into());
+    let answer = app.charge(&fresh_key(), &body).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected")
+    );
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "No open folio for this guest"
+    );
+    assert_eq!(fake.charge_requests(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_posts_negative_amounts() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, &fixture("refund.json")).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    for c in fake.charges() {
+        assert!(c.amount.is_sign_negative(), "{:?}", c.body);
+        assert!(c.body["quantity"].as_i64().unwrap() >= 1);
+    }
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(-660, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_vat_mapping_is_a_readable_422() {
+    let fake = FakeApaleo::start().await;
+    let mut apaleo = fake.apaleo_settings();
+    apaleo.default_vat_type = None;
+    let app = app_with(apaleo, MappingSettings::default()).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected")
+    );
+    answer.assert_error_contract();
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "No apaleo VAT type for Food"
+    );
+    assert_eq!(fake.charge_requests(), 0, "nothing reached apaleo");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_is_unavailable_and_the_retry_posts_once() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    fake.push(ApaleoFault::TooManyRequests);
+    let first = app.charge(&key, SEED).await;
+    assert_eq!(
+        (first.status, first.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    assert!(applied_amounts(&fake, &key).is_empty());
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(retry.status, 200, "{}", body_text(&retry));
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(660, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_posting_is_unknown_and_the_retry_completes_it() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    // The first item goes through, the second meets a 503.
+    fake.push(ApaleoFault::Pass);
+    fake.push(ApaleoFault::Kit(FakeFault::Unavailable));
+    let first = app.charge(&key, SEED).await;
+    assert_eq!(
+        (first.status, first.code().as_str()),
+        (500, "pms_outcome_unknown"),
+        "part of the receipt is on the folio: not a plain retry"
+    );
+    assert_eq!(fake.charges().len(), 1);
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(retry.status, 200, "{}", body_text(&retry));
+    let receipts: Vec<String> = fake.charges().iter().map(|c| c.receipt.clone()).collect();
+    let reference = reference_for(&key);
+    assert_eq!(
+        receipts,
+        [format!("{reference}/1"), format!("{reference}/2")]
+    );
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(660, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_and_a_401_refreshes_once() {
+    let fake = FakeApaleo::start().await;
+    fake.set_token_lifetime(1);
+    let app = app_for(&as_fake(&fake)).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!((fake.token_requests(), fake.unauthorized()), (2, 0));
+
+    fake.set_token_lifetime(3600);
+    fake.revoke_tokens();
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!((fake.token_requests(), fake.unauthorized()), (3, 1));
+
+    fake.refuse_every_token();
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    assert_eq!(fake.token_requests(), 4, "one refresh, not a loop");
+    assert!(applied_amounts(&fake, &key).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_in_house_guests_by_room() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let q = |term: &str| {
+        format!(
+            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+        )
+    };
+    let found = app.get(&q("102")).await.json();
+    assert_eq!(found["reservations"][0]["clientName"], "John Smith");
+    assert_eq!(found["reservations"][0]["roomDescription"], "Twin");
+    let none = app.get(&q("202")).await.json();
+    assert_eq!(none["reservations"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_checks_token_and_finance_api() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    assert_eq!(app.get("/readyz").await.status, 200);
+    fake.refuse_every_token();
+    assert_eq!(app.get("/readyz").await.status, 503);
+}
+
+/// `cargo test --test api latency -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn latency_through_apaleo() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let (p50, p99) = measure(&app, 100).await;
+    println!("apaleo fake: p50 {p50:?} p99 {p99:?} (100 sequential charges)");
+}

@@ -1,0 +1,652 @@
+//! A local apaleo: the identity server's token endpoint and the Finance and Booking
+//! calls the `apaleo` adapter makes, as apaleo documents them.
+//!
+//! * `POST /connect/token`: client credentials (HTTP Basic); tokens expire.
+//! * `GET /finance/v1/folios?reservationIds=…&type=Guest[&excludeClosed=true]`:
+//!   folio list items (`id`, `type`, `isMainFolio`, `status`, `allowedActions`);
+//!   204 when empty, as apaleo answers empty lists.
+//! * `GET /finance/v1/folios/{id}`: the folio with its `charges` (`receipt`, `amount`).
+//! * `POST /finance/v1/folio-actions/{folioId}/charges`: checks `serviceType`,
+//!   `vatType`, `name`, exact `amount {amount, currency}`, integer `quantity`,
+//!   `receipt`; answers 201 `{"id"}`; errors as `{"messages": [...]}`.
+//! * `GET /booking/v1/reservations?status=InHouse&textSearch=…`.
+//!
+//! Guests: reservation `001` Jane Doe in 101 (one open main folio), `002` John Smith
+//! in 102 (a closed-for-charges main folio and an open second folio), `004` Arthur
+//! Dent in 202, checked out (a closed folio).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use chargebridge::config::MappingSettings;
+use chargebridge::pms::PmsSettings;
+use chargebridge::pms::apaleo::ApaleoSettings;
+use rust_decimal::Decimal;
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use crate::conformance::{FakeCharge, FakeFault, FakePms};
+
+pub const PROPERTY: &str = "CBP";
+pub const CLIENT_ID: &str = "cb-apaleo-client";
+pub const CLIENT_SECRET: &str = "apaleo-secret-never-logged";
+/// `base64(CLIENT_ID:CLIENT_SECRET)`.
+const BASIC: &str = "Basic Y2ItYXBhbGVvLWNsaWVudDphcGFsZW8tc2VjcmV0LW5ldmVyLWxvZ2dlZA==";
+const TOKEN_LIFETIME: u64 = 3600;
+const LATE: Duration = Duration::from_secs(5);
+const SERVICE_TYPES: [&str; 4] = ["Other", "Accommodation", "FoodAndBeverages", "CityTax"];
+const VAT_TYPES: [&str; 8] = [
+    "Null",
+    "VeryReduced",
+    "Reduced",
+    "Normal",
+    "Without",
+    "Special",
+    "ReducedCovid19",
+    "NormalCovid19",
+];
+
+/// What the next charge request meets.
+#[derive(Debug, Clone)]
+pub enum ApaleoFault {
+    Kit(FakeFault),
+    /// 429 with `Retry-After`, before anything is applied.
+    TooManyRequests,
+    /// This request goes through normally (to aim a later fault at a later item).
+    Pass,
+}
+
+struct Guest {
+    reservation_id: &'static str,
+    room: &'static str,
+    unit_group: &'static str,
+    first: &'static str,
+    last: &'static str,
+    in_house: bool,
+}
+
+const GUESTS: [Guest; 3] = [
+    Guest {
+        reservation_id: "001",
+        room: "101",
+        unit_group: "Double",
+        first: "Jane",
+        last: "Doe",
+        in_house: true,
+    },
+    Guest {
+        reservation_id: "002",
+        room: "102",
+        unit_group: "Twin",
+        first: "John",
+        last: "Smith",
+        in_house: true,
+    },
+    Guest {
+        reservation_id: "004",
+        room: "202",
+        unit_group: "Double",
+        first: "Arthur",
+        last: "Dent",
+        in_house: false,
+    },
+];
+
+struct Folio {
+    id: &'static str,
+    reservation: &'static str,
+    main: bool,
+    closed: bool,
+    takes_charges: bool,
+}
+
+const FOLIOS: [Folio; 4] = [
+    Folio {
+        id: "001-1",
+        reservation: "001",
+        main: true,
+        closed: false,
+        takes_charges: true,
+    },
+    Folio {
+        id: "002-1",
+        reservation: "002",
+        main: true,
+        closed: false,
+        takes_charges: false,
+    },
+    Folio {
+        id: "002-2",
+        reservation: "002",
+        main: false,
+        closed: false,
+        takes_charges: true,
+    },
+    Folio {
+        id: "004-1",
+        reservation: "004",
+        main: true,
+        closed: true,
+        takes_charges: false,
+    },
+];
+
+#[derive(Debug, Clone)]
+pub struct PostedCharge {
+    pub id: String,
+    pub folio: String,
+    pub receipt: String,
+    pub idempotency_key: Option<String>,
+    pub body: Value,
+    pub amount: Decimal,
+}
+
+struct State {
+    token_lifetime: u64,
+    tokens: HashMap<String, Instant>,
+    token_requests: u64,
+    unauthorized: u64,
+    refuse_every_token: bool,
+    faults: VecDeque<ApaleoFault>,
+    charges: Vec<PostedCharge>,
+    charge_requests: u64,
+    shape_errors: Vec<String>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            token_lifetime: TOKEN_LIFETIME,
+            tokens: HashMap::new(),
+            token_requests: 0,
+            unauthorized: 0,
+            refuse_every_token: false,
+            faults: VecDeque::new(),
+            charges: Vec::new(),
+            charge_requests: 0,
+            shape_errors: Vec::new(),
+        }
+    }
+}
+
+type Shared = Arc<Mutex<State>>;
+
+pub struct FakeApaleo {
+    pub base: String,
+    state: Shared,
+}
+
+/// For `conformance!`.
+pub async fn make() -> Arc<dyn FakePms> {
+    FakeApaleo::start().await
+}
+
+crate::conformance!(apaleo_adapter, make);
+
+impl FakeApaleo {
+    pub async fn start() -> Arc<FakeApaleo> {
+        let state: Shared = Arc::default();
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake apaleo");
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/connect/token", web::post().to(token))
+                .route("/finance/v1/folios", web::get().to(folios))
+                .route("/finance/v1/folios/{id}", web::get().to(folio))
+                .route(
+                    "/finance/v1/folio-actions/{id}/charges",
+                    web::post().to(post_charge),
+                )
+                .route("/booking/v1/reservations", web::get().to(reservations))
+                .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
+        })
+        .workers(2)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        tokio::spawn(server);
+        Arc::new(FakeApaleo {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn apaleo_settings(&self) -> ApaleoSettings {
+        ApaleoSettings {
+            url: self.base.clone(),
+            identity_url: self.base.clone(),
+            client_id: CLIENT_ID.into(),
+            client_secret: Some(SecretString::from(CLIENT_SECRET)),
+            client_secret_env: None,
+            property_id: Some(PROPERTY.into()),
+            service_type: "FoodAndBeverages".into(),
+            default_vat_type: Some("Normal".into()),
+            tip_vat_type: "Without".into(),
+            timeout: Duration::from_secs(8),
+        }
+    }
+
+    pub fn push(&self, fault: ApaleoFault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    pub fn set_token_lifetime(&self, seconds: u64) {
+        self.lock().token_lifetime = seconds;
+    }
+
+    pub fn revoke_tokens(&self) {
+        self.lock().tokens.clear();
+    }
+
+    pub fn refuse_every_token(&self) {
+        self.lock().refuse_every_token = true;
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        self.lock().token_requests
+    }
+
+    pub fn unauthorized(&self) -> u64 {
+        self.lock().unauthorized
+    }
+
+    /// Every charge on any folio, in the order applied.
+    pub fn charges(&self) -> Vec<PostedCharge> {
+        self.lock().charges.clone()
+    }
+
+    /// Authenticated charge requests, applied or not.
+    pub fn charge_requests(&self) -> u64 {
+        self.lock().charge_requests
+    }
+
+    pub fn shape_errors(&self) -> Vec<String> {
+        self.lock().shape_errors.clone()
+    }
+}
+
+impl FakePms for FakeApaleo {
+    fn settings(&self) -> PmsSettings {
+        PmsSettings::Apaleo(self.apaleo_settings())
+    }
+
+    fn mapping(&self) -> MappingSettings {
+        MappingSettings {
+            taxes: [("12345".to_string(), "Reduced".to_string())].into(),
+            ..MappingSettings::default()
+        }
+    }
+
+    fn inject(&self, fault: FakeFault) {
+        self.push(ApaleoFault::Kit(fault));
+    }
+
+    /// One entry per application of a receipt: its items are the charges whose
+    /// receipt is `{reference}/{n}`; the k-th application sums the k-th charge of
+    /// each item, so a receipt applied twice shows twice.
+    fn applied(&self) -> Vec<FakeCharge> {
+        let mut by_reference: BTreeMap<String, (usize, BTreeMap<String, Vec<Decimal>>)> =
+            BTreeMap::new();
+        for (order, c) in self.lock().charges.iter().enumerate() {
+            let (reference, item) = c.receipt.rsplit_once('/').unwrap_or((&c.receipt, ""));
+            let entry = by_reference
+                .entry(reference.to_string())
+                .or_insert_with(|| (order, BTreeMap::new()));
+            entry.1.entry(item.to_string()).or_default().push(c.amount);
+        }
+        let mut out: Vec<(usize, FakeCharge)> = Vec::new();
+        for (reference, (order, items)) in by_reference {
+            let times = items.values().map(Vec::len).max().unwrap_or(0);
+            for k in 0..times {
+                out.push((
+                    order,
+                    FakeCharge {
+                        reference: reference.clone(),
+                        amount: items.values().filter_map(|a| a.get(k)).sum(),
+                    },
+                ));
+            }
+        }
+        out.sort_by_key(|(order, _)| *order);
+        out.into_iter().map(|(_, c)| c).collect()
+    }
+}
+
+fn messages(status: u16, text: &str) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+        .json(json!({ "messages": [text] }))
+}
+
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn token(
+    req: HttpRequest,
+    form: web::Form<HashMap<String, String>>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.token_requests += 1;
+    if header(&req, "authorization") != Some(BASIC)
+        || form.get("grant_type").map(String::as_str) != Some("client_credentials")
+    {
+        return HttpResponse::BadRequest().json(json!({ "error": "invalid_client" }));
+    }
+    let value = format!("apaleo-token-{}-{}", s.token_requests, uuid::Uuid::new_v4());
+    let lifetime = s.token_lifetime;
+    s.tokens.insert(
+        value.clone(),
+        Instant::now() + Duration::from_secs(lifetime),
+    );
+    HttpResponse::Ok().json(json!({
+        "access_token": value,
+        "expires_in": lifetime,
+        "token_type": "Bearer",
+        "scope": "folios.manage reservations.read",
+    }))
+}
+
+fn refused(req: &HttpRequest, s: &mut State) -> Option<HttpResponse> {
+    let bearer = header(req, "authorization").and_then(|h| h.strip_prefix("Bearer "));
+    let valid = bearer
+        .and_then(|t| s.tokens.get(t))
+        .is_some_and(|expires| Instant::now() < *expires);
+    if !valid || s.refuse_every_token {
+        s.unauthorized += 1;
+        return Some(HttpResponse::Unauthorized().finish());
+    }
+    None
+}
+
+fn folio_item(f: &Folio, s: &State) -> Value {
+    let balance: Decimal = s
+        .charges
+        .iter()
+        .filter(|c| c.folio == f.id)
+        .map(|c| c.amount)
+        .sum();
+    let mut actions = vec!["AddPayment"];
+    if f.takes_charges {
+        actions.push("AddCharge");
+    }
+    if f.closed {
+        actions = vec!["Reopen"];
+    }
+    json!({
+        "id": f.id,
+        "type": "Guest",
+        "isMainFolio": f.main,
+        "status": if f.closed { "Closed" } else { "Open" },
+        "reservation": { "id": f.reservation },
+        "balance": { "amount": Value::Number(serde_json::Number::from_str(&balance.to_string()).unwrap()), "currency": "EUR" },
+        "allowedActions": actions,
+    })
+}
+
+async fn folios(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    if let Some(answer) = refused(&req, &mut s) {
+        return answer;
+    }
+    if query.get("propertyIds").is_some_and(|p| p != PROPERTY) {
+        return HttpResponse::NoContent().finish();
+    }
+    let reservations: Option<Vec<&str>> =
+        query.get("reservationIds").map(|r| r.split(',').collect());
+    if let Some(t) = query.get("type")
+        && t != "Guest"
+    {
+        return HttpResponse::NoContent().finish();
+    }
+    let exclude_closed = query.get("excludeClosed").map(String::as_str) == Some("true");
+    let list: Vec<Value> = FOLIOS
+        .iter()
+        .filter(|f| {
+            reservations
+                .as_ref()
+                .is_none_or(|r| r.contains(&f.reservation))
+        })
+        .filter(|f| !(exclude_closed && f.closed))
+        .map(|f| folio_item(f, &s))
+        .collect();
+    if list.is_empty() {
+        return HttpResponse::NoContent().finish();
+    }
+    HttpResponse::Ok().json(json!({ "count": list.len(), "folios": list }))
+}
+
+async fn folio(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    if let Some(answer) = refused(&req, &mut s) {
+        return answer;
+    }
+    let Some(f) = FOLIOS.iter().find(|f| f.id == path.as_str()) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let mut body = folio_item(f, &s);
+    body["charges"] = s
+        .charges
+        .iter()
+        .filter(|c| c.folio == f.id)
+        .map(|c| {
+            json!({
+                "id": c.id,
+                "serviceType": c.body["serviceType"],
+                "name": c.body["name"],
+                "isPosted": false,
+                "serviceDate": "2021-01-01",
+                "created": "2021-01-01T00:00:00Z",
+                "amount": {
+                    "grossAmount": c.body["amount"]["amount"],
+                    "netAmount": c.body["amount"]["amount"],
+                    "vatType": c.body["vatType"],
+                    "vatPercent": 0,
+                    "currency": c.body["amount"]["currency"],
+                },
+                "receipt": c.receipt,
+                "quantity": c.body["quantity"],
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(body)
+}
+
+/// The documented charge shape; the amount on success.
+fn check_charge(body: &Value) -> Result<(String, Decimal), String> {
+    let service = body.get("serviceType").and_then(Value::as_str);
+    if !service.is_some_and(|s| SERVICE_TYPES.contains(&s)) {
+        return Err("serviceType".into());
+    }
+    let vat = body.get("vatType").and_then(Value::as_str);
+    if !vat.is_some_and(|v| VAT_TYPES.contains(&v)) {
+        return Err(format!("vatType {vat:?}"));
+    }
+    body.get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .ok_or("name")?;
+    let amount = body.pointer("/amount/amount").ok_or("amount.amount")?;
+    let text = amount.to_string();
+    if !amount.is_number() || text.contains(['e', 'E']) {
+        return Err("amount.amount must be a plain decimal number".into());
+    }
+    let amount = Decimal::from_str(&text).map_err(|_| "amount.amount")?;
+    body.pointer("/amount/currency")
+        .and_then(Value::as_str)
+        .filter(|c| c.len() == 3)
+        .ok_or("amount.currency")?;
+    body.get("quantity")
+        .and_then(Value::as_i64)
+        .filter(|q| *q >= 1)
+        .ok_or("quantity must be a positive integer")?;
+    let receipt = body
+        .get("receipt")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty())
+        .ok_or("receipt")?;
+    Ok((receipt.to_string(), amount))
+}
+
+fn apply(
+    s: &mut State,
+    folio: &str,
+    receipt: String,
+    key: Option<String>,
+    body: Value,
+    amount: Decimal,
+) -> Value {
+    let id = format!("{folio}-C{}", s.charges.len() + 1);
+    s.charges.push(PostedCharge {
+        id: id.clone(),
+        folio: folio.to_string(),
+        receipt,
+        idempotency_key: key,
+        body,
+        amount,
+    });
+    json!({ "id": id })
+}
+
+async fn post_charge(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let folio_id = path.into_inner();
+    let key = header(&req, "Idempotency-Key").map(str::to_string);
+    let (fault, receipt, json, amount) = {
+        let mut s = state.lock().unwrap();
+        if let Some(answer) = refused(&req, &mut s) {
+            return answer;
+        }
+        s.charge_requests += 1;
+        let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+            s.shape_errors.push("body is not JSON".into());
+            return messages(400, "The request body is not JSON");
+        };
+        let (receipt, amount) = match check_charge(&json) {
+            Ok(ok) => ok,
+            Err(problem) => {
+                s.shape_errors.push(problem.clone());
+                return messages(400, &format!("Invalid field: {problem}"));
+            }
+        };
+        if key.as_deref() != Some(receipt.as_str()) {
+            s.shape_errors
+                .push("Idempotency-Key should repeat the receipt".into());
+        }
+        let fault = s.faults.pop_front();
+        let Some(f) = FOLIOS.iter().find(|f| f.id == folio_id) else {
+            return HttpResponse::NotFound().finish();
+        };
+        if fault.is_none() && !f.takes_charges {
+            return messages(422, "Charges cannot be added to this folio");
+        }
+        (fault, receipt, json, amount)
+    };
+    match fault {
+        None | Some(ApaleoFault::Pass) => {
+            let created = apply(
+                &mut state.lock().unwrap(),
+                &folio_id,
+                receipt,
+                key,
+                json,
+                amount,
+            );
+            HttpResponse::Created().json(created)
+        }
+        Some(ApaleoFault::Kit(FakeFault::Reject(reason))) => messages(422, &reason),
+        Some(ApaleoFault::Kit(FakeFault::Unavailable)) => {
+            HttpResponse::ServiceUnavailable().finish()
+        }
+        Some(ApaleoFault::TooManyRequests) => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .finish(),
+        Some(ApaleoFault::Kit(FakeFault::ApplyThenTimeout)) => {
+            let created = apply(
+                &mut state.lock().unwrap(),
+                &folio_id,
+                receipt,
+                key,
+                json,
+                amount,
+            );
+            tokio::time::sleep(LATE).await;
+            HttpResponse::Created().json(created)
+        }
+        Some(ApaleoFault::Kit(FakeFault::Slow(delay))) => {
+            tokio::time::sleep(delay).await;
+            let created = apply(
+                &mut state.lock().unwrap(),
+                &folio_id,
+                receipt,
+                key,
+                json,
+                amount,
+            );
+            HttpResponse::Created().json(created)
+        }
+    }
+}
+
+async fn reservations(
+    req: HttpRequest,
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    {
+        let mut s = state.lock().unwrap();
+        if let Some(answer) = refused(&req, &mut s) {
+            return answer;
+        }
+    }
+    let in_house_only = query.get("status").map(String::as_str) == Some("InHouse");
+    let text = query.get("textSearch").map(|t| t.to_lowercase());
+    let found: Vec<Value> = GUESTS
+        .iter()
+        .filter(|g| !in_house_only || g.in_house)
+        .filter(|g| {
+            text.as_ref().is_none_or(|t| {
+                format!("{} {} {} {}", g.first, g.last, g.room, g.reservation_id)
+                    .to_lowercase()
+                    .contains(t.as_str())
+            })
+        })
+        .map(|g| {
+            json!({
+                "id": g.reservation_id,
+                "bookingId": format!("B{}", g.reservation_id),
+                "status": if g.in_house { "InHouse" } else { "CheckedOut" },
+                "property": { "id": PROPERTY },
+                "unit": { "id": format!("{PROPERTY}-{}", g.room), "name": g.room },
+                "unitGroup": { "id": format!("{PROPERTY}-{}", g.unit_group), "name": g.unit_group },
+                "primaryGuest": { "firstName": g.first, "lastName": g.last },
+            })
+        })
+        .collect();
+    if found.is_empty() {
+        return HttpResponse::NoContent().finish();
+    }
+    HttpResponse::Ok().json(json!({ "count": found.len(), "reservations": found }))
+}

@@ -1,0 +1,343 @@
+//! The `opera` adapter against the local OHIP fake: what the conformance kit does
+//! not cover (tokens, request shape, refunds, mappings, rate limits).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chargebridge::config::MappingSettings;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::conformance::{FakePms, app_for, reference_for};
+use crate::fake_opera::{FakeOpera, OperaFault};
+use crate::helpers::*;
+
+fn as_fake(fake: &Arc<FakeOpera>) -> Arc<dyn FakePms> {
+    fake.clone()
+}
+
+/// The kit's app, but with `mapping` instead of the fake's own.
+async fn app_with_mapping(fake: &Arc<FakeOpera>, mapping: MappingSettings) -> TestApp {
+    let pms = fake.settings();
+    spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("fake".into(), pms);
+        s.tenants[0].pms = "fake".into();
+        s.tenants[0].mapping = mapping;
+    }))
+    .await
+}
+
+fn applied_amounts(fake: &Arc<FakeOpera>, key: &str) -> Vec<Decimal> {
+    let reference = reference_for(key);
+    fake.applied()
+        .into_iter()
+        .filter(|c| c.reference == reference)
+        .map(|c| c.amount)
+        .collect()
+}
+
+/// A receipt whose lines, service charge and tip add up to the room payment.
+pub const ITEMIZED: &str = r#"{"businessExternalReference":"quickbooks-123","apiKey":"quickbooks-key-345",
+  "receiptId":"R77","covers":3,
+  "transactions":[
+    {"quantity":2,"amount":20.00,"description":"Fries","groupId":25769803810,
+     "taxLines":[{"taxId":"12345","taxAmount":2.00,"taxRate":1.1,"taxIncluded":false}]},
+    {"quantity":0.5,"amount":7.50,"description":"Cheese","groupId":25769803810,
+     "taxLines":[{"taxId":"12345","taxAmount":0.68,"taxRate":1.1,"taxIncluded":true}]}],
+  "serviceCharge":{"amount":3.00,"type":"UNTAXED"},
+  "payments":[{"amount":34.00,"gratuity":1.50,"methodCode":"IKPMS","reservationId":"001"}]}"#;
+
+fn body_text(a: &Answer) -> String {
+    String::from_utf8_lossy(&a.bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_the_documented_request_shape() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let bodies = fake.charge_bodies();
+    assert_eq!(bodies.len(), 1, "one call carries the whole receipt");
+    let charges = bodies[0]["criteria"]["charges"].as_array().unwrap().clone();
+    // The seed does not add up, so it is one consolidated item plus the tip.
+    assert_eq!(charges.len(), 2);
+    assert_eq!(charges[0]["transactionCode"], "2010");
+    assert_eq!(charges[1]["transactionCode"], "9100");
+    let text = serde_json::to_string(&charges).unwrap();
+    assert!(text.contains(r#""amount":65.0"#), "exact decimal: {text}");
+    assert!(text.contains(r#""amount":1.0"#), "exact decimal: {text}");
+    for c in &charges {
+        assert!(c["postingQuantity"].is_i64());
+        assert_eq!(c["postingReference"], reference_for(&key).as_str());
+        assert_eq!(c["checkNumber"], "R51.3");
+        assert_eq!(c["price"]["currencyCode"], "EUR");
+    }
+    assert_eq!(charges[0]["covers"], "2");
+    assert!(charges[1].get("covers").is_none(), "covers counted once");
+    // The 200 names OPERA's transaction numbers.
+    let pms_reference = answer.json()["pmsReference"].as_str().unwrap().to_string();
+    assert!(
+        pms_reference.split(',').all(|n| n.parse::<u64>().is_ok()),
+        "{pms_reference}"
+    );
+    assert!(fake.shape_errors().is_empty(), "{:?}", fake.shape_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_itemized_receipt_posts_integer_quantities_and_unit_prices() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let body = ITEMIZED;
+    let key = fresh_key();
+    let answer = app.charge(&key, body).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let charges = fake.charge_bodies()[0]["criteria"]["charges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let shape: Vec<(String, i64, String)> = charges
+        .iter()
+        .map(|c| {
+            (
+                c["transactionCode"].as_str().unwrap().to_string(),
+                c["postingQuantity"].as_i64().unwrap(),
+                c["price"]["amount"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("2010".to_string(), 2, "11.00".to_string()),
+            ("2010".to_string(), 1, "7.50".to_string()),
+            ("9200".to_string(), 1, "3.00".to_string()),
+            ("9100".to_string(), 1, "1.50".to_string()),
+        ]
+    );
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(3400, 2)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_posts_negative_amounts() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, &fixture("refund.json")).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let charges = fake.charge_bodies()[0]["criteria"]["charges"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for c in &charges {
+        let price: Decimal = c["price"]["amount"].to_string().parse().unwrap();
+        assert!(price.is_sign_negative(), "{c}");
+        assert!(c["postingQuantity"].as_i64().unwrap() > 0, "{c}");
+    }
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(-660, 1)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_transaction_code_is_a_readable_422() {
+    let fake = FakeOpera::start().await;
+    let app = app_with_mapping(&fake, MappingSettings::default()).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected")
+    );
+    answer.assert_error_contract();
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "No OPERA transaction code for Food"
+    );
+    assert!(fake.charge_bodies().is_empty(), "nothing reached OPERA");
+    let replay = app.charge(&key, SEED).await;
+    assert!(replay.replayed());
+    assert_eq!(replay.bytes, answer.bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_transaction_code_fills_unmapped_groups() {
+    let fake = FakeOpera::start().await;
+    let mut opera = fake.opera_settings();
+    opera.default_transaction_code = Some("2000".into());
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.pms
+            .insert("fake".into(), chargebridge::pms::PmsSettings::Opera(opera));
+        s.tenants[0].pms = "fake".into();
+    }))
+    .await;
+    let answer = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let charges = fake.charge_bodies()[0]["criteria"]["charges"].clone();
+    assert_eq!(charges[0]["transactionCode"], "2000");
+    assert_eq!(charges[1]["transactionCode"], "2000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_not_in_house_is_refused_with_operas_words() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let body = seed_with(|v| v["payments"][0]["reservationId"] = "004".into());
+    let answer = app.charge(&fresh_key(), &body).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected")
+    );
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "Reservation is not in house"
+    );
+    let body = seed_with(|v| v["payments"][0]["reservationId"] = "999".into());
+    let answer = app.charge(&fresh_key(), &body).await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "Reservation not found"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_is_unavailable_and_the_retry_posts_once() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    fake.push(OperaFault::TooManyRequests);
+    let first = app.charge(&key, SEED).await;
+    assert_eq!(
+        (first.status, first.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    first.assert_error_contract();
+    assert!(applied_amounts(&fake, &key).is_empty());
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(retry.status, 200, "{}", body_text(&retry));
+    assert_eq!(applied_amounts(&fake, &key).len(), 1);
+    assert_eq!(fake.read_backs(), 0, "nothing to reconcile after a 429");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refreshed_before_use() {
+    let fake = FakeOpera::start().await;
+    fake.set_token_lifetime(1);
+    let app = app_for(&as_fake(&fake)).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!(fake.token_requests(), 1);
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!(fake.token_requests(), 1, "the cached token is reused");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    assert_eq!(fake.token_requests(), 2, "refreshed ahead of expiry");
+    assert_eq!(fake.unauthorized(), 0, "never sent an expired token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_triggers_exactly_one_refresh() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    fake.revoke_tokens();
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!((fake.token_requests(), fake.unauthorized()), (2, 1));
+    assert_eq!(applied_amounts(&fake, &key).len(), 1);
+
+    // Credentials that never work: one refresh, then a retryable 500.
+    fake.refuse_every_token();
+    let key = fresh_key();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    assert_eq!((fake.token_requests(), fake.unauthorized()), (3, 3));
+    assert!(applied_amounts(&fake, &key).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_share_one_token_fetch() {
+    let fake = FakeOpera::start().await;
+    fake.set_token_delay(Duration::from_millis(300));
+    let app = Arc::new(app_for(&as_fake(&fake)).await);
+    let searches = (0..8).map(|_| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            app.get(&format!(
+                "/lightspeed/search?term=Smith&businessExternalReference={TENANT}&apiKey={API_KEY}"
+            ))
+            .await
+        })
+    });
+    for s in futures_util::future::join_all(searches).await {
+        let answer = s.unwrap();
+        assert_eq!(answer.status, 200, "{}", body_text(&answer));
+        let list: Value = answer.json()["reservations"].clone();
+        assert_eq!(list[0]["clientName"], "John Smith");
+        assert_eq!(list[0]["roomId"], "102");
+    }
+    assert_eq!(fake.token_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_in_house_guests_by_room() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let q = |term: &str| {
+        format!(
+            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+        )
+    };
+    let found = app.get(&q("101")).await.json();
+    assert_eq!(found["reservations"][0]["clientName"], "Jane Doe");
+    assert_eq!(found["reservations"][0]["roomDescription"], "DBL");
+    assert_eq!(found["reservations"][0]["blocked"], false);
+    let none = app.get(&q("202")).await.json();
+    assert_eq!(none["reservations"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_checks_token_and_status() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", body_text(&ready));
+    fake.refuse_every_token();
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", body_text(&ready));
+}
+
+/// p50 and p99 of `n` sequential charges through `app`.
+pub async fn measure(app: &TestApp, n: usize) -> (Duration, Duration) {
+    // Warm up (token, connections) outside the measurement.
+    app.charge(&fresh_key(), SEED).await;
+    let mut took = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let answer = app.charge(&fresh_key(), SEED).await;
+        took.push(started.elapsed());
+        assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    }
+    took.sort();
+    let at = |p: f64| took[((took.len() as f64 * p).ceil() as usize).clamp(1, took.len()) - 1];
+    (at(0.50), at(0.99))
+}
+
+/// `cargo test --test api latency -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn latency_through_opera() {
+    let baseline = spawn_app(StoreChoice::Memory).await;
+    let (b50, b99) = measure(&baseline, 100).await;
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let (p50, p99) = measure(&app, 100).await;
+    println!(
+        "memory PMS: p50 {b50:?} p99 {b99:?}; opera fake: p50 {p50:?} p99 {p99:?} (100 sequential charges)"
+    );
+}

@@ -58,6 +58,14 @@ pub struct MemoryPmsSettings {
     /// Guests for `/lightspeed/search`; a small demo list when absent.
     #[serde(default)]
     pub guests: Option<Vec<GuestSettings>>,
+    /// Applied postings kept for inspection (oldest dropped first), so a
+    /// long-running demo stays bounded in memory.
+    #[serde(default = "default_retain_postings")]
+    pub retain_postings: usize,
+    /// References kept for reconciliation; older ones are forgotten, so this
+    /// stand-in PMS can only reconcile the latest this many charges.
+    #[serde(default = "default_retain_references")]
+    pub retain_references: usize,
 }
 
 impl Default for MemoryPmsSettings {
@@ -68,6 +76,8 @@ impl Default for MemoryPmsSettings {
             slow_delay: default_slow_delay(),
             triggers: true,
             guests: None,
+            retain_postings: default_retain_postings(),
+            retain_references: default_retain_references(),
         }
     }
 }
@@ -97,6 +107,12 @@ fn default_reject_message() -> String {
 fn default_slow_delay() -> Duration {
     Duration::from_secs(2)
 }
+fn default_retain_postings() -> usize {
+    1_000
+}
+fn default_retain_references() -> usize {
+    10_000
+}
 fn default_true() -> bool {
     true
 }
@@ -119,9 +135,12 @@ pub struct AppliedPosting {
 
 #[derive(Default)]
 struct State {
-    /// Every application, in order; a double posting shows up as two entries.
-    applied: Vec<AppliedPosting>,
-    by_reference: HashMap<String, usize>,
+    /// The latest applications, in order; a double posting shows up as two.
+    applied: VecDeque<AppliedPosting>,
+    /// Reference → PMS reference of its first application, for reconcile.
+    by_reference: HashMap<String, String>,
+    reference_order: VecDeque<String>,
+    total_applied: u64,
     script: VecDeque<Fault>,
     posts_attempted: u64,
 }
@@ -153,9 +172,9 @@ impl MemoryPms {
         self.lock().script.push_back(fault);
     }
 
-    /// Every charge applied so far, in order.
+    /// The charges applied so far, in order (the latest `retain_postings`).
     pub fn applied(&self) -> Vec<AppliedPosting> {
-        self.lock().applied.clone()
+        self.lock().applied.iter().cloned().collect()
     }
 
     /// How many times `post` was called (applied or not).
@@ -165,15 +184,25 @@ impl MemoryPms {
 
     fn apply(&self, charge: &Charge) -> PostingReceipt {
         let mut state = self.lock();
-        let pms_reference = format!("MEM-{:06}", state.applied.len() + 1);
-        let index = state.applied.len();
-        state.applied.push(AppliedPosting {
+        state.total_applied += 1;
+        let pms_reference = format!("MEM-{:06}", state.total_applied);
+        if state.applied.len() >= self.settings.retain_postings.max(1) {
+            state.applied.pop_front();
+        }
+        state.applied.push_back(AppliedPosting {
             pms_reference: pms_reference.clone(),
             charge: charge.clone(),
         });
-        state
-            .by_reference
-            .insert(charge.reference.to_string(), index);
+        let reference = charge.reference.to_string();
+        if !state.by_reference.contains_key(&reference) {
+            if state.reference_order.len() >= self.settings.retain_references.max(1)
+                && let Some(oldest) = state.reference_order.pop_front()
+            {
+                state.by_reference.remove(&oldest);
+            }
+            state.reference_order.push_back(reference.clone());
+            state.by_reference.insert(reference, pms_reference.clone());
+        }
         PostingReceipt { pms_reference }
     }
 
@@ -254,8 +283,8 @@ impl PmsAdapter for MemoryPms {
         Ok(state
             .by_reference
             .get(charge.reference.as_str())
-            .map(|&i| PostingReceipt {
-                pms_reference: state.applied[i].pms_reference.clone(),
+            .map(|pms_reference| PostingReceipt {
+                pms_reference: pms_reference.clone(),
             }))
     }
 

@@ -226,15 +226,15 @@ async fn read_body(
     mut payload: web::Payload,
     limit: usize,
 ) -> Result<BytesMut, ApiError> {
-    if let Some(length) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        && length > limit as u64
-    {
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    let mut body = BytesMut::new();
+    // One allocation for the whole body when its length is declared.
+    let mut body = BytesMut::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::invalid("", format!("incomplete body: {e}")))?;
         if body.len() + chunk.len() > limit {

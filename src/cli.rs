@@ -35,12 +35,16 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Send fixture deliveries to a running chargebridge and compare the answers
+    /// with their expectations; non-zero exit on any mismatch.
+    Replay(crate::replay::ReplayArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve { config: None }) {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Validate { paths, config } => crate::validate::run(&paths, config.as_deref()),
+        Command::Replay(args) => crate::replay::run_cli(args),
     }
 }
 

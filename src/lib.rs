@@ -13,6 +13,7 @@ pub mod lightspeed;
 pub mod metrics;
 pub mod pms;
 pub mod posting;
+pub mod replay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -95,6 +95,17 @@ impl Report {
                 let _ = writeln!(out);
             }
         }
+        let unexpected_replays = self.results.iter().any(|r| {
+            r.mismatches
+                .iter()
+                .any(|m| m.field == "replayed" && m.expected == "false")
+        });
+        if unexpected_replays && !self.rewrite_keys {
+            let _ = writeln!(
+                out,
+                "hint: answers were replayed, so these keys were used before on this server; run with --rewrite-keys for fresh ones"
+            );
+        }
         let skipped = self
             .results
             .iter()
@@ -103,7 +114,7 @@ impl Report {
         if skipped > 0 {
             let _ = writeln!(
                 out,
-                "note: `posted` not checked on {skipped} deliveries (no --pms-inspect)"
+                "note: `posted` not checked on {skipped} deliveries (no PMS inspector: --pms-inspect)"
             );
         }
         let _ = writeln!(
@@ -303,6 +314,19 @@ impl DeliveryResult {
                 "     {:<width$}  got      {}",
                 "",
                 m.got.replace('\n', "\\n")
+            );
+        }
+        if let Some(a) = self.answers.iter().find(|a| a.status.is_some()) {
+            let mut body: String = a.body.chars().take(300).collect();
+            if body.len() < a.body.len() {
+                body.push('…');
+            }
+            let _ = writeln!(
+                out,
+                "     {:<width$}  {} {}",
+                "(answer)",
+                a.status.unwrap_or_default(),
+                body.replace('\n', "\\n")
             );
         }
         out

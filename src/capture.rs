@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::config::CaptureSettings;
-use crate::replay::fixture::REDACTED;
+use crate::replay::fixture::{REDACTED, REDACTED_REJECTED};
 use crate::routes::IDEMPOTENCY_HEADER;
 
 /// Deliveries waiting to be written; beyond this, captures are dropped.
@@ -175,9 +175,16 @@ fn to_fixture(item: &Captured, body_limit: usize) -> Value {
         .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
         .collect();
     let mut request = json!({"method": "POST", "path": "/charge", "headers": headers});
+    // A refused key is marked as such, so putting the real key back for a replay
+    // does not turn a 401 into a 200.
+    let placeholder = if item.status == 401 {
+        REDACTED_REJECTED
+    } else {
+        REDACTED
+    };
     match &item.body {
         Some(bytes) => {
-            let (field, value) = body_field(bytes);
+            let (field, value) = body_field(bytes, placeholder);
             request[field] = value;
         }
         // Refused for its size before it was read: pad an empty body to the
@@ -219,9 +226,9 @@ fn to_fixture(item: &Captured, body_limit: usize) -> Value {
 /// The body as the fixture keeps it: JSON when it is a JSON object or array that
 /// survives a round trip, else the text verbatim, else base64; `apiKey` redacted
 /// in every case.
-fn body_field(bytes: &[u8]) -> (&'static str, Value) {
+fn body_field(bytes: &[u8], placeholder: &str) -> (&'static str, Value) {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        let redacted = redact_text(bytes);
+        let redacted = redact_text(bytes, placeholder);
         return (
             "bodyBase64",
             Value::String(base64::engine::general_purpose::STANDARD.encode(redacted)),
@@ -231,10 +238,10 @@ fn body_field(bytes: &[u8]) -> (&'static str, Value) {
         && (value.is_object() || value.is_array())
         && !has_duplicate_keys(text)
     {
-        redact_value(&mut value);
+        redact_value(&mut value, placeholder);
         return ("body", value);
     }
-    let redacted = redact_text(text.as_bytes());
+    let redacted = redact_text(text.as_bytes(), placeholder);
     (
         "body",
         Value::String(String::from_utf8_lossy(&redacted).into_owned()),
@@ -242,25 +249,25 @@ fn body_field(bytes: &[u8]) -> (&'static str, Value) {
 }
 
 /// Replaces the value of every `apiKey` member (any depth, any case).
-pub fn redact_value(value: &mut Value) {
+pub fn redact_value(value: &mut Value, placeholder: &str) {
     match value {
         Value::Object(map) => {
             for (name, v) in map.iter_mut() {
                 if name.eq_ignore_ascii_case("apiKey") {
-                    *v = Value::String(REDACTED.to_string());
+                    *v = Value::String(placeholder.to_string());
                 } else {
-                    redact_value(v);
+                    redact_value(v, placeholder);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_value(v, placeholder)),
         _ => {}
     }
 }
 
 /// The same for text that is not valid JSON: the token after each `"apiKey":`
 /// (a string, or a bare scalar) becomes `"<redacted>"`.
-pub fn redact_text(bytes: &[u8]) -> Vec<u8> {
+pub fn redact_text(bytes: &[u8], placeholder: &str) -> Vec<u8> {
     const NEEDLE: &[u8] = b"\"apikey\"";
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -302,7 +309,7 @@ pub fn redact_text(bytes: &[u8]) -> Vec<u8> {
             k
         };
         if end > j {
-            out.extend_from_slice(format!("\"{REDACTED}\"").as_bytes());
+            out.extend_from_slice(format!("\"{placeholder}\"").as_bytes());
         }
         i = end;
     }
@@ -416,14 +423,14 @@ mod tests {
     #[test]
     fn api_keys_are_redacted_in_json_and_text() {
         let mut v = json!({"apiKey": "s3cret", "x": [{"APIKEY": 1}], "y": "apiKey"});
-        redact_value(&mut v);
+        redact_value(&mut v, REDACTED);
         assert_eq!(
             v,
             json!({"apiKey": REDACTED, "x": [{"APIKEY": REDACTED}], "y": "apiKey"})
         );
         let text =
             br#"{"apiKey" : "s3\"cret", "ApiKey":12345, "name": "apiKey", "apikey": "unterminated"#;
-        let out = String::from_utf8(redact_text(text)).unwrap();
+        let out = String::from_utf8(redact_text(text, REDACTED)).unwrap();
         assert!(!out.contains("s3") && !out.contains("12345") && !out.contains("unterminated"));
         assert_eq!(out.matches(REDACTED).count(), 3, "{out}");
         assert!(out.contains(r#""name": "apiKey""#), "{out}");
@@ -438,20 +445,20 @@ mod tests {
 
     #[test]
     fn bodies_keep_their_meaning() {
-        let (f, v) = body_field(br#"{"amount": 66.0, "apiKey": "k"}"#);
+        let (f, v) = body_field(br#"{"amount": 66.0, "apiKey": "k"}"#, REDACTED);
         assert_eq!(f, "body");
         assert_eq!(v["amount"].to_string(), "66.0");
         assert_eq!(v["apiKey"], REDACTED);
         // A JSON string body is kept as its text, or a replay would unquote it.
-        assert_eq!(body_field(br#""charge""#).1, json!("\"charge\""));
-        let (_, v) = body_field(br#"{"apiKey":"k","apiKey":"j"}"#);
+        assert_eq!(body_field(br#""charge""#, REDACTED).1, json!("\"charge\""));
+        let (_, v) = body_field(br#"{"apiKey":"k","apiKey":"j"}"#, REDACTED);
         assert_eq!(
             v,
             json!(format!(
                 r#"{{"apiKey":"{REDACTED}","apiKey":"{REDACTED}"}}"#
             ))
         );
-        let (f, _) = body_field(&[b'{', 0xff, b'}']);
+        let (f, _) = body_field(&[b'{', 0xff, b'}'], REDACTED);
         assert_eq!(f, "bodyBase64");
     }
 

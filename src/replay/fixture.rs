@@ -25,6 +25,10 @@ use crate::routes::IDEMPOTENCY_HEADER;
 /// key back in its place.
 pub const REDACTED: &str = "<redacted>";
 
+/// The placeholder for an `apiKey` the server refused (401): `--api-key` leaves it
+/// alone, so the replay is refused again.
+pub const REDACTED_REJECTED: &str = "<redacted:rejected>";
+
 /// Directories with this name prefix are sequences.
 pub const SEQUENCE_PREFIX: &str = "seq-";
 

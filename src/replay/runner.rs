@@ -650,13 +650,19 @@ fn compare(
             Some(_) => {}
         }
     }
-    check_replayed(e.replayed, &answered, out);
+    check_replayed(e.replayed, &answered, p.is_charge, out);
     if p.is_charge {
         contract(first, p.key.as_deref(), out);
     }
 }
 
-fn check_replayed(expected: Option<bool>, answered: &[&Answer], out: &mut Vec<Mismatch>) {
+/// Only charge answers are stored and replayed; copies of anything else are all fresh.
+fn check_replayed(
+    expected: Option<bool>,
+    answered: &[&Answer],
+    is_charge: bool,
+    out: &mut Vec<Mismatch>,
+) {
     let n = answered.len();
     let fresh = answered.iter().filter(|a| !a.replayed).count();
     if n == 1 {
@@ -672,7 +678,7 @@ fn check_replayed(expected: Option<bool>, answered: &[&Answer], out: &mut Vec<Mi
         }
         return;
     }
-    let stored = is_stored(answered[0]);
+    let stored = is_charge && is_stored(answered[0]);
     let (ok, wanted) = match (expected, stored) {
         (Some(true), _) => (fresh == 0, format!("all {n} copies replayed")),
         (Some(false), true) => (fresh == 1, format!("exactly 1 of {n} copies fresh")),

@@ -3,6 +3,7 @@
 
 mod charge;
 mod conformance;
+mod contract;
 mod failures;
 mod helpers;
 mod malformed;
@@ -10,3 +11,4 @@ mod ops;
 mod receipts;
 mod redis_server;
 mod redis_store;
+mod replay;

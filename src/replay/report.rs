@@ -385,24 +385,25 @@ impl Progress {
         }
         Some(tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            let mut drawn = false;
+            let mut drawn = String::new();
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
                 let finished = self.finished.load(Ordering::SeqCst);
                 if finished {
-                    if drawn {
+                    if !drawn.is_empty() {
                         let mut err = std::io::stderr();
                         let _ = write!(err, "\r{}\r", " ".repeat(self.line().len()));
                         let _ = err.flush();
                     }
                     return;
                 }
-                if started.elapsed() >= Duration::from_millis(500) {
+                let line = self.line();
+                if started.elapsed() >= Duration::from_millis(500) && line != drawn {
                     let mut err = std::io::stderr();
-                    let _ = write!(err, "{}", self.line());
+                    let _ = write!(err, "{line}");
                     let _ = err.flush();
-                    drawn = true;
+                    drawn = line;
                 }
             }
         }))

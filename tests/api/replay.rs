@@ -365,3 +365,93 @@ async fn captured_deliveries_replay_against_a_fresh_server() {
     assert!(report.ok(), "{}", report.table());
     assert_eq!(report.passed, n);
 }
+
+/// `--pms-inspect URL`: `posted` is checked over the generic HTTP protocol
+/// (`GET {URL}/charges/{reference}`, 200 with the posting or 404), here served by
+/// a small fake in front of the memory PMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_is_checked_over_http_with_pms_inspect() {
+    use actix_web::{HttpResponse, web};
+
+    let app = spawn_app(StoreChoice::Memory).await;
+    let pms = app.memory_pms().clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = actix_web::HttpServer::new(move || {
+        let pms = pms.clone();
+        actix_web::App::new().route(
+            "/charges/{reference}",
+            web::get().to(move |reference: web::Path<String>| {
+                let pms = pms.clone();
+                async move {
+                    let found = pms
+                        .applied()
+                        .into_iter()
+                        .find(|p| p.charge.reference.as_str() == reference.as_str());
+                    match found {
+                        None => HttpResponse::NotFound().finish(),
+                        Some(p) => {
+                            let room = p.charge.room.clone().unwrap();
+                            HttpResponse::Ok().json(serde_json::json!({
+                                "pmsReference": p.pms_reference,
+                                "charge": {
+                                    "reference": p.charge.reference,
+                                    "tenant": p.charge.tenant,
+                                    "reservationId": room.reservation_id,
+                                    "amount": room.amount.to_string(),
+                                    "gratuity": room.gratuity.to_string(),
+                                    "currency": p.charge.currency,
+                                    "refund": p.charge.refund,
+                                }
+                            }))
+                        }
+                    }
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let inspector: Arc<dyn PmsInspector> = Arc::new(
+        replay::HttpInspector::new(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5))
+            .unwrap(),
+    );
+    let paths = [
+        corpus_dir().join("001-seed-example.json"),
+        corpus_dir().join("065-pms-unavailable.json"),
+        corpus_dir().join("seq-unknown-then-retry"),
+    ];
+    let units = replay::load(&paths, false).unwrap();
+    let report = replay::run(units, options(&app), Some(inspector.clone()))
+        .await
+        .unwrap();
+    assert!(report.ok(), "{}", report.table());
+    assert!(report.results.iter().all(|r| r.skipped.is_empty()));
+
+    // A wrong amount is caught over HTTP too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(corpus_dir().join("001-seed-example.json")).unwrap(),
+    )
+    .unwrap();
+    fixture["expect"]["posted"]["amount"] = "65.99".into();
+    let wrong = write(dir.path(), "wrong-amount.json", &fixture.to_string());
+    let units = replay::load(&[wrong], false).unwrap();
+    let report = replay::run(units, options(&app), Some(inspector))
+        .await
+        .unwrap();
+    let m = &report.results[0].mismatches;
+    assert_eq!(m.len(), 1, "{}", report.table());
+    assert_eq!(
+        (
+            m[0].field.as_str(),
+            m[0].expected.as_str(),
+            m[0].got.as_str()
+        ),
+        ("posted.amount", "65.99", "66.0")
+    );
+}

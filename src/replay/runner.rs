@@ -414,7 +414,7 @@ async fn run_delivery(
             return result;
         }
     };
-    result.url = prepared.url.clone();
+    result.url = redact_url(&prepared.url);
     result.idempotency_key = prepared.key.clone();
     result.expected = prepared.expect.clone();
     let n = copies(&ctx.options, d);
@@ -475,6 +475,24 @@ async fn send(client: &reqwest::Client, p: &Prepared) -> Answer {
             elapsed_ms,
         },
     }
+}
+
+/// The URL as reports show it: an `apiKey` query parameter (guest search) is
+/// replaced by `<redacted>`, so reports can be shared.
+fn redact_url(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((name, _)) if name.eq_ignore_ascii_case("apiKey") => {
+                format!("{name}={REDACTED}")
+            }
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 fn describe_reqwest(e: &reqwest::Error) -> String {
@@ -1033,6 +1051,15 @@ mod tests {
             &mut out,
         );
         assert_eq!(out[0].field, "sameBodyAs");
+    }
+
+    #[test]
+    fn reported_urls_hide_api_keys() {
+        assert_eq!(
+            redact_url("http://x/lightspeed/search?term=a&apiKey=s3cret&b=1"),
+            "http://x/lightspeed/search?term=a&apiKey=<redacted>&b=1"
+        );
+        assert_eq!(redact_url("http://x/charge"), "http://x/charge");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub enum Command {
         #[arg(long, short, env = "CHARGEBRIDGE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Send fixture deliveries to a running chargebridge and compare the answers
+    /// with their expectations; non-zero exit on any mismatch.
+    Replay(crate::replay::ReplayArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve { config } => serve(config.as_deref()),
         Command::Validate { paths, config } => crate::validate::run(&paths, config.as_deref()),
         Command::CheckConfig { config } => crate::check_config::run(config.as_deref()),
+        Command::Replay(args) => crate::replay::run_cli(args),
     }
 }
 

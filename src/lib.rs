@@ -4,6 +4,7 @@
 //! Data flows one way: `routes` → `lightspeed` (wire model) → `domain::Charge` →
 //! `posting` (through `idempotency`) → `pms` adapter → response.
 
+pub mod capture;
 pub mod check_config;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod lightspeed;
 pub mod metrics;
 pub mod pms;
 pub mod posting;
+pub mod replay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

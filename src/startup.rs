@@ -24,6 +24,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Set on SIGTERM/SIGINT: `/readyz` fails so load balancers stop sending.
     pub draining: AtomicBool,
+    /// `[capture] dir`: deliveries written as replay fixtures.
+    pub capture: Option<crate::capture::CaptureWriter>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +87,22 @@ impl Application {
             },
         );
         crate::metrics::handle();
+        let capture = match &settings.capture {
+            Some(c) => {
+                let writer = crate::capture::CaptureWriter::start(c, settings.server.body_limit)
+                    .map_err(|e| StartupError::Other(format!("capture.dir {}: {e}", c.dir)))?;
+                tracing::warn!(dir = %c.dir, "capturing every charge delivery (API keys redacted; guest data kept)");
+                Some(writer)
+            }
+            None => None,
+        };
         let state = web::Data::new(AppState {
             server: settings.server.clone(),
             tenants,
             pms,
             idempotency,
             draining: AtomicBool::new(false),
+            capture,
         });
 
         let app_state = state.clone();

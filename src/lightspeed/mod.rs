@@ -27,7 +27,16 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
     let charge: v1::ChargeTransaction = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let path = if path == "." { String::new() } else { path };
+        // A syntax error has no field to blame (the path would read `?` or `.`).
+        let syntax = matches!(
+            inner.classify(),
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+        );
+        let path = if path == "." || syntax {
+            String::new()
+        } else {
+            path
+        };
         ApiError::invalid(path, describe_json_error(&inner))
     })?;
     de.end()
@@ -207,7 +216,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_and_missing_fields_are_payload_errors() {
-        assert!(error_of("{").1.contains("malformed"));
+        assert_eq!(
+            error_of("{"),
+            (String::new(), "malformed JSON at line 1 column 1".into())
+        );
+        assert_eq!(error_of(r#"{"name": "x", "payments": [{"#).0, "");
         assert!(error_of("[]").1.contains("object"));
         assert!(error_of("42").1.contains("object"));
         assert!(

@@ -232,8 +232,18 @@ impl<'de> Visitor<'de> for TimestampVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let text = number_text(map)?;
-        let epoch =
-            i64::from_str(&text).map_err(|_| de::Error::custom("epoch must be a whole number"))?;
+        // JSON Schema's "integer" includes `1609459200.0` and `1.6094592e9`: accept
+        // any whole number, whatever its notation.
+        use rust_decimal::prelude::ToPrimitive;
+        let epoch = i64::from_str(&text)
+            .ok()
+            .or_else(|| {
+                parse_decimal(&text)
+                    .ok()
+                    .filter(|d| d.fract().is_zero())
+                    .and_then(|d| d.trunc().to_i64())
+            })
+            .ok_or_else(|| de::Error::custom("epoch must be a whole number"))?;
         self.visit_i64(epoch)
     }
 }
@@ -406,6 +416,9 @@ mod tests {
         }
         assert!(probe(r#"{"t": "yesterday"}"#).is_err());
         assert!(probe(r#"{"t": 1.5}"#).is_err());
+        for json in [r#"{"t": 1609459200.0}"#, r#"{"t": 1.6094592e9}"#] {
+            assert_eq!(probe(json).unwrap().t.unwrap(), expected, "{json}");
+        }
     }
 
     #[test]

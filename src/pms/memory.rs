@@ -8,6 +8,9 @@
 //!    `fail-unavailable`, `fail-unknown` (applies, then reports a timeout),
 //!    `fail-slow` (takes `slow_delay`), so replay fixtures can exercise each class;
 //! 3. the configured `fault`, applied to every post.
+//!
+//! With `triggers` on, a guest search for the term `fail-unavailable` fails as
+//! unavailable, so the search endpoint's 500 can be replayed too.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -290,6 +293,11 @@ impl PmsAdapter for MemoryPms {
 
     async fn search(&self, term: &str, _deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
         let term = term.trim().to_lowercase();
+        if self.settings.triggers && term == "fail-unavailable" {
+            return Err(PmsError::Unavailable(
+                "memory PMS told to be unavailable".into(),
+            ));
+        }
         Ok(self
             .guests
             .iter()

@@ -29,6 +29,8 @@ struct LogFields {
     tenant: Option<String>,
     key: Option<String>,
     fisc_id: Option<String>,
+    /// The raw body, kept (reference-counted) only when `[capture]` is on.
+    body: Option<web::Bytes>,
 }
 
 pub async fn charge(
@@ -51,6 +53,10 @@ pub async fn charge(
     let outcome = handle(&req, payload, &state, deadline, &mut fields)
         .instrument(span.clone())
         .await;
+    let captured_answer = state.capture.as_ref().map(|_| match &outcome {
+        Ok(reply) => reply.body.clone().into_bytes(),
+        Err(error) => error.body(),
+    });
     let (response, status, code, replayed) = match outcome {
         Ok(reply) => {
             let status = actix_web::http::StatusCode::from_u16(reply.status)
@@ -80,6 +86,9 @@ pub async fn charge(
             )
         }
     };
+    if let (Some(capture), Some(answer)) = (&state.capture, captured_answer) {
+        capture.record(req.headers(), fields.body.take(), status, answer, replayed);
+    }
     let elapsed = started.elapsed();
     m::request("charge", status, code, elapsed);
     let mut response = response;
@@ -126,7 +135,12 @@ async fn handle(
         Some(value) => IdempotencyKey::parse(value.as_bytes())?,
     };
     fields.key = Some(key.to_string());
-    let body = read_body(headers, payload, state.server.body_limit).await?;
+    let body = read_body(headers, payload, state.server.body_limit)
+        .await?
+        .freeze();
+    if state.capture.is_some() {
+        fields.body = Some(body.clone());
+    }
 
     let wire = lightspeed::parse_charge(&body)?;
     fields.tenant = Some(wire.business_external_reference.clone());

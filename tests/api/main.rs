@@ -4,6 +4,7 @@
 mod apaleo;
 mod charge;
 mod conformance;
+mod contract;
 mod failures;
 mod fake_apaleo;
 mod fake_http_pms;
@@ -18,3 +19,4 @@ mod ops;
 mod receipts;
 mod redis_server;
 mod redis_store;
+mod replay;

@@ -10,6 +10,7 @@ mod fake_apaleo;
 mod fake_http_pms;
 mod fake_mews;
 mod fake_opera;
+mod hard_kill;
 mod helpers;
 mod http_adapter;
 mod malformed;

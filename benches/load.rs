@@ -198,6 +198,9 @@ fn start_chargebridge(redis_port: u16) -> (Proc, u16) {
         )
         .env("CHARGEBRIDGE__IDEMPOTENCY__ACCEPT_UNSAFE_REDIS", "true")
         .env("CHARGEBRIDGE__LOG__FORMAT", "json")
+        // The stand-in PMS keeps its latest postings for inspection; the bench
+        // measures the subscriber, so keep that bookkeeping small.
+        .env("CHARGEBRIDGE__PMS__DEMO__RETAIN_POSTINGS", "100")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

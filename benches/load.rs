@@ -459,25 +459,34 @@ fn main() {
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--load-only") {
-        // Drive an already running server (for profiling): --load-only PORT SECONDS
+        // Drive an already running server (for profiling):
+        // --load-only PORT SECONDS [CONNECTIONS [unique|replays|mixed]]
         let port: u16 = args[i + 1].parse().unwrap();
         let secs: f64 = args[i + 2].parse().unwrap();
+        let conns: usize = args.get(i + 3).and_then(|c| c.parse().ok()).unwrap_or(64);
+        let mix = match args.get(i + 4).map(String::as_str) {
+            Some("replays") => Mix::Replays,
+            Some("mixed") => Mix::Mixed,
+            _ => Mix::Unique,
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
+        let tag = format!("p{}", std::process::id());
         let run = rt.block_on(drive(
             port,
-            Mix::Unique,
-            64,
+            mix,
+            conns,
             secs,
             Arc::new(SEED.to_string()),
-            &format!("p{}", std::process::id()),
+            &tag,
         ));
         println!(
-            "{:.0} req/s, p99 {:.2} ms, errors {}",
+            "{:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
             run.rps(),
+            run.pct(0.5),
             run.pct(0.99),
             run.errors
         );

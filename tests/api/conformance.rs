@@ -224,6 +224,29 @@ pub async fn search_lists_checked_in_guests(fake: Arc<dyn FakePms>) {
     );
 }
 
+pub async fn receipt_kinds_post_the_exact_room_amount(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    for (fixture_name, expected) in [
+        ("refund.json", Decimal::new(-660, 1)),
+        ("multi-payment-same-room.json", Decimal::new(660, 1)),
+        ("partial-payment-room-and-cash.json", Decimal::new(500, 1)),
+        ("service-charge-apportioned.json", Decimal::new(660, 1)),
+    ] {
+        let key = fresh_key();
+        let answer = app.charge(&key, &fixture(fixture_name)).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{fixture_name}: {}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        let applied = applied_for(&fake, &reference_for(&key));
+        assert!(!applied.is_empty(), "{fixture_name}: nothing applied");
+        let total: Decimal = applied.iter().map(|c| c.amount).sum();
+        assert_eq!(total, expected, "{fixture_name}: folio total");
+    }
+}
+
 /// Runs the whole kit against the fake built by `$make` (an async fn returning
 /// `Arc<dyn FakePms>`).
 #[macro_export]
@@ -251,6 +274,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn deadline_is_respected() {
                 kit::deadline_is_respected($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn receipt_kinds_post_the_exact_room_amount() {
+                kit::receipt_kinds_post_the_exact_room_amount($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn search_lists_checked_in_guests() {

@@ -51,10 +51,30 @@ pub fn render() -> String {
 }
 
 pub fn request(route: &'static str, status: u16, code: &'static str, elapsed: Duration) {
-    counter!("chargebridge_requests_total", "route" => route, "status" => status.to_string(), "code" => code)
+    counter!("chargebridge_requests_total", "route" => route, "status" => status_label(status), "code" => code)
         .increment(1);
     histogram!("chargebridge_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
+}
+
+/// Status labels without a per-request allocation for the statuses we send.
+fn status_label(status: u16) -> metrics::SharedString {
+    let known: &'static str = match status {
+        200 => "200",
+        400 => "400",
+        401 => "401",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        500 => "500",
+        503 => "503",
+        _ => return metrics::SharedString::from(status.to_string()),
+    };
+    metrics::SharedString::const_str(known)
 }
 
 pub fn replay() {

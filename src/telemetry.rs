@@ -24,6 +24,9 @@ pub fn init(settings: &LogSettings) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            // The current span (request id) is enough; the full list costs a
+            // serialisation of every parent per event.
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()

@@ -3,6 +3,7 @@
 pub mod shapes;
 pub mod v1;
 
+use serde::Deserialize;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::ApiError;
@@ -23,6 +24,14 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
         }
         Some(_) => return Err(ApiError::invalid("", "expected a JSON object")),
     }
+    // Fast path without path tracking; only a failure is parsed again, with
+    // `serde_path_to_error`, to name the field (errors are rare, parses are not).
+    let mut de = serde_json::Deserializer::from_str(text);
+    if let Ok(charge) = v1::ChargeTransaction::deserialize(&mut de)
+        && de.end().is_ok()
+    {
+        return check_rules(charge);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     let charge: v1::ChargeTransaction = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -41,6 +50,11 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
     })?;
     de.end()
         .map_err(|e| ApiError::invalid("", describe_json_error(&e)))?;
+    check_rules(charge)
+}
+
+/// Size bounds and `validator` rules, errors naming the field.
+fn check_rules(charge: v1::ChargeTransaction) -> Result<v1::ChargeTransaction, ApiError> {
     charge
         .check_sizes()
         .map_err(|(path, detail)| ApiError::invalid(path, detail))?;

@@ -111,6 +111,7 @@ pub async fn deliver(
     }
 
     let pms = tenant.pms.as_ref();
+    let charge = Arc::new(charge);
     if guard.must_reconcile() {
         let started = std::time::Instant::now();
         let found = pms.reconcile(&charge, budget.pms_deadline()).await;

@@ -31,6 +31,7 @@
 //! * **Health**: a token, then `GET /finance/v1/folios?pageSize=1`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -417,7 +418,11 @@ impl PmsAdapter for ApaleoPms {
     }
 
     #[tracing::instrument(skip_all, fields(pms = "apaleo", reference = %charge.reference))]
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
         let room = charge
             .room
             .as_ref()

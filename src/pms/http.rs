@@ -84,6 +84,7 @@
 //!   reused key with a different body before it gets here, so the same reference
 //!   always means the same charge.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -270,7 +271,11 @@ impl PmsAdapter for HttpPms {
         "http"
     }
 
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
         let Some(body) = ChargeBody::new(charge) else {
             return Err(PmsError::Rejected("Nothing to charge to the room".into()));
         };

@@ -13,6 +13,7 @@
 //! unavailable, so the search endpoint's 500 can be replayed too.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -133,7 +134,8 @@ impl MemoryPmsSettings {
 #[derive(Debug, Clone)]
 pub struct AppliedPosting {
     pub pms_reference: String,
-    pub charge: Charge,
+    /// Shared with the delivery that posted it (no deep copy per posting).
+    pub charge: Arc<Charge>,
 }
 
 #[derive(Default)]
@@ -185,7 +187,7 @@ impl MemoryPms {
         self.lock().posts_attempted
     }
 
-    fn apply(&self, charge: &Charge) -> PostingReceipt {
+    fn apply(&self, charge: &Arc<Charge>) -> PostingReceipt {
         let mut state = self.lock();
         state.total_applied += 1;
         let pms_reference = format!("MEM-{:06}", state.total_applied);
@@ -194,7 +196,7 @@ impl MemoryPms {
         }
         state.applied.push_back(AppliedPosting {
             pms_reference: pms_reference.clone(),
-            charge: charge.clone(),
+            charge: Arc::clone(charge),
         });
         let reference = charge.reference.to_string();
         if !state.by_reference.contains_key(&reference) {
@@ -247,7 +249,11 @@ impl PmsAdapter for MemoryPms {
         "memory"
     }
 
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
         match self.next_fault(charge) {
             None => Ok(self.apply(charge)),
             Some(Fault::Reject(reason)) => Err(PmsError::Rejected(reason)),

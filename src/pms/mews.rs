@@ -71,6 +71,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -786,7 +787,11 @@ impl PmsAdapter for MewsPms {
         "mews"
     }
 
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
         let Some(room) = &charge.room else {
             return Err(PmsError::Rejected("Nothing to charge to the room".into()));
         };

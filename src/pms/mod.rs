@@ -16,6 +16,7 @@
 //! [`PmsAdapter`], then add one variant to [`PmsSettings`] (`registry.rs`).
 //!
 //! ```no_run
+//! use std::sync::Arc;
 //! use chargebridge::domain::Charge;
 //! use chargebridge::pms::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
 //! use tokio::time::Instant;
@@ -25,7 +26,7 @@
 //! #[async_trait::async_trait]
 //! impl PmsAdapter for Ledger {
 //!     fn kind(&self) -> &'static str { "ledger" }
-//!     async fn post(&self, charge: &Charge, _deadline: Instant) -> Result<PostingReceipt, PmsError> {
+//!     async fn post(&self, charge: &Arc<Charge>, _deadline: Instant) -> Result<PostingReceipt, PmsError> {
 //!         Ok(PostingReceipt { pms_reference: charge.reference.to_string() })
 //!     }
 //!     async fn reconcile(&self, _charge: &Charge, _deadline: Instant) -> Result<Option<PostingReceipt>, PmsError> {
@@ -50,6 +51,7 @@ mod rest;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
+use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::domain::Charge;
@@ -112,9 +114,13 @@ pub trait PmsAdapter: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// Applies the charge once, carrying `charge.reference` so it can be found
-    /// again. Must answer before `deadline`; a timeout after the request left is
+    /// again. The charge comes shared, so an adapter that keeps it need not copy it. Must answer before `deadline`; a timeout after the request left is
     /// [`PmsError::Unknown`].
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError>;
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError>;
 
     /// Looks for a charge carrying `charge.reference`; `Ok(None)` means the PMS
     /// certainly does not have it.

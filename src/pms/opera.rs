@@ -35,6 +35,7 @@
 //!   `cashiering.billingPrivileges.postingRestriction` for "blocked").
 //! * **Health**: a token, then `GET /csh/v1/services/cashiering/status`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -307,7 +308,11 @@ impl PmsAdapter for OperaPms {
     }
 
     #[tracing::instrument(skip_all, fields(pms = "opera", reference = %charge.reference))]
-    async fn post(&self, charge: &Charge, deadline: Instant) -> Result<PostingReceipt, PmsError> {
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
         let room = charge
             .room
             .as_ref()

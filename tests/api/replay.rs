@@ -32,13 +32,13 @@ impl PmsInspector for MemoryInspector {
             .into_iter()
             .filter(|p| p.charge.reference == reference)
             .filter_map(|p| {
-                let room = p.charge.room?;
+                let room = p.charge.room.clone()?;
                 Some(Posting {
                     amount: room.amount,
                     gratuity: Some(room.gratuity),
                     refund: Some(p.charge.refund),
                     reservation_id: Some(room.reservation_id),
-                    currency: Some(p.charge.currency),
+                    currency: Some(p.charge.currency.clone()),
                 })
             })
             .collect())

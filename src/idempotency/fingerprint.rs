@@ -2,185 +2,233 @@
 //! body's canonical JSON (object keys sorted, insignificant white space removed,
 //! numbers kept exactly as written, strings re-escaped one way).
 //!
-//! The canonical text is streamed into the hasher from a borrowed tree: strings
-//! without escapes are never copied, and no map is built. It is byte for byte the
-//! text `serde_json::Value` would print (keys in byte order, the last of
-//! duplicate keys wins), so records written by earlier releases still match.
+//! The canonical text is produced by a small scanner over the raw bytes: strings
+//! without escapes and plain numbers are copied as they stand (their canonical
+//! form *is* their text), and only escaped strings and exponents go through
+//! serde_json. It is byte for byte the text `serde_json::Value` would print
+//! (keys in byte order, the last of duplicate keys wins), so records written by
+//! earlier releases still match; a test pins that.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::io::{self, Write};
 
-use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use sha2::{Digest, Sha256};
+
+/// Deeper nesting is refused (serde_json's own recursion limit is 128).
+const MAX_DEPTH: usize = 128;
 
 /// Hex SHA-256 of the canonical form of `body`, or `None` if it is not JSON.
 pub fn fingerprint(body: &[u8]) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let tree = Canon::deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    let mut writer = HashWriter(Sha256::new());
-    tree.write(&mut writer).ok()?;
-    Some(hex::encode(writer.0.finalize()))
+    let canonical = canonical_bytes(body)?;
+    Some(hex::encode(Sha256::digest(&canonical)))
 }
 
 /// The canonical text itself (for tests and for people comparing two payloads).
 pub fn canonical_json(body: &[u8]) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let tree = Canon::deserialize(&mut de).ok()?;
-    de.end().ok()?;
+    String::from_utf8(canonical_bytes(body)?).ok()
+}
+
+fn canonical_bytes(body: &[u8]) -> Option<Vec<u8>> {
+    // Refuse invalid UTF-8 up front: the scanner copies string bytes verbatim.
+    std::str::from_utf8(body).ok()?;
+    let mut scanner = Scanner { b: body, i: 0 };
     let mut out = Vec::with_capacity(body.len());
-    tree.write(&mut out).ok()?;
-    String::from_utf8(out).ok()
+    scanner.value(&mut out, 0)?;
+    scanner.ws();
+    (scanner.i == body.len()).then_some(out)
 }
 
-/// serde_json's `arbitrary_precision` hands numbers over as a map with this key.
-const NUMBER_TOKEN: &str = "$serde_json::private::Number";
-
-enum Canon<'a> {
-    Null,
-    Bool(bool),
-    Number(String),
-    Str(Cow<'a, str>),
-    Array(Vec<Canon<'a>>),
-    Object(Vec<(Cow<'a, str>, Canon<'a>)>),
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
 }
 
-impl Canon<'_> {
-    fn write<W: Write>(&self, out: &mut W) -> io::Result<()> {
-        match self {
-            Canon::Null => out.write_all(b"null"),
-            Canon::Bool(true) => out.write_all(b"true"),
-            Canon::Bool(false) => out.write_all(b"false"),
-            Canon::Number(text) => out.write_all(text.as_bytes()),
-            Canon::Str(s) => serde_json::to_writer(&mut *out, s.as_ref()).map_err(io::Error::other),
-            Canon::Array(items) => {
-                out.write_all(b"[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.write_all(b",")?;
-                    }
-                    item.write(out)?;
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? == word {
+            self.i += word.len();
+            out.extend_from_slice(word);
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+        self.ws();
+        match *self.b.get(self.i)? {
+            b'{' => self.object(out, depth + 1),
+            b'[' => self.array(out, depth + 1),
+            b'"' => {
+                let text = self.string()?;
+                write_string(&text, out);
+                Some(())
+            }
+            b't' => self.literal(b"true", out),
+            b'f' => self.literal(b"false", out),
+            b'n' => self.literal(b"null", out),
+            b'-' | b'0'..=b'9' => self.number(out),
+            _ => None,
+        }
+    }
+
+    /// The string at the cursor, unescaped (borrowed when it has no escapes).
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        let start = self.i;
+        self.i += 1;
+        let mut escaped = false;
+        loop {
+            match *self.b.get(self.i)? {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.i += 2;
                 }
-                out.write_all(b"]")
+                c if c < 0x20 => return None,
+                _ => self.i += 1,
             }
-            Canon::Object(entries) => {
-                out.write_all(b"{")?;
-                for (i, (key, value)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.write_all(b",")?;
-                    }
-                    serde_json::to_writer(&mut *out, key.as_ref()).map_err(io::Error::other)?;
-                    out.write_all(b":")?;
-                    value.write(out)?;
+        }
+        self.i += 1;
+        let quoted = &self.b[start..self.i];
+        if escaped {
+            serde_json::from_slice::<String>(quoted)
+                .ok()
+                .map(Cow::Owned)
+        } else {
+            std::str::from_utf8(&quoted[1..quoted.len() - 1])
+                .ok()
+                .map(Cow::Borrowed)
+        }
+    }
+
+    fn number(&mut self, out: &mut Vec<u8>) -> Option<()> {
+        let start = self.i;
+        let mut exponent = false;
+        while let Some(&c) = self.b.get(self.i) {
+            match c {
+                b'0'..=b'9' | b'-' | b'+' | b'.' => {}
+                b'e' | b'E' => exponent = true,
+                _ => break,
+            }
+            self.i += 1;
+        }
+        let raw = &self.b[start..self.i];
+        // serde_json validates the number; plain ones keep their text exactly,
+        // exponents take its spelling (`1e2` prints as `1e+2`).
+        let number: serde_json::Number = serde_json::from_slice(raw).ok()?;
+        if exponent {
+            out.extend_from_slice(number.to_string().as_bytes());
+        } else {
+            out.extend_from_slice(raw);
+        }
+        Some(())
+    }
+
+    fn array(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        out.push(b'[');
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            out.push(b']');
+            return Some(());
+        }
+        loop {
+            self.value(out, depth)?;
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => {
+                    self.i += 1;
+                    out.push(b',');
                 }
-                out.write_all(b"}")
+                b']' => {
+                    self.i += 1;
+                    out.push(b']');
+                    return Some(());
+                }
+                _ => return None,
             }
         }
+    }
+
+    fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            self.i += 1;
+            out.extend_from_slice(b"{}");
+            return Some(());
+        }
+        // Member values are written to one scratch buffer; the members are then
+        // sorted by key and copied out.
+        let mut scratch = Vec::new();
+        let mut members: Vec<(Cow<'a, str>, usize, usize)> = Vec::new();
+        loop {
+            self.ws();
+            if self.b.get(self.i) != Some(&b'"') {
+                return None;
+            }
+            let key = self.string()?;
+            self.ws();
+            if self.b.get(self.i) != Some(&b':') {
+                return None;
+            }
+            self.i += 1;
+            let start = scratch.len();
+            self.value(&mut scratch, depth)?;
+            members.push((key, start, scratch.len()));
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+        // Byte order of keys, as a BTreeMap<String, _> has; of duplicate keys
+        // the last wins (the sort is stable).
+        members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        out.push(b'{');
+        let mut first = true;
+        for (n, (key, start, end)) in members.iter().enumerate() {
+            if members.get(n + 1).is_some_and(|next| next.0 == *key) {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            write_string(key, out);
+            out.push(b':');
+            out.extend_from_slice(&scratch[*start..*end]);
+        }
+        out.push(b'}');
+        Some(())
     }
 }
 
-/// A string that borrows from the input when it has no escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_string())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Canon<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CanonVisitor)
-    }
-}
-
-struct CanonVisitor;
-
-impl<'de> Visitor<'de> for CanonVisitor {
-    type Value = Canon<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Canon::Null)
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Canon::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Canon::Number(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Canon::Number(v.to_string()))
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Canon::Str(Cow::Borrowed(v)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Canon::Str(Cow::Owned(v.to_string())))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Canon::Str(Cow::Owned(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
-        while let Some(item) = seq.next_element::<Canon<'de>>()? {
-            items.push(item);
-        }
-        Ok(Canon::Array(items))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut entries: Vec<(Cow<'de, str>, Canon<'de>)> = Vec::new();
-        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-            if entries.is_empty() && key == NUMBER_TOKEN {
-                let text: String = map.next_value()?;
-                return Ok(Canon::Number(text));
-            }
-            let value = map.next_value::<Canon<'de>>()?;
-            entries.push((key, value));
-        }
-        // Byte order of keys, as a BTreeMap<String, _> has; for duplicate keys the
-        // last one wins (stable sort keeps input order among equals).
-        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let mut deduped: Vec<(Cow<'de, str>, Canon<'de>)> = Vec::with_capacity(entries.len());
-        for entry in entries {
-            match deduped.last_mut() {
-                Some(last) if last.0 == entry.0 => *last = entry,
-                _ => deduped.push(entry),
-            }
-        }
-        Ok(Canon::Object(deduped))
-    }
-}
-
-struct HashWriter(Sha256);
-
-impl Write for HashWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+/// A JSON string literal, escaped the way serde_json escapes.
+fn write_string(text: &str, out: &mut Vec<u8>) {
+    if text.bytes().all(|c| c >= 0x20 && c != b'"' && c != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
     }
 }
 
@@ -240,6 +288,51 @@ mod tests {
         assert!(fingerprint(b"{").is_none());
         assert!(fingerprint(b"{} x").is_none());
         assert_eq!(fingerprint(br#"{"a":1}"#).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn every_fixture_body_canonicalises_as_before() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let files = crate::validate::collect_json_files(&[root.into()]).unwrap();
+        assert!(files.len() > 50);
+        for file in files {
+            let bytes = std::fs::read(&file).unwrap();
+            for body in [bytes.clone(), crate::validate::payload_of(&bytes)] {
+                if serde_json::from_slice::<serde_json::Value>(&body).is_ok() {
+                    assert_eq!(
+                        canonical_json(&body).unwrap(),
+                        value_canonical(&body),
+                        "{}",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_or_too_deep_json_has_no_fingerprint() {
+        for bad in [
+            &b"{\"a\":}"[..],
+            b"[1,]",
+            b"{\"a\" 1}",
+            b"01",
+            b"1.",
+            b"\"\x01\"",
+            b"tru",
+            b"{\"a\":1}}",
+            &[0xff],
+        ] {
+            assert!(
+                fingerprint(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(fingerprint(deep.as_bytes()).is_none());
+        let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(fingerprint(ok.as_bytes()).is_some());
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub use store::{Claim, Store, StoreBackend, StoreError};
 
 use crate::domain::IdempotencyKey;
 
+/// First and longest pause between looks at a key another delivery holds.
+const FIRST_POLL: Duration = Duration::from_millis(1);
+const MAX_POLL: Duration = Duration::from_millis(100);
+
 /// Why a delivery could not take or replay its key.
 #[derive(Debug, thiserror::Error)]
 pub enum BeginError {
@@ -112,7 +116,9 @@ impl Idempotency {
     ) -> Result<Begin<'_>, BeginError> {
         let owner = uuid::Uuid::new_v4().simple().to_string();
         let wait_until = wait_until.min(Instant::now() + self.settings.in_flight_wait);
-        let mut backoff = Duration::from_millis(5);
+        // A first delivery usually settles within a few milliseconds: poll soon,
+        // then back off so a slow PMS does not turn waiters into a load on Redis.
+        let mut backoff = FIRST_POLL;
         loop {
             let mine = self.in_progress(&owner, fp);
             let existing = match self
@@ -141,11 +147,11 @@ impl Idempotency {
                     if now >= wait_until {
                         return Err(BeginError::InProgress);
                     }
-                    if backoff == Duration::from_millis(5) {
+                    if backoff == FIRST_POLL {
                         crate::metrics::in_flight_wait();
                     }
                     tokio::time::sleep(backoff.min(wait_until - now)).await;
-                    backoff = (backoff * 2).min(Duration::from_millis(100));
+                    backoff = (backoff * 2).min(MAX_POLL);
                     continue;
                 }
                 RecordState::InProgress | RecordState::Unknown => {}

@@ -69,6 +69,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn encoded_records_begin_with_the_owner() {
+        // The Redis fencing scripts compare this prefix before decoding.
+        let r = Record {
+            owner: "0123abcd".into(),
+            v: RECORD_VERSION,
+            state: RecordState::InProgress,
+            fp: "f".into(),
+            lease_until_ms: 1,
+            response: None,
+        };
+        assert!(r.encode().starts_with(br#"{"owner":"0123abcd","#));
+    }
+
+    #[test]
     fn records_round_trip_and_reject_future_versions() {
         let r = Record {
             owner: "o".into(),

@@ -423,10 +423,7 @@ impl PmsAdapter for ApaleoPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let room = charge
-            .room
-            .as_ref()
-            .ok_or_else(|| PmsError::Rejected("No room charge on this receipt".into()))?;
+        let room = super::room_of(charge)?;
         let items = folio_items(charge);
         let requests = self.item_requests(charge, &items)?;
         let folios = self.folios(&room.reservation_id, true, deadline).await?;

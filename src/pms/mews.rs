@@ -792,9 +792,7 @@ impl PmsAdapter for MewsPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let Some(room) = &charge.room else {
-            return Err(PmsError::Rejected("Nothing to charge to the room".into()));
-        };
+        let room = super::room_of(charge)?;
         let service = self.service_for(charge)?;
         let reservation = match self.reservation(&room.reservation_id, deadline).await {
             Ok(Some(r)) => r,

@@ -54,9 +54,18 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use crate::domain::Charge;
+use crate::domain::{Charge, RoomCharge};
 
 pub use registry::{PmsRegistry, PmsSettings};
+
+/// The room-charge part of `charge`. `posting.rs` never posts a charge without
+/// one, so this only guards adapters called directly.
+pub fn room_of(charge: &Charge) -> Result<&RoomCharge, PmsError> {
+    charge
+        .room
+        .as_ref()
+        .ok_or_else(|| PmsError::Rejected("Nothing to charge to the room".into()))
+}
 
 /// How a PMS call failed; see the module documentation for what each class means.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

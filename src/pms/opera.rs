@@ -313,10 +313,7 @@ impl PmsAdapter for OperaPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let room = charge
-            .room
-            .as_ref()
-            .ok_or_else(|| PmsError::Rejected("No room charge on this receipt".into()))?;
+        let room = super::room_of(charge)?;
         let items = folio_items(charge);
         let lines = self.charge_lines(charge, &items)?;
         let hotel = self.settings.hotel_id.as_str();

@@ -170,37 +170,18 @@ async fn concurrent_duplicates_post_once(store: StoreChoice) {
     app.push_fault(chargebridge::pms::memory::Fault::Slow(
         Duration::from_millis(300),
     ));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let client = app.client.clone();
-        let url = format!("{}/lightspeed/charge", app.address);
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-lightspeed-idempotency-key", key)
-                .body(SEED)
-                .send()
-                .await
-                .unwrap();
-            let replayed = resp.headers().contains_key("idempotent-replayed");
-            (
-                resp.status().as_u16(),
-                replayed,
-                resp.bytes().await.unwrap(),
-            )
-        }));
-    }
+    let tasks: Vec<_> = (0..16)
+        .map(|_| app.charge_in_background(&key, SEED))
+        .collect();
     let mut bodies = Vec::new();
     let mut fresh = 0;
     for t in tasks {
-        let (status, replayed, body) = t.await.unwrap();
-        assert_eq!(status, 200);
-        if !replayed {
+        let answer = t.await.unwrap();
+        assert_eq!(answer.status, 200);
+        if !answer.replayed() {
             fresh += 1;
         }
-        bodies.push(body);
+        bodies.push(answer.bytes);
     }
     assert_eq!(fresh, 1, "exactly one delivery did the work");
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
@@ -217,23 +198,7 @@ async fn in_flight_duplicate_gets_409_after_waiting(store: StoreChoice) {
     app.push_fault(chargebridge::pms::memory::Fault::Slow(
         Duration::from_millis(1500),
     ));
-    let first = {
-        let app_client = app.client.clone();
-        let url = format!("{}/lightspeed/charge", app.address);
-        let key = key.clone();
-        tokio::spawn(async move {
-            app_client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-lightspeed-idempotency-key", key)
-                .body(SEED)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        })
-    };
+    let first = app.charge_in_background(&key, SEED);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let started = std::time::Instant::now();
     let second = app.charge(&key, SEED).await;
@@ -250,7 +215,7 @@ async fn in_flight_duplicate_gets_409_after_waiting(store: StoreChoice) {
         app.charge(&key, &other).await.code(),
         "idempotency_key_reused"
     );
-    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(first.await.unwrap().status, 200);
     let third = app.charge(&key, SEED).await;
     assert_eq!(third.status, 200);
     assert!(third.replayed());

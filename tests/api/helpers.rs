@@ -161,6 +161,23 @@ impl TestApp {
         .await
     }
 
+    /// Starts a Lightspeed-style delivery in the background (concurrency tests).
+    pub fn charge_in_background(
+        &self,
+        key: &str,
+        body: &'static str,
+    ) -> tokio::task::JoinHandle<Answer> {
+        let request = self
+            .client
+            .post(format!("{}/lightspeed/charge", self.address))
+            .header("content-type", "application/json")
+            .header("x-lightspeed-idempotency-key", key)
+            .body(body);
+        tokio::spawn(
+            async move { Self::answer(request.send().await.expect("request completes")).await },
+        )
+    }
+
     pub async fn raw_charge(&self, headers: &[(&str, &str)], body: Vec<u8>) -> Answer {
         let mut req = self
             .client

@@ -21,29 +21,14 @@ async fn two_instances_post_exactly_once_and_replay_each_other() {
     let key = fresh_key();
     a.push_fault(Fault::Slow(Duration::from_millis(300)));
     b.push_fault(Fault::Slow(Duration::from_millis(300)));
-    let mut tasks = Vec::new();
-    for i in 0..16 {
-        let target = if i % 2 == 0 { &a } else { &b };
-        let client = target.client.clone();
-        let url = format!("{}/lightspeed/charge", target.address);
-        let key = key.clone();
-        tasks.push(tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-lightspeed-idempotency-key", key)
-                .body(SEED)
-                .send()
-                .await
-                .unwrap();
-            (resp.status().as_u16(), resp.bytes().await.unwrap())
-        }));
-    }
+    let tasks: Vec<_> = (0..16)
+        .map(|i| if i % 2 == 0 { &a } else { &b }.charge_in_background(&key, SEED))
+        .collect();
     let mut bodies = Vec::new();
     for t in tasks {
-        let (status, body) = t.await.unwrap();
-        assert_eq!(status, 200);
-        bodies.push(body);
+        let answer = t.await.unwrap();
+        assert_eq!(answer.status, 200);
+        bodies.push(answer.bytes);
     }
     assert!(
         bodies.windows(2).all(|w| w[0] == w[1]),
@@ -73,30 +58,14 @@ async fn lost_lease_cannot_clobber_the_successor(store: StoreChoice) {
     .await;
     let key = fresh_key();
     app.push_fault(Fault::Slow(Duration::from_millis(1200)));
-    let slow = {
-        let client = app.client.clone();
-        let url = format!("{}/lightspeed/charge", app.address);
-        let key = key.clone();
-        tokio::spawn(async move {
-            let resp = client
-                .post(url)
-                .header("content-type", "application/json")
-                .header("x-lightspeed-idempotency-key", key)
-                .body(SEED)
-                .send()
-                .await
-                .unwrap();
-            resp.bytes().await.unwrap()
-        })
-    };
+    let slow = app.charge_in_background(&key, SEED);
     tokio::time::sleep(Duration::from_millis(500)).await;
     // The lease has run out: this delivery takes over, reconciles, posts.
     let successor = app.charge(&key, SEED).await;
     assert_eq!(successor.status, 200);
-    let late = slow.await.unwrap();
+    let late = slow.await.unwrap().bytes;
     assert_ne!(
-        late.to_vec(),
-        successor.bytes,
+        late, successor.bytes,
         "the late one posted too (that is why leases outlast deadlines)"
     );
     // The record is still the successor's: the late request's write was fenced off.

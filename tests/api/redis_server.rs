@@ -106,6 +106,32 @@ impl RedisServer {
         self.spawn();
     }
 
+    /// Kills the server with SIGKILL (no shutdown, no final write), as a crash
+    /// would; `start_again` brings it back on the same port and data directory.
+    /// (The chaos run uses these; the API tests restart gracefully.)
+    #[allow(dead_code)]
+    pub fn crash(&mut self) {
+        let info = self.cli(&["info", "server"]);
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:"))
+            .map(|p| p.trim().to_string())
+            .expect("redis INFO names its process_id");
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+        wait_for_port(self.port, false);
+        if let Some(mut watchdog) = self.child.take() {
+            // The watchdog notices the server is gone and exits by itself.
+            let _ = watchdog.wait();
+        }
+    }
+
+    #[allow(dead_code)]
+    pub fn start_again(&mut self) {
+        if self.child.is_none() {
+            self.spawn();
+        }
+    }
+
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-p", &self.port.to_string()])

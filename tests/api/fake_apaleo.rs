@@ -228,6 +228,7 @@ impl FakeApaleo {
             client_id: CLIENT_ID.into(),
             client_secret: Some(SecretString::from(CLIENT_SECRET)),
             client_secret_env: None,
+            client_secret_file: None,
             property_id: Some(PROPERTY.into()),
             service_type: "FoodAndBeverages".into(),
             default_vat_type: Some("Normal".into()),

@@ -34,13 +34,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     match Tenants::build(&settings.tenants, &pms) {
         Ok(_) => {
             for t in &settings.tenants {
-                let key_source = if t.api_key_env.is_some() {
-                    "environment"
-                } else if t.api_key_file.is_some() {
-                    "file"
-                } else {
-                    "config"
-                };
+                let key_source = t
+                    .api_key_sources()
+                    .required_origin()
+                    .map_or("config", |o| o.as_str());
                 println!(
                     "  ok    tenant {} → pms {} ({}, room codes {}, api key from {key_source})",
                     t.business_external_reference,
@@ -67,13 +64,13 @@ pub fn run(config: Option<&Path>) -> ExitCode {
     };
     runtime.block_on(async {
         if settings.idempotency.store == StoreKind::Redis {
-            match RedisStore::new(
-                &settings.idempotency.redis_url,
-                settings.idempotency.command_timeout,
-            ) {
+            let origin = settings.idempotency.redis_url_origin();
+            match settings.idempotency.redis_url().and_then(|url| {
+                RedisStore::new(&url, settings.idempotency.command_timeout).map_err(|e| e.0)
+            }) {
                 Ok(store) => match store.safety_report().await {
                     Ok(report) => {
-                        println!("  ok    redis reachable");
+                        println!("  ok    redis reachable (url from {origin})");
                         for problem in report.problems() {
                             println!("  WARN  redis: {problem}");
                         }

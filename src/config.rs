@@ -1,11 +1,14 @@
 //! Settings: embedded defaults, then a TOML file, then `CHARGEBRIDGE__SECTION__KEY`
-//! environment variables. Secrets stay wrapped in `SecretString` and never print.
+//! environment variables. Secrets stay wrapped in `SecretString` and never print;
+//! each can also come from a named environment variable or file ([`secret`]).
+
+pub mod secret;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::pms::PmsSettings;
@@ -23,7 +26,6 @@ max_connections = 10000
 
 [idempotency]
 store = "memory"
-redis_url = "redis://127.0.0.1:6379"
 lease = "30s"
 in_flight_wait = "5s"
 retention = "7d"
@@ -51,6 +53,9 @@ adapter = "memory"
 "#;
 
 const ENV_PREFIX: &str = "CHARGEBRIDGE";
+
+/// Where the Redis store connects when no `redis_url` source is set.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -102,8 +107,17 @@ pub enum StoreKind {
 pub struct IdempotencySettings {
     pub store: StoreKind,
     /// `redis://`, `rediss://`, or a comma-separated list of cluster nodes
-    /// (`redis+cluster://h1:7000,h2:7001`).
-    pub redis_url: SecretString,
+    /// (`redis+cluster://h1:7000,h2:7001`); may carry a password. Default
+    /// [`DEFAULT_REDIS_URL`].
+    #[serde(default)]
+    pub redis_url: Option<SecretString>,
+    /// Name of an environment variable holding the Redis URL (instead of
+    /// `redis_url`, which `CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL` also sets).
+    #[serde(default)]
+    pub redis_url_env: Option<String>,
+    /// Path of a file holding the Redis URL (instead of `redis_url`).
+    #[serde(default)]
+    pub redis_url_file: Option<String>,
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     #[serde(with = "humantime_serde")]
@@ -151,9 +165,38 @@ impl std::fmt::Debug for TenantSettings {
             )
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("api_key_env", &self.api_key_env)
+            .field("api_key_file", &self.api_key_file)
             .field("currency", &self.currency)
             .field("pms", &self.pms)
             .finish_non_exhaustive()
+    }
+}
+
+impl IdempotencySettings {
+    fn redis_url_sources(&self) -> secret::Sources<'_> {
+        secret::Sources::new(
+            "redis_url",
+            &self.redis_url,
+            &self.redis_url_env,
+            &self.redis_url_file,
+        )
+    }
+
+    /// The Redis URL from `redis_url`, `redis_url_env`, `redis_url_file`, or the default.
+    pub fn redis_url(&self) -> Result<SecretString, String> {
+        Ok(self
+            .redis_url_sources()
+            .resolve()
+            .map_err(|e| format!("idempotency.{e}"))?
+            .unwrap_or_else(|| SecretString::from(DEFAULT_REDIS_URL)))
+    }
+
+    /// Where the Redis URL comes from, for `check-config`.
+    pub fn redis_url_origin(&self) -> &'static str {
+        match self.redis_url_sources().origin() {
+            Ok(Some(origin)) => origin.as_str(),
+            _ => "default",
+        }
     }
 }
 
@@ -312,16 +355,12 @@ impl Settings {
             if t.room_charge_method_codes.is_empty() {
                 return invalid(format!("{at}.room_charge_method_codes is empty"));
             }
-            let sources = [
-                t.api_key.is_some(),
-                t.api_key_env.is_some(),
-                t.api_key_file.is_some(),
-            ];
-            if sources.iter().filter(|s| **s).count() != 1 {
-                return invalid(format!(
-                    "{at} needs exactly one of api_key, api_key_env, api_key_file"
-                ));
+            if let Err(e) = t.api_key_sources().required_origin() {
+                return invalid(format!("{at}: {e}"));
             }
+        }
+        if let Err(e) = self.idempotency.redis_url_sources().origin() {
+            return invalid(format!("idempotency.{e}"));
         }
         for (name, pms) in &self.pms {
             pms.check()
@@ -332,39 +371,30 @@ impl Settings {
 }
 
 impl TenantSettings {
+    pub fn api_key_sources(&self) -> secret::Sources<'_> {
+        secret::Sources::new(
+            "api_key",
+            &self.api_key,
+            &self.api_key_env,
+            &self.api_key_file,
+        )
+    }
+
     /// The API key from the place the configuration names.
     pub fn resolve_api_key(&self) -> Result<SecretString, ConfigError> {
-        let at = &self.business_external_reference;
-        let key = if let Some(key) = &self.api_key {
-            key.expose_secret().to_string()
-        } else if let Some(var) = &self.api_key_env {
-            std::env::var(var).map_err(|_| {
-                ConfigError::Invalid(format!(
-                    "tenant `{at}`: environment variable {var} (api_key_env) is not set"
-                ))
-            })?
-        } else if let Some(path) = &self.api_key_file {
-            std::fs::read_to_string(path)
-                .map_err(|e| {
-                    ConfigError::Invalid(format!("tenant `{at}`: api_key_file {path}: {e}"))
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_string()
-        } else {
-            String::new()
-        };
-        if key.is_empty() {
-            return Err(ConfigError::Invalid(format!(
-                "tenant `{at}`: the API key is empty"
-            )));
-        }
-        Ok(SecretString::from(key))
+        self.api_key_sources().require().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "tenant `{}`: {e}",
+                self.business_external_reference
+            ))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -451,5 +481,83 @@ mod tests {
         assert!(t.resolve_api_key().is_err());
         let printed = format!("{:?}", Settings::demo());
         assert!(!printed.contains("quickbooks-key-345"), "{printed}");
+    }
+
+    #[test]
+    fn a_tenant_needs_exactly_one_api_key_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let tenant =
+            "[[tenants]]\nbusiness_external_reference = \"a\"\ncurrency = \"EUR\"\npms = \"m\"\n";
+        let pms = "[pms.m]\nadapter = \"memory\"\n";
+        for (keys, expected) in [
+            (
+                "",
+                "tenants[0]: needs one of api_key, api_key_env, api_key_file",
+            ),
+            (
+                "api_key = \"k\"\napi_key_file = \"/run/secrets/k\"\n",
+                "tenants[0]: set only one of api_key, api_key_env, api_key_file",
+            ),
+        ] {
+            std::fs::write(&path, format!("{tenant}{keys}{pms}")).unwrap();
+            let err = Settings::load_with_env(Some(&path), [])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_redis_url_comes_from_the_config_a_file_or_the_default() {
+        assert_eq!(
+            Settings::demo()
+                .idempotency
+                .redis_url()
+                .unwrap()
+                .expose_secret(),
+            DEFAULT_REDIS_URL
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let url_file = dir.path().join("redis-url");
+        std::fs::write(&url_file, "redis://:pw-in-file@10.0.0.1:6379\n").unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[idempotency]\nstore = \"redis\"\nredis_url_file = \"{}\"\n",
+                url_file.display()
+            ),
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        assert_eq!(
+            s.idempotency.redis_url().unwrap().expose_secret(),
+            "redis://:pw-in-file@10.0.0.1:6379"
+        );
+        assert_eq!(s.idempotency.redis_url_origin(), "file");
+        assert!(!format!("{s:?}").contains("pw-in-file"));
+
+        // The environment's redis_url and the file's are two sources: refused.
+        let err = Settings::load_with_env(
+            Some(&path),
+            env(&[("CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL", "redis://other:6379")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("set only one of redis_url, redis_url_env, redis_url_file"),
+            "{err}"
+        );
+
+        std::fs::remove_file(&url_file).unwrap();
+        let err = s.idempotency.redis_url().unwrap_err();
+        assert!(
+            err.starts_with(&format!(
+                "idempotency.redis_url_file {}:",
+                url_file.display()
+            )),
+            "{err}"
+        );
     }
 }

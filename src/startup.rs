@@ -65,13 +65,16 @@ impl Application {
             StoreKind::Memory => {
                 Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity))
             }
-            StoreKind::Redis => Store::Redis(Box::new(
-                RedisStore::new(
-                    &settings.idempotency.redis_url,
-                    settings.idempotency.command_timeout,
-                )
-                .map_err(|e| StartupError::Other(e.0))?,
-            )),
+            StoreKind::Redis => {
+                let url = settings
+                    .idempotency
+                    .redis_url()
+                    .map_err(StartupError::Other)?;
+                Store::Redis(Box::new(
+                    RedisStore::new(&url, settings.idempotency.command_timeout)
+                        .map_err(|e| StartupError::Other(e.0))?,
+                ))
+            }
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
         let tenants = Tenants::build(&settings.tenants, &pms)?;

@@ -141,4 +141,38 @@ mod tests {
         assert!(tenants.authenticate("quickbooks-123", "").is_err());
         assert!(tenants.authenticate("other", "quickbooks-key-345").is_err());
     }
+
+    /// Keys are never compared as strings: both sides become 32-byte SHA-256
+    /// digests first, so a wrong key of the right length, a shorter or longer
+    /// one, and an unknown tenant all meet the same fixed-size constant-time
+    /// comparison and end in the same answer.
+    #[test]
+    fn wrong_keys_of_any_length_are_refused_the_same_way() {
+        let s = Settings::demo();
+        let pms = PmsRegistry::build(&s.pms).unwrap();
+        let tenants = Tenants::build(&s.tenants, &pms).unwrap();
+        let right = "quickbooks-key-345";
+        let same_length = "quickbooks-key-346";
+        assert_eq!(same_length.len(), right.len());
+        let wrong: [(&str, &str); 6] = [
+            ("quickbooks-123", same_length),
+            ("quickbooks-123", "quickbooks-key-34"),
+            ("quickbooks-123", "quickbooks-key-3456"),
+            ("quickbooks-123", ""),
+            ("quickbooks-123", &"q".repeat(10_000)),
+            ("unknown-tenant", right),
+        ];
+        for (reference, key) in wrong {
+            // Whatever the offered length, what is compared has the same size.
+            assert_eq!(digest(key).len(), digest(right).len());
+            let err = tenants.authenticate(reference, key).unwrap_err();
+            assert!(matches!(err, ApiError::Unauthorized), "{err:?}");
+            assert_eq!(
+                err.body(),
+                ApiError::Unauthorized.body(),
+                "one answer for every wrong key"
+            );
+        }
+        assert!(tenants.authenticate("quickbooks-123", right).is_ok());
+    }
 }

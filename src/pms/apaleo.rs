@@ -43,6 +43,7 @@ use super::itemize::{FolioItem, ItemKind, folio_items};
 use super::oauth::{Answer, BearerApi, Call, TokenRequest, TokenSource};
 use super::rest::{self, ItemOrigin};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::config::secret::Sources;
 use crate::domain::Charge;
 
 /// Most guests a search returns.
@@ -61,6 +62,9 @@ pub struct ApaleoSettings {
     /// Name of an environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// Path of a file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
     /// Limits folio and guest look-ups to one property.
     #[serde(default)]
     pub property_id: Option<String>,
@@ -95,17 +99,22 @@ fn default_timeout() -> Duration {
 }
 
 impl ApaleoSettings {
+    fn client_secret_sources(&self) -> Sources<'_> {
+        Sources::new(
+            "client_secret",
+            &self.client_secret,
+            &self.client_secret_env,
+            &self.client_secret_file,
+        )
+    }
+
     pub fn check(&self) -> Result<(), String> {
         rest::base_url(&self.url, "url")?;
         rest::base_url(&self.identity_url, "identity_url")?;
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty".into());
         }
-        rest::one_secret(
-            &self.client_secret,
-            &self.client_secret_env,
-            "client_secret",
-        )?;
+        self.client_secret_sources().required_origin()?;
         let blank = |v: &str| v.trim().is_empty();
         if self.property_id.as_deref().is_some_and(blank) {
             return Err("property_id is empty".into());
@@ -143,11 +152,7 @@ impl ApaleoPms {
         settings.check()?;
         let base = rest::base_url(&settings.url, "url")?;
         let identity = rest::base_url(&settings.identity_url, "identity_url")?;
-        let client_secret = rest::resolve_secret(
-            &settings.client_secret,
-            &settings.client_secret_env,
-            "client_secret",
-        )?;
+        let client_secret = settings.client_secret_sources().require()?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .build()
@@ -648,5 +653,26 @@ mod tests {
         assert_eq!(s.url, "https://api.apaleo.com");
         assert_eq!(s.service_type, "FoodAndBeverages");
         assert_eq!(s.tip_vat_type, "Without");
+    }
+
+    #[test]
+    fn the_client_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "apaleo-file-secret\n").unwrap();
+        let s: ApaleoSettings = serde_json::from_value(
+            json!({"client_id": "c", "client_secret_file": path.display().to_string()}),
+        )
+        .unwrap();
+        assert!(s.check().is_ok());
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            s.client_secret_sources().require().unwrap().expose_secret(),
+            "apaleo-file-secret"
+        );
+        assert!(ApaleoPms::new(s.clone()).is_ok());
+        let mut both = s;
+        both.client_secret_env = Some("APALEO_SECRET".into());
+        assert!(both.check().unwrap_err().contains("client_secret_file"));
     }
 }

@@ -9,7 +9,8 @@
 //! | search | `GET {url}/reservations?term=…` | 200 `{"reservations": [...]}` |
 //! | health | `GET {url}/health` | 2XX |
 //!
-//! With `token` (or `token_env`) set, every request carries `Authorization: Bearer …`.
+//! With `token` (or `token_env`, `token_file`) set, every request carries
+//! `Authorization: Bearer …`.
 //! The token is never logged and never part of an error text.
 //!
 //! # Outcome classes
@@ -97,6 +98,7 @@ use tokio::time::Instant;
 
 use super::itemize::{FolioItem, ItemKind, folio_items};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::config::secret::Sources;
 use crate::domain::{Charge, Line, Named, ReceiptRefs, RoomCharge, ServiceChargeItem};
 
 /// The header that carries the charge's reference on `POST /charges`.
@@ -131,6 +133,9 @@ pub struct HttpPmsSettings {
     /// Name of an environment variable holding the token (instead of `token`).
     #[serde(default)]
     pub token_env: Option<String>,
+    /// Path of a file holding the token (instead of `token`).
+    #[serde(default)]
+    pub token_file: Option<String>,
     /// Retries of a post known not to have been applied (connection refused,
     /// 429, 503), within the deadline.
     #[serde(default = "default_max_retries")]
@@ -152,6 +157,7 @@ impl HttpPmsSettings {
             timeout: default_timeout(),
             token: None,
             token_env: None,
+            token_file: None,
             max_retries: default_max_retries(),
         }
     }
@@ -176,37 +182,15 @@ impl HttpPmsSettings {
         if self.timeout.is_zero() {
             return Err("timeout must be positive".into());
         }
-        if self.token.is_some() && self.token_env.is_some() {
-            return Err("set at most one of token and token_env".into());
-        }
-        if self
-            .token
-            .as_ref()
-            .is_some_and(|t| t.expose_secret().trim().is_empty())
-        {
-            return Err("token is empty".into());
-        }
-        if self.token_env.as_ref().is_some_and(|v| v.trim().is_empty()) {
-            return Err("token_env is empty".into());
-        }
+        self.token_sources().origin()?;
         if self.max_retries > MAX_RETRIES {
             return Err(format!("max_retries must be at most {MAX_RETRIES}"));
         }
         Ok(())
     }
 
-    fn resolve_token(&self) -> Result<Option<SecretString>, String> {
-        if let Some(token) = &self.token {
-            return Ok(Some(token.clone()));
-        }
-        let Some(var) = &self.token_env else {
-            return Ok(None);
-        };
-        match std::env::var(var) {
-            Ok(value) if !value.trim().is_empty() => Ok(Some(SecretString::from(value))),
-            Ok(_) => Err(format!("environment variable {var} (token_env) is empty")),
-            Err(_) => Err(format!("environment variable {var} (token_env) is not set")),
-        }
+    fn token_sources(&self) -> Sources<'_> {
+        Sources::new("token", &self.token, &self.token_env, &self.token_file)
     }
 }
 
@@ -224,7 +208,7 @@ impl HttpPms {
         settings.check()?;
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(token) = settings.resolve_token()? {
+        if let Some(token) = settings.token_sources().resolve()? {
             let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
                 .map_err(|_| "token is not a valid header value".to_string())?;
             value.set_sensitive(true);
@@ -1107,6 +1091,31 @@ mod tests {
             "adapter": "http", "url": "http://x", "tokn": "typo"
         }));
         assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn the_token_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "file-t0ken\n").unwrap();
+        let s: crate::pms::PmsSettings = serde_json::from_value(serde_json::json!({
+            "adapter": "http",
+            "url": "http://127.0.0.1:9000",
+            "token_file": path.display().to_string(),
+        }))
+        .unwrap();
+        let crate::pms::PmsSettings::Http(s) = s else {
+            panic!("not http")
+        };
+        assert!(s.check().is_ok());
+        assert_eq!(
+            s.token_sources().require().unwrap().expose_secret(),
+            "file-t0ken"
+        );
+        assert!(HttpPms::new(&s).is_ok());
+        let mut both = s.clone();
+        both.token = Some(SecretString::from("t"));
+        assert!(both.check().unwrap_err().contains("token_file"));
     }
 
     #[test]

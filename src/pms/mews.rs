@@ -84,6 +84,7 @@ use tokio::time::Instant;
 
 use super::itemize::{FolioItem, folio_items};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::config::secret::Sources;
 use crate::domain::Charge;
 
 /// Page size of every `getAll` (Mews's maximum `Limitation.Count`).
@@ -110,11 +111,17 @@ pub struct MewsSettings {
     /// Name of an environment variable holding the client token.
     #[serde(default)]
     pub client_token_env: Option<String>,
+    /// Path of a file holding the client token.
+    #[serde(default)]
+    pub client_token_file: Option<String>,
     #[serde(default)]
     pub access_token: Option<SecretString>,
     /// Name of an environment variable holding the access token.
     #[serde(default)]
     pub access_token_env: Option<String>,
+    /// Path of a file holding the access token.
+    #[serde(default)]
+    pub access_token_file: Option<String>,
     /// Sent as `Client` with chargebridge's version.
     #[serde(default = "default_client_name")]
     pub client_name: String,
@@ -149,8 +156,10 @@ impl MewsSettings {
             url: url.into(),
             client_token: Some(SecretString::from(client_token.to_string())),
             client_token_env: None,
+            client_token_file: None,
             access_token: Some(SecretString::from(access_token.to_string())),
             access_token_env: None,
+            access_token_file: None,
             client_name: default_client_name(),
             enterprise_id: None,
             service_id: None,
@@ -159,26 +168,32 @@ impl MewsSettings {
         }
     }
 
+    fn client_token_sources(&self) -> Sources<'_> {
+        Sources::new(
+            "client_token",
+            &self.client_token,
+            &self.client_token_env,
+            &self.client_token_file,
+        )
+    }
+
+    fn access_token_sources(&self) -> Sources<'_> {
+        Sources::new(
+            "access_token",
+            &self.access_token,
+            &self.access_token_env,
+            &self.access_token_file,
+        )
+    }
+
     /// Rules serde cannot express; the message names the key.
     pub fn check(&self) -> Result<(), String> {
         let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("url must be http:// or https://".into());
         }
-        for (value, env, key) in [
-            (&self.client_token, &self.client_token_env, "client_token"),
-            (&self.access_token, &self.access_token_env, "access_token"),
-        ] {
-            if value.is_some() == env.is_some() {
-                return Err(format!("needs exactly one of {key}, {key}_env"));
-            }
-            if value
-                .as_ref()
-                .is_some_and(|v| v.expose_secret().trim().is_empty())
-            {
-                return Err(format!("{key} is empty"));
-            }
-        }
+        self.client_token_sources().required_origin()?;
+        self.access_token_sources().required_origin()?;
         if self.client_name.trim().is_empty() {
             return Err("client_name is empty".into());
         }
@@ -205,23 +220,6 @@ impl MewsSettings {
     }
 }
 
-fn resolve_secret(
-    value: &Option<SecretString>,
-    env: &Option<String>,
-    key: &str,
-) -> Result<SecretString, String> {
-    if let Some(v) = value {
-        return Ok(v.clone());
-    }
-    let var = env.as_deref().ok_or_else(|| format!("{key} is missing"))?;
-    let v = std::env::var(var)
-        .map_err(|_| format!("environment variable {var} ({key}_env) is not set"))?;
-    if v.trim().is_empty() {
-        return Err(format!("environment variable {var} ({key}_env) is empty"));
-    }
-    Ok(SecretString::from(v))
-}
-
 /// The Mews Connector API adapter; one HTTP client per adapter.
 pub struct MewsPms {
     http: reqwest::Client,
@@ -236,16 +234,8 @@ pub struct MewsPms {
 impl MewsPms {
     pub fn new(settings: MewsSettings) -> Result<Self, String> {
         settings.check()?;
-        let client_token = resolve_secret(
-            &settings.client_token,
-            &settings.client_token_env,
-            "client_token",
-        )?;
-        let access_token = resolve_secret(
-            &settings.access_token,
-            &settings.access_token_env,
-            "access_token",
-        )?;
+        let client_token = settings.client_token_sources().require()?;
+        let access_token = settings.access_token_sources().require()?;
         let client = format!(
             "{} {}",
             settings.client_name.trim(),
@@ -1092,6 +1082,28 @@ reconcile_window = "3d"
             err.contains("pms.main") && err.contains("access_token"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tokens_can_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = dir.path().join("client");
+        let access = dir.path().join("access");
+        std::fs::write(&client, "client-from-file\n").unwrap();
+        std::fs::write(&access, "access-from-file\n").unwrap();
+        let s: MewsSettings = serde_json::from_value(json!({
+            "url": "https://api.mews.com",
+            "client_token_file": client.display().to_string(),
+            "access_token_file": access.display().to_string(),
+        }))
+        .unwrap();
+        assert!(s.check().is_ok());
+        let pms = MewsPms::new(s.clone()).unwrap();
+        assert_eq!(pms.client_token.expose_secret(), "client-from-file");
+        assert_eq!(pms.access_token.expose_secret(), "access-from-file");
+        let mut both = s;
+        both.access_token = Some(SecretString::from("a"));
+        assert!(both.check().unwrap_err().contains("access_token_file"));
     }
 
     #[test]

@@ -47,6 +47,7 @@ use super::itemize::{FolioItem, folio_items};
 use super::oauth::{BearerApi, Call, TokenRequest, TokenSource};
 use super::rest::{self, ItemOrigin};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::config::secret::Sources;
 use crate::domain::Charge;
 
 /// OHIP's scope for "everything this application may do".
@@ -70,11 +71,18 @@ pub struct OperaSettings {
     /// Name of an environment variable holding the client secret.
     #[serde(default)]
     pub client_secret_env: Option<String>,
+    /// Path of a file holding the client secret.
+    #[serde(default)]
+    pub client_secret_file: Option<String>,
     /// The OHIP application key (`x-app-key`).
     #[serde(default)]
     pub app_key: Option<SecretString>,
+    /// Name of an environment variable holding the application key.
     #[serde(default)]
     pub app_key_env: Option<String>,
+    /// Path of a file holding the application key.
+    #[serde(default)]
+    pub app_key_file: Option<String>,
     /// OPERA's hotel code (`x-hotelid`, path `hotelId`).
     pub hotel_id: String,
     /// Sent as `enterpriseId` to the token endpoint where the environment needs it.
@@ -92,6 +100,24 @@ fn default_timeout() -> Duration {
 }
 
 impl OperaSettings {
+    fn client_secret_sources(&self) -> Sources<'_> {
+        Sources::new(
+            "client_secret",
+            &self.client_secret,
+            &self.client_secret_env,
+            &self.client_secret_file,
+        )
+    }
+
+    fn app_key_sources(&self) -> Sources<'_> {
+        Sources::new(
+            "app_key",
+            &self.app_key,
+            &self.app_key_env,
+            &self.app_key_file,
+        )
+    }
+
     pub fn check(&self) -> Result<(), String> {
         rest::base_url(&self.url, "url")?;
         if let Some(t) = &self.token_url {
@@ -100,12 +126,8 @@ impl OperaSettings {
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty".into());
         }
-        rest::one_secret(
-            &self.client_secret,
-            &self.client_secret_env,
-            "client_secret",
-        )?;
-        rest::one_secret(&self.app_key, &self.app_key_env, "app_key")?;
+        self.client_secret_sources().required_origin()?;
+        self.app_key_sources().required_origin()?;
         if self.hotel_id.trim().is_empty() {
             return Err("hotel_id is empty".into());
         }
@@ -137,12 +159,8 @@ impl OperaPms {
             Some(t) => rest::base_url(t, "token_url")?,
             None => rest::join(&base, &["oauth", "v1", "tokens"]),
         };
-        let client_secret = rest::resolve_secret(
-            &settings.client_secret,
-            &settings.client_secret_env,
-            "client_secret",
-        )?;
-        let app_key = rest::resolve_secret(&settings.app_key, &settings.app_key_env, "app_key")?;
+        let client_secret = settings.client_secret_sources().require()?;
+        let app_key = settings.app_key_sources().require()?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .build()
@@ -654,5 +672,34 @@ timeout = "3s"
         assert!(twice.check().unwrap_err().contains("client_secret"));
         let printed = format!("{s:?}");
         assert!(!printed.contains("\"s\""), "{printed}");
+    }
+
+    #[test]
+    fn secrets_can_come_from_files() {
+        use secrecy::ExposeSecret;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        let app_key = dir.path().join("app-key");
+        std::fs::write(&secret, "opera-file-secret\n").unwrap();
+        std::fs::write(&app_key, "opera-file-app-key\n").unwrap();
+        let s: OperaSettings = serde_json::from_value(json!({
+            "url": "https://ohip.example", "client_id": "c", "hotel_id": "H1",
+            "client_secret_file": secret.display().to_string(),
+            "app_key_file": app_key.display().to_string(),
+        }))
+        .unwrap();
+        assert!(s.check().is_ok());
+        assert_eq!(
+            s.client_secret_sources().require().unwrap().expose_secret(),
+            "opera-file-secret"
+        );
+        assert_eq!(
+            s.app_key_sources().require().unwrap().expose_secret(),
+            "opera-file-app-key"
+        );
+        assert!(OperaPms::new(s.clone()).is_ok());
+        let mut both = s;
+        both.app_key = Some(SecretString::from("k"));
+        assert!(both.check().unwrap_err().contains("app_key_file"));
     }
 }

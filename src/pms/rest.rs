@@ -6,7 +6,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -184,35 +183,6 @@ pub(crate) fn join(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
         path.extend(segments);
     }
     url
-}
-
-pub(crate) fn one_secret(
-    value: &Option<SecretString>,
-    env: &Option<String>,
-    key: &str,
-) -> Result<(), String> {
-    match (value, env) {
-        (Some(_), None) | (None, Some(_)) => Ok(()),
-        _ => Err(format!("needs exactly one of {key}, {key}_env")),
-    }
-}
-
-/// The secret from the setting or from the environment variable it names.
-pub(crate) fn resolve_secret(
-    value: &Option<SecretString>,
-    env: &Option<String>,
-    key: &str,
-) -> Result<SecretString, String> {
-    let secret = match (value, env) {
-        (Some(v), _) => v.expose_secret().to_string(),
-        (None, Some(var)) => std::env::var(var)
-            .map_err(|_| format!("environment variable {var} ({key}_env) is not set"))?,
-        (None, None) => String::new(),
-    };
-    if secret.trim().is_empty() {
-        return Err(format!("{key} is empty"));
-    }
-    Ok(SecretString::from(secret))
 }
 
 /// Room numbers are short and start with a digit ("101", "12B"); names do not.

@@ -148,6 +148,8 @@ struct State {
     token_lifetime: u64,
     tokens: HashMap<String, Instant>,
     token_requests: u64,
+    /// Every access token handed out, revoked or not.
+    issued: Vec<String>,
     unauthorized: u64,
     refuse_every_token: bool,
     faults: VecDeque<ApaleoFault>,
@@ -162,6 +164,7 @@ impl Default for State {
             token_lifetime: TOKEN_LIFETIME,
             tokens: HashMap::new(),
             token_requests: 0,
+            issued: Vec::new(),
             unauthorized: 0,
             refuse_every_token: false,
             faults: VecDeque::new(),
@@ -228,6 +231,7 @@ impl FakeApaleo {
             client_id: CLIENT_ID.into(),
             client_secret: Some(SecretString::from(CLIENT_SECRET)),
             client_secret_env: None,
+            client_secret_file: None,
             property_id: Some(PROPERTY.into()),
             service_type: "FoodAndBeverages".into(),
             default_vat_type: Some("Normal".into()),
@@ -254,6 +258,11 @@ impl FakeApaleo {
 
     pub fn token_requests(&self) -> u64 {
         self.lock().token_requests
+    }
+
+    /// Every access token issued so far (tests look for them where they must not be).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().issued.clone()
     }
 
     pub fn unauthorized(&self) -> u64 {
@@ -345,6 +354,7 @@ async fn token(
     }
     let value = format!("apaleo-token-{}-{}", s.token_requests, uuid::Uuid::new_v4());
     let lifetime = s.token_lifetime;
+    s.issued.push(value.clone());
     s.tokens.insert(
         value.clone(),
         Instant::now() + Duration::from_secs(lifetime),

@@ -46,15 +46,16 @@ pub fn settings(store: &StoreChoice, tweak: impl FnOnce(&mut Settings)) -> Setti
         StoreChoice::Memory => s.idempotency.store = StoreKind::Memory,
         StoreChoice::Redis => {
             s.idempotency.store = StoreKind::Redis;
-            s.idempotency.redis_url = SecretString::from(crate::redis_server::shared_url());
+            s.idempotency.redis_url = Some(SecretString::from(crate::redis_server::shared_url()));
         }
         StoreChoice::Cluster => {
             s.idempotency.store = StoreKind::Redis;
-            s.idempotency.redis_url = SecretString::from(crate::redis_server::shared_cluster_url());
+            s.idempotency.redis_url =
+                Some(SecretString::from(crate::redis_server::shared_cluster_url()));
         }
         StoreChoice::RedisAt(url) => {
             s.idempotency.store = StoreKind::Redis;
-            s.idempotency.redis_url = SecretString::from(url.clone());
+            s.idempotency.redis_url = Some(SecretString::from(url.clone()));
         }
     }
     s.idempotency.command_timeout = Duration::from_millis(500);

@@ -21,3 +21,4 @@ mod receipts;
 mod redis_server;
 mod redis_store;
 mod replay;
+mod secrets;

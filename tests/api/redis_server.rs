@@ -48,6 +48,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The `--requirepass` it was started with, for `redis-cli`.
+    fn password(&self) -> Option<&str> {
+        let at = self.extra.iter().position(|a| a == "--requirepass")?;
+        self.extra.get(at + 1).map(String::as_str)
+    }
+
+    /// `redis-cli` for this server, authenticated when it wants a password.
+    fn redis_cli(&self) -> Command {
+        let mut cli = Command::new("redis-cli");
+        cli.args(["-p", &self.port.to_string()]);
+        if let Some(password) = self.password() {
+            cli.env("REDISCLI_AUTH", password);
+        }
+        cli
+    }
+
     fn spawn(&mut self) {
         let mut args: Vec<String> = vec![
             "--port".into(),
@@ -90,8 +106,9 @@ impl RedisServer {
     /// Stops the server (the data directory stays for a restart).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "shutdown", "nosave"])
+            let _ = self
+                .redis_cli()
+                .args(["shutdown", "nosave"])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
@@ -133,11 +150,7 @@ impl RedisServer {
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli");
+        let out = self.redis_cli().args(args).output().expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }

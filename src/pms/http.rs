@@ -18,7 +18,11 @@
 //! * **2XX**: posted. The PMS's id is the body's `pmsReference`; a 2XX without a
 //!   readable one is still posted and reports the charge's own `reference`.
 //! * **4XX**: [`PmsError::Rejected`] with the body's `message` (else the status
-//!   text), stored and replayed as 422. Three statuses are not refusals:
+//!   text), stored and replayed as 422. Five statuses are not refusals:
+//!   * `401 Unauthorized` and `403 Forbidden`: chargebridge's token was not
+//!     accepted; nothing was applied and fixing the configuration changes the
+//!     answer, so it is [`PmsError::Unavailable`] (logged as an error), never a
+//!     refusal stored for the whole retention;
 //!   * `429 Too Many Requests` and `408 Request Timeout`: not applied
 //!     ([`PmsError::Unavailable`]);
 //!   * `409 Conflict`: the PMS is still processing a request with the same
@@ -412,6 +416,18 @@ fn classify_status(
         409 => Attempt::Done(Err(PmsError::Unknown(
             "PMS is still processing this reference (HTTP 409)".into(),
         ))),
+        // Our credentials were refused: fixing the token will change the answer,
+        // so this is no refusal to store (it would lose the charge for the whole
+        // retention); the POS is told to retry.
+        401 | 403 => {
+            tracing::error!(
+                status = code,
+                "the PMS refused chargebridge's credentials: check `token` of this [pms] section"
+            );
+            Attempt::Done(Err(PmsError::Unavailable(format!(
+                "PMS refused chargebridge's credentials (HTTP {code})"
+            ))))
+        }
         400..=499 => Attempt::Done(Err(PmsError::Rejected(reason(status, body)))),
         500..=599 => Attempt::Done(Err(not_applied())),
         _ => Attempt::Done(Err(PmsError::Unknown(format!(
@@ -987,11 +1003,20 @@ mod tests {
             Attempt::Done(Err(PmsError::Rejected("Folio closed".into())))
         );
         assert_eq!(
-            outcome(403, "<html>nope</html>", None),
+            outcome(410, "<html>nope</html>", None),
             Attempt::Done(Err(PmsError::Rejected(
-                "Hotel system refused: 403 Forbidden".into()
+                "Hotel system refused: 410 Gone".into()
             )))
         );
+        for status in [401, 403] {
+            assert!(
+                matches!(
+                    outcome(status, r#"{"message":"Invalid token"}"#, None),
+                    Attempt::Done(Err(PmsError::Unavailable(_)))
+                ),
+                "{status}: credentials refused are not a refusal to store"
+            );
+        }
         assert!(matches!(
             outcome(429, "", Some(Duration::ZERO)),
             Attempt::Retry(PmsError::Unavailable(_), d) if d.is_zero()

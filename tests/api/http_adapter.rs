@@ -163,7 +163,7 @@ async fn status_classes_reach_the_pos_as_the_protocol_says() {
     let app = app_for(&dyn_fake(&fake)).await;
 
     // A refusal without a message: the status text stands in, stored as 422.
-    fake.push(HttpFault::Status(403, json!({"error": "forbidden"})));
+    fake.push(HttpFault::Status(410, json!({"error": "gone"})));
     let key = fresh_key();
     let refused = app.charge(&key, SEED).await;
     assert_eq!(
@@ -173,9 +173,17 @@ async fn status_classes_reach_the_pos_as_the_protocol_says() {
     refused.assert_error_contract();
     assert_eq!(
         refused.json()["customerErrorMessage"],
-        "Hotel system refused: 403 Forbidden"
+        "Hotel system refused: 410 Gone"
     );
     assert!(app.charge(&key, SEED).await.replayed());
+
+    // 403: our token lacks a permission; not the PMS refusing this charge.
+    fake.push(HttpFault::Status(403, json!({"error": "forbidden"})));
+    let forbidden = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(
+        (forbidden.status, forbidden.code().as_str()),
+        (500, "pms_unavailable")
+    );
 
     // 409: the PMS is still on it; the charge may be applied, never "refused".
     fake.push(HttpFault::Status(409, json!({"message": "In progress"})));
@@ -271,7 +279,9 @@ async fn the_bearer_token_is_sent_and_never_shown() {
         assert!(!body_text(text).contains(TOKEN));
     }
 
-    // The wrong token is a refusal the staff can read.
+    // A wrong token is a configuration problem, not the PMS refusing the charge:
+    // nothing is stored, the POS is told to retry (once the token is fixed, the
+    // same key posts).
     let wrong = start_fake(Some("another-token")).await;
     let mut settings = wrong.http_settings();
     settings.token = Some(TOKEN.to_string().into());
@@ -280,13 +290,17 @@ async fn the_bearer_token_is_sent_and_never_shown() {
         s.tenants[0].pms = "wrong".into();
     }))
     .await;
-    let denied = app.charge(&fresh_key(), SEED).await;
+    let key = fresh_key();
+    let denied = app.charge(&key, SEED).await;
     assert_eq!(
         (denied.status, denied.code().as_str()),
-        (422, "pms_rejected")
+        (500, "pms_unavailable")
     );
-    assert_eq!(denied.json()["customerErrorMessage"], "Invalid PMS token");
     assert!(!body_text(&denied).contains(TOKEN));
+    let again = app.charge(&key, SEED).await;
+    assert_eq!(again.status, 500);
+    assert!(!again.replayed(), "a credentials failure is never stored");
+    assert_eq!(wrong.charge_requests(), 2, "the retry did reach the PMS");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,9 @@ pub enum ApiError {
     InProgress,
     #[error("body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within `client_request_timeout` (a trickling client).
+    #[error("body not received within {0:?}")]
+    RequestTimeout(std::time::Duration),
     #[error("content type is not application/json")]
     UnsupportedMediaType,
     #[error("idempotency key reused with a different payload")]
@@ -66,6 +69,7 @@ impl ApiError {
             ApiError::NotAcceptable => "not_acceptable",
             ApiError::InProgress => "in_progress",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::IdempotencyKeyReused => "idempotency_key_reused",
             ApiError::PmsRejected(_) => "pms_rejected",
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::NotAcceptable => "Client must accept application/json",
             ApiError::InProgress => "Charge still processing, retry shortly",
             ApiError::PayloadTooLarge { .. } => "Receipt too large to post",
+            ApiError::RequestTimeout(_) => "Receipt arrived too slowly, please retry",
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::IdempotencyKeyReused => "Key already used for another receipt",
             ApiError::PmsRejected(reason) => {
@@ -116,6 +121,15 @@ impl ApiError {
             ApiError::Internal(_) => "Internal error, please retry",
         };
         fit_message(text)
+    }
+
+    /// Answered before the request body was read to its end: the connection is
+    /// closed rather than left to a client that goes on sending (or trickling).
+    pub fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            ApiError::PayloadTooLarge { .. } | ApiError::RequestTimeout(_)
+        )
     }
 
     /// A payload error at `path` (empty when no field is to blame).
@@ -163,6 +177,7 @@ impl ResponseError for ApiError {
             ApiError::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ApiError::InProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::IdempotencyKeyReused | ApiError::PmsRejected(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -178,9 +193,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .content_type("application/json")
-            .body(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if self.leaves_body_unread() {
+            response.force_close();
+        }
+        response.content_type("application/json").body(self.body())
     }
 }
 

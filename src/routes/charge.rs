@@ -35,7 +35,7 @@ struct LogFields {
 
 pub async fn charge(
     req: HttpRequest,
-    payload: web::Payload,
+    mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let started = std::time::Instant::now();
@@ -50,7 +50,7 @@ pub async fn charge(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let span = tracing::info_span!("charge", request_id = %request_id);
-    let outcome = handle(&req, payload, &state, deadline, &mut fields)
+    let outcome = handle(&req, &mut payload, &state, deadline, &mut fields)
         .instrument(span.clone())
         .await;
     let captured_answer = state.capture.as_ref().map(|_| match &outcome {
@@ -78,12 +78,21 @@ pub async fn charge(
             if error.status_code().is_server_error() {
                 tracing::warn!(error = %error, "charge not completed");
             }
-            (
-                error.error_response(),
-                error.status_code().as_u16(),
-                error.code(),
-                false,
-            )
+            let response = if error.leaves_body_unread() {
+                // actix-web drains a chunked body whose reader was dropped, with no
+                // time limit; a reader still alive when the answer has been sent
+                // makes it close the connection instead (after its short linger).
+                HttpResponse::build(error.status_code())
+                    .content_type("application/json")
+                    .force_close()
+                    .body(AnswerKeepingReader {
+                        answer: Some(error.body().into()),
+                        _reader: payload,
+                    })
+            } else {
+                error.error_response()
+            };
+            (response, error.status_code().as_u16(), error.code(), false)
         }
     };
     if let (Some(capture), Some(answer)) = (&state.capture, captured_answer) {
@@ -111,6 +120,29 @@ pub async fn charge(
     response
 }
 
+/// An answer sent before the request body was read, holding the body's reader
+/// until the answer is out (see the charge handler).
+struct AnswerKeepingReader {
+    answer: Option<web::Bytes>,
+    _reader: web::Payload,
+}
+
+impl actix_web::body::MessageBody for AnswerKeepingReader {
+    type Error = std::convert::Infallible;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        let length = self.answer.as_ref().map_or(0, |a| a.len());
+        actix_web::body::BodySize::Sized(length as u64)
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<web::Bytes, Self::Error>>> {
+        std::task::Poll::Ready(self.get_mut().answer.take().map(Ok))
+    }
+}
+
 /// Stored non-200 answers are `pms_rejected` (the only kind that is stored).
 fn code_of_stored(reply: &Reply) -> &'static str {
     if reply.status == 422 {
@@ -122,7 +154,7 @@ fn code_of_stored(reply: &Reply) -> &'static str {
 
 async fn handle(
     req: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &web::Data<AppState>,
     deadline: Instant,
     fields: &mut LogFields,
@@ -135,9 +167,14 @@ async fn handle(
         Some(value) => IdempotencyKey::parse(value.as_bytes())?,
     };
     fields.key = Some(key.to_string());
-    let body = read_body(headers, payload, state.server.body_limit)
-        .await?
-        .freeze();
+    let body = read_body(
+        headers,
+        payload,
+        state.server.body_limit,
+        state.server.client_request_timeout,
+    )
+    .await?
+    .freeze();
     if state.capture.is_some() {
         fields.body = Some(body.clone());
     }
@@ -234,10 +271,23 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads the body up to `limit` bytes; a declared or actual excess is 413 before
-/// anything is buffered beyond the limit.
+/// anything is buffered beyond the limit. actix-web times only the request head
+/// (`client_request_timeout`); the body gets the same allowance here, so a client
+/// that trickles bytes is answered 408 instead of holding its connection for good.
 async fn read_body(
     headers: &HeaderMap,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<BytesMut, ApiError> {
+    tokio::time::timeout(timeout, read_body_unbounded(headers, payload, limit))
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout(timeout)))
+}
+
+async fn read_body_unbounded(
+    headers: &HeaderMap,
+    payload: &mut web::Payload,
     limit: usize,
 ) -> Result<BytesMut, ApiError> {
     let declared = headers

@@ -100,6 +100,19 @@ impl fmt::Display for Id {
     }
 }
 
+/// Longest identifier accepted, in characters: ids are copied into logs, records
+/// and PMS requests, so an unbounded one would make every copy unbounded too.
+pub const MAX_ID_CHARS: usize = 255;
+
+fn check_id_length<E: de::Error>(v: &str) -> Result<(), E> {
+    if v.chars().count() > MAX_ID_CHARS {
+        return Err(E::custom(format!(
+            "identifier longer than {MAX_ID_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 struct IdVisitor;
 
 impl<'de> Visitor<'de> for IdVisitor {
@@ -124,9 +137,11 @@ impl<'de> Visitor<'de> for IdVisitor {
         Ok(Some(Id(v.to_string())))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        check_id_length(v)?;
         Ok(Some(Id(v.to_string())))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        check_id_length(&v)?;
         Ok(Some(Id(v)))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {

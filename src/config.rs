@@ -22,7 +22,7 @@ body_limit = 1048576
 shutdown_grace = "30s"
 pms_safety_margin = "500ms"
 client_request_timeout = "5s"
-max_connections = 10000
+max_connections = 1000
 
 [idempotency]
 store = "memory"
@@ -31,7 +31,7 @@ in_flight_wait = "5s"
 retention = "7d"
 command_timeout = "2s"
 accept_unsafe_redis = false
-memory_capacity = 1000000
+memory_capacity = 100000
 
 [log]
 format = "auto"

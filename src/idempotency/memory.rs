@@ -1,9 +1,11 @@
 //! The embedded store: one process, records in memory. For development, demos and
 //! tests; production runs Redis so replicas agree and records survive restarts.
 //!
-//! Bounded: at most `capacity` records. Expired records are swept when the store
-//! fills; if it is still full, new claims fail closed (`store_unavailable`) rather
-//! than forgetting a completed charge, which could let a retry post twice.
+//! Bounded: at most `capacity` records (about 570 bytes each, measured with the
+//! seed payload). Expired records are swept when the store fills, at most once a
+//! second (a sweep walks every record); if it is still full, new claims fail
+//! closed (`store_unavailable`) rather than forgetting a completed charge, which
+//! could let a retry post twice.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,13 +24,20 @@ struct Entry {
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
     capacity: usize,
+    /// When a full store may next be swept for expired records.
+    next_sweep: Mutex<Instant>,
 }
+
+/// A full store is swept at most this often, so a flood of new keys against a
+/// full store costs a lookup per claim, not a walk over every record.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl MemoryStore {
     pub fn new(capacity: usize) -> Self {
         MemoryStore {
             entries: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            next_sweep: Mutex::new(Instant::now()),
         }
     }
 
@@ -44,6 +53,15 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn sweep_due(&self, now: Instant) -> bool {
+        let mut next = self.next_sweep.lock().unwrap_or_else(|p| p.into_inner());
+        if now < *next {
+            return false;
+        }
+        *next = now + SWEEP_INTERVAL;
+        true
     }
 
     fn live<'a>(
@@ -66,7 +84,9 @@ impl StoreBackend for MemoryStore {
             return Ok(Claim::Existing(existing.record.clone()));
         }
         if entries.len() >= self.capacity {
-            entries.retain(|_, e| e.expires_at > now);
+            if self.sweep_due(now) {
+                entries.retain(|_, e| e.expires_at > now);
+            }
             if entries.len() >= self.capacity {
                 return Err(StoreError(format!(
                     "memory store full ({} records); use the Redis store",

@@ -12,6 +12,7 @@ mod fake_mews;
 mod fake_opera;
 mod hard_kill;
 mod helpers;
+mod hostile;
 mod http_adapter;
 mod malformed;
 mod mews;

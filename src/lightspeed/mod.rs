@@ -46,6 +46,11 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
         } else {
             path
         };
+        // serde quotes the offending value (`invalid type: integer `123``); for
+        // the API key that value is a credential, so only its kind is said.
+        if path == "apiKey" && inner.classify() == serde_json::error::Category::Data {
+            return ApiError::invalid(path, "must be a string");
+        }
         ApiError::invalid(path, describe_json_error(&inner))
     })?;
     de.end()
@@ -249,6 +254,19 @@ mod tests {
         );
         let (_, detail) = error_of("\u{feff}");
         assert!(!detail.is_empty());
+    }
+
+    #[test]
+    fn an_api_key_of_the_wrong_type_is_not_quoted_back() {
+        for key in ["98765432123", "-4.5e7", "true"] {
+            let (path, detail) = error_of(&format!(
+                r#"{{"businessExternalReference":"b","apiKey":{key}}}"#
+            ));
+            assert_eq!(
+                (path.as_str(), detail.as_str()),
+                ("apiKey", "must be a string")
+            );
+        }
     }
 
     #[test]

@@ -46,9 +46,17 @@ pub(crate) struct Token {
 
 impl Token {
     /// The `Authorization` header value.
-    pub fn bearer(&self) -> String {
-        format!("Bearer {}", self.value.expose_secret())
+    /// The `Authorization` value, marked sensitive so that no debug output of a
+    /// request (reqwest's, a middleware's) ever prints it.
+    pub fn bearer(&self) -> Option<reqwest::header::HeaderValue> {
+        sensitive_header(&format!("Bearer {}", self.value.expose_secret()))
     }
+}
+
+fn sensitive_header(text: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 struct Cached {
@@ -250,12 +258,19 @@ impl BearerApi {
         let timeout = rest::budget(deadline, self.timeout).ok_or_else(|| {
             PmsError::Unavailable(format!("no time left to call {pms} before the deadline"))
         })?;
+        let unusable = |what: &str| {
+            PmsError::Unavailable(format!("{pms} {what} is not a valid HTTP header value"))
+        };
         let mut request = build(&self.client)
             .timeout(timeout)
-            .header(reqwest::header::AUTHORIZATION, token.bearer())
+            .header(
+                reqwest::header::AUTHORIZATION,
+                token.bearer().ok_or_else(|| unusable("access token"))?,
+            )
             .header(reqwest::header::ACCEPT, "application/json");
         for (name, value) in &self.headers {
-            request = request.header(*name, value.expose_secret());
+            let value = sensitive_header(value.expose_secret()).ok_or_else(|| unusable(name))?;
+            request = request.header(*name, value);
         }
         let transport = |e: reqwest::Error| {
             let detail = format!("{pms} {}", rest::describe(&e));

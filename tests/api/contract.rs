@@ -642,6 +642,28 @@ async fn the_openapi_document_lists_exactly_what_the_server_answers() {
     assert_eq!(answer.code(), "deadline_exceeded");
     record_answer(&mut seen, &responses, charge, "POST", &answer);
 
+    // 408 request_timeout: a body that trickles in slower than client_request_timeout.
+    let strict = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.client_request_timeout = Duration::from_millis(300);
+    }))
+    .await;
+    let whole = crate::hostile::request("", SEED.as_bytes());
+    let head = whole[..whole.len() - SEED.len()].to_vec();
+    let parts = crate::hostile::trickled(head, SEED.as_bytes());
+    let seen_raw =
+        crate::hostile::exchange(crate::hostile::host(&strict), parts, Duration::from_secs(5))
+            .await;
+    let status = seen_raw.status.expect("an answer to a trickled body");
+    assert_eq!(status, 408);
+    record(
+        &mut seen,
+        &responses,
+        charge,
+        "POST",
+        status,
+        &seen_raw.body,
+    );
+
     // 500 internal: an adapter that panics (a slow fault too long to schedule
     // overflows the clock) is contained in the charge's task.
     app.push_fault(Fault::Slow(Duration::MAX));

@@ -14,15 +14,15 @@ use crate::helpers::*;
 
 /// What one raw connection saw.
 #[derive(Debug)]
-struct Seen {
+pub struct Seen {
     /// The status of the first response, if one arrived.
-    status: Option<u16>,
+    pub status: Option<u16>,
     /// The first response's body (everything after the head).
-    body: Vec<u8>,
+    pub body: Vec<u8>,
     /// The server closed the connection (EOF or reset) within the wait.
-    closed: bool,
+    pub closed: bool,
     /// From the first byte written to the first response byte, or to the close.
-    elapsed: Duration,
+    pub elapsed: Duration,
 }
 
 impl Seen {
@@ -36,14 +36,14 @@ impl Seen {
     }
 }
 
-fn host(app: &TestApp) -> String {
+pub fn host(app: &TestApp) -> String {
     app.address.trim_start_matches("http://").to_string()
 }
 
 /// Writes `parts` (bytes, then the pause before the next part) on a fresh
 /// connection while a second thread reads; stops writing once the server answers
 /// or closes, and waits at most `wait` for that.
-async fn exchange(host: String, parts: Vec<(Vec<u8>, Duration)>, wait: Duration) -> Seen {
+pub async fn exchange(host: String, parts: Vec<(Vec<u8>, Duration)>, wait: Duration) -> Seen {
     tokio::task::spawn_blocking(move || {
         let stream = TcpStream::connect(&host).expect("connect");
         stream.set_nodelay(true).unwrap();
@@ -103,7 +103,7 @@ async fn exchange(host: String, parts: Vec<(Vec<u8>, Duration)>, wait: Duration)
 }
 
 /// A head, then a body whose length the head declares (or not).
-fn request(extra_headers: &str, body: &[u8]) -> Vec<u8> {
+pub fn request(extra_headers: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!(
         "POST /lightspeed/charge HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
          X-Lightspeed-Idempotency-Key: {}\r\nContent-Length: {}\r\n{extra_headers}\r\n",
@@ -161,7 +161,7 @@ fn quick_timeouts(s: &mut Settings) {
 }
 
 /// `head` at once, then `body` one byte every 200 ms (a minute for the seed).
-fn trickled(head: Vec<u8>, body: &[u8]) -> Vec<(Vec<u8>, Duration)> {
+pub fn trickled(head: Vec<u8>, body: &[u8]) -> Vec<(Vec<u8>, Duration)> {
     std::iter::once((head, Duration::from_millis(200)))
         .chain(body.iter().map(|b| (vec![*b], Duration::from_millis(200))))
         .collect()

@@ -20,6 +20,50 @@ use tokio::net::TcpStream;
 
 const SEED: &str = include_str!("../fixtures/payloads/seed-example.json");
 
+/// What the profile shows and what each change bought: written by hand, kept
+/// in the generated file so that one command reproduces all of it.
+const NOTES: &str = include_str!("load-notes.md");
+
+/// The issue's targets, each with the measured value and whether it is met.
+fn targets_table(against: &[(&str, f64, f64)], peak_rss_kib: u64, errors: u64) -> String {
+    let ratio = |name: &str| {
+        against
+            .iter()
+            .find(|(label, _, _)| *label == name)
+            .map_or(0.0, |(_, rps, _)| *rps)
+    };
+    let worst_p99 = against.iter().map(|(_, _, p99)| *p99).fold(0.0, f64::max);
+    let rss_mib = peak_rss_kib as f64 / 1024.0;
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let mut out = String::from("## Targets\n\n| target | measured | |\n|---|---:|---|\n");
+    for (target, measured, ok) in [
+        (
+            "unique deliveries ≥ 85 % of the baseline's throughput",
+            format!("{:.0} %", 100.0 * ratio("unique")),
+            ratio("unique") >= 0.85,
+        ),
+        (
+            "replays ≥ 100 % of the baseline's repeated-key throughput",
+            format!("{:.0} %", 100.0 * ratio("replays")),
+            ratio("replays") >= 1.0,
+        ),
+        (
+            "p99 ≤ 2× the baseline's p99 (worst run)",
+            format!("{worst_p99:.2}×"),
+            worst_p99 <= 2.0,
+        ),
+        (
+            "peak RSS under load ≤ 32 MiB",
+            format!("{rss_mib:.1} MiB"),
+            rss_mib <= 32.0,
+        ),
+        ("no error responses", errors.to_string(), errors == 0),
+    ] {
+        let _ = writeln!(out, "| {target} | {measured} | {} |", met(ok));
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------
 // Baseline server (run as a child process of this bench: `--baseline-server`).
 
@@ -513,6 +557,8 @@ fn main() {
     let _ = writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---:|");
     let mut ratios = String::new();
     let mut all_errors = 0;
+    // (label, throughput ratio, p99 ratio) per mix, for the targets table.
+    let mut against = Vec::new();
     for (mix, label, slug) in [
         (Mix::Unique, "unique", "u"),
         (Mix::Replays, "replays", "r"),
@@ -564,6 +610,11 @@ fn main() {
             cb.peak_rss_kib(),
         );
         all_errors += c.errors;
+        against.push((
+            label,
+            c.rps() / b.rps(),
+            c.pct(0.99) / b.pct(0.99).max(0.001),
+        ));
         let _ = writeln!(
             ratios,
             "| {label} | {:.0} % | {:.2} |",
@@ -577,6 +628,8 @@ fn main() {
         );
     }
 
+    // Before the growth runs, whose 500-line bodies are not "under load" as measured.
+    let rss_under_load = cb.peak_rss_kib();
     let mut growth = String::new();
     if !opts.quick {
         let _ = writeln!(
@@ -648,6 +701,7 @@ fn main() {
     }
     drop(redis);
 
+    let targets = targets_table(&against, rss_under_load, all_errors);
     let report = format!(
         "# Benchmarks\n\n\
          Reproduce with `cargo bench --bench load` (writes this file). Machine: {} cores, load generator \
@@ -661,7 +715,9 @@ fn main() {
          Redis round trips per delivery: a new key costs 2 (`SET … NX PX … GET` claims it or returns the \
          existing record; one `EVALSHA` stores the answer, fenced on the owner token); a replay costs 1 (the \
          claim returns the stored answer). Errors across chargebridge runs: {all_errors}.\n\n\
-         {}",
+         {targets}\n\
+         {}\n\
+         {NOTES}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if growth.is_empty() {
             String::new()

@@ -325,6 +325,7 @@ mod tests {
             ApiError::NotAcceptable,
             ApiError::InProgress,
             ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::RequestTimeout(std::time::Duration::from_secs(5)),
             ApiError::UnsupportedMediaType,
             ApiError::IdempotencyKeyReused,
             ApiError::PmsRejected("Folio closed".into()),

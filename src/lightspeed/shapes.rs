@@ -18,11 +18,35 @@ use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visi
 pub fn parse_decimal(text: &str) -> Result<Decimal, String> {
     let text = text.trim();
     let parsed = if text.contains(['e', 'E']) {
-        Decimal::from_scientific(text)
+        from_scientific_exact(text)
     } else {
-        Decimal::from_str_exact(text)
+        Decimal::from_str_exact(text).ok()
     };
-    parsed.map_err(|_| format!("`{}` is not a representable decimal", shorten(text)))
+    parsed.ok_or_else(|| format!("`{}` is not a representable decimal", shorten(text)))
+}
+
+/// `1.5e3` exactly, or nothing. (`Decimal::from_scientific` rounds a mantissa with
+/// more digits than a `Decimal` holds: `1.0000000000000000000000000000001e0` became
+/// `1`. Money is refused rather than rounded.)
+fn from_scientific_exact(text: &str) -> Option<Decimal> {
+    let (mantissa, exponent) = text.split_once(['e', 'E'])?;
+    let exponent: i64 = exponent.parse().ok()?;
+    let mantissa = Decimal::from_str_exact(mantissa).ok()?;
+    if mantissa.is_zero() {
+        return Some(Decimal::ZERO);
+    }
+    let mut digits = mantissa.mantissa();
+    let mut scale = i64::from(mantissa.scale()) - exponent;
+    if scale < 0 {
+        let factor = 10i128.checked_pow(u32::try_from(-scale).ok()?)?;
+        return Decimal::try_from_i128_with_scale(digits.checked_mul(factor)?, 0).ok();
+    }
+    // Trailing zeros carry no value: drop them while the scale is too large.
+    while scale > i64::from(Decimal::MAX_SCALE) && digits % 10 == 0 {
+        digits /= 10;
+        scale -= 1;
+    }
+    Decimal::try_from_i128_with_scale(digits, u32::try_from(scale).ok()?).ok()
 }
 
 fn shorten(text: &str) -> String {
@@ -348,6 +372,36 @@ pub fn one_or_many<'de, D: Deserializer<'de>, T: DeserializeOwned>(
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    #[test]
+    fn scientific_notation_is_exact_or_refused() {
+        for (text, exact) in [
+            ("1.5e3", "1500"),
+            ("6.60E+1", "66.0"),
+            ("-25e-2", "-0.25"),
+            ("0e999999999", "0"),
+            ("1000e-30", "0.0000000000000000000000000010"),
+            (
+                "7.9228162514264337593543950335e28",
+                "79228162514264337593543950335",
+            ),
+        ] {
+            let parsed = parse_decimal(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(parsed, exact.parse::<Decimal>().unwrap(), "{text}");
+        }
+        // More digits than a Decimal holds, or out of range: refused, never rounded.
+        for text in [
+            "1.0000000000000000000000000000001e0",
+            "12345678901234567890123456789012e-3",
+            "1e-40",
+            "1.5e30",
+            "1e999999999",
+            "1e-999999999",
+            "1e99999999999999999999",
+        ] {
+            assert!(parse_decimal(text).is_err(), "{text} was accepted");
+        }
+    }
 
     #[derive(Deserialize, Debug)]
     struct Probe {

@@ -621,7 +621,9 @@ async fn a_flood_of_distinct_keys_fills_the_memory_store_to_its_capacity_and_no_
         s.server.request_deadline = Duration::from_millis(1000);
         s.server.pms_safety_margin = Duration::from_millis(100);
         s.idempotency.lease = Duration::from_millis(1100);
-        s.idempotency.retention = Duration::from_millis(1500);
+        // Long enough that no record expires while the flood is still being sent,
+        // even on a loaded CI machine.
+        s.idempotency.retention = Duration::from_secs(4);
     }))
     .await;
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
@@ -640,7 +642,7 @@ async fn a_flood_of_distinct_keys_fills_the_memory_store_to_its_capacity_and_no_
     assert_eq!(memory_records(&app), 50);
 
     // Once the records' retention has passed they are swept to make room.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
     assert_eq!(memory_records(&app), 1);
 }

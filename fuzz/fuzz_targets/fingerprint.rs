@@ -1,0 +1,56 @@
+//! `idempotency::fingerprint`: the hand-written canonical-JSON scanner, checked
+//! against serde_json (with `arbitrary_precision`, as the service builds it).
+//!
+//! src/idempotency/fingerprint.rs promises the canonical text is "byte for byte the
+//! text `serde_json::Value` would print" (keys in byte order, last duplicate wins,
+//! plain numbers as written, exponents in serde_json's spelling), and that its
+//! depth limit is serde_json's own. It documents no difference, so none is allowed:
+//! - `canonical_json(b)` is `Some` exactly when `serde_json::from_slice::<Value>(b)`
+//!   accepts `b`, and then equals `serde_json::to_string(&value)`;
+//! - JSON-equal bodies canonicalise alike: the compact and pretty re-serialisations
+//!   of the value give the same canonical text, and canonical text is a fixed point;
+//! - `fingerprint` is `Some` exactly when `canonical_json` is, and is the hex
+//!   SHA-256 of that text.
+#![no_main]
+
+use chargebridge::idempotency::fingerprint::{canonical_json, fingerprint};
+use libfuzzer_sys::fuzz_target;
+use sha2::{Digest, Sha256};
+
+fuzz_target!(|data: &[u8]| {
+    let canonical = canonical_json(data);
+    let print = fingerprint(data);
+    let reference = serde_json::from_slice::<serde_json::Value>(data);
+
+    assert_eq!(
+        canonical.is_some(),
+        reference.is_ok(),
+        "scanner and serde_json disagree on acceptance: scanner {}, serde_json {:?}",
+        canonical.is_some(),
+        reference.as_ref().err().map(|e| e.to_string()),
+    );
+    assert_eq!(print.is_some(), canonical.is_some());
+
+    let (Some(canonical), Ok(value)) = (canonical, reference) else {
+        return;
+    };
+    let compact = serde_json::to_string(&value).expect("a Value always prints");
+    assert_eq!(
+        canonical, compact,
+        "canonical text differs from serde_json's"
+    );
+    assert_eq!(
+        print.as_deref(),
+        Some(hex::encode(Sha256::digest(canonical.as_bytes())).as_str())
+    );
+
+    // Equal JSON values, different texts: the same canonical text.
+    let pretty = serde_json::to_string_pretty(&value).expect("a Value always prints");
+    for other in [&compact, &pretty, &canonical] {
+        assert_eq!(
+            canonical_json(other.as_bytes()).as_deref(),
+            Some(canonical.as_str()),
+            "an equal body canonicalises differently: {other}"
+        );
+    }
+});

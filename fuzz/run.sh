@@ -41,15 +41,16 @@ for target in "${targets[@]}"; do
   log=logs/$target.log
   mv fuzz-0.log "$log"
   # `#N DONE cov: C ft: F corp: U/S lim: L exec/s: E rss: R` (the last status line).
-  last=$(grep -E '^#[0-9]+ ' "$log" | tail -n 1 || true)
-  runs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
-  rate=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+  last=$(grep -E '^#[0-9]+[[:space:]]' "$log" | tail -n 1 || true)
+  runs=$(grep -oE 'stat::number_of_executed_units:[[:space:]]+[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+  rate=$(grep -oE 'stat::average_exec_per_sec:[[:space:]]+[0-9]+' "$log" | grep -oE '[0-9]+$' || true)
+  took=$(grep -oE '^Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' || true)
   crash=$(grep -oE 'Test unit written to [^ ]+' "$log" | head -n 1 || true)
   if [ "$status" -ne 0 ] || [ -n "$crash" ]; then
     failed=1
-    summary+=("$target: FAILED (exit $status) ${crash:-see $log} | $last")
+    summary+=("$target: FAILED (exit $status) ${crash:-see $log} | ${last//$'\t'/ }")
   else
-    summary+=("$target: ${seconds}s, ${runs:-?} runs, ${rate:-?} exec/s | $last")
+    summary+=("$target: ${took:-? second}s, ${runs:-?} runs, ${rate:-?} exec/s | ${last//$'\t'/ }")
   fi
 done
 

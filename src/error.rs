@@ -104,11 +104,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::IdempotencyKeyReused => "Key already used for another receipt",
             ApiError::PmsRejected(reason) => {
-                let reason = reason.trim();
-                if reason.is_empty() {
+                // Empty after clean-up, not just after trim: a reason of control
+                // characters only (`"\u{1c}"`) would otherwise print nothing.
+                let fitted = fit_message(reason);
+                if fitted.is_empty() {
                     "Hotel system refused the charge"
                 } else {
-                    return fit_message(reason);
+                    return fitted;
                 }
             }
             ApiError::PmsUnavailable(_) => "Hotel system unavailable, please retry",
@@ -203,7 +205,9 @@ impl ResponseError for ApiError {
 
 /// Makes any text a valid `customerErrorMessage`: control characters become spaces,
 /// runs of white space collapse, and text over 50 characters is cut to 49 plus `…`
-/// at a grapheme boundary (so an accent is never split from its letter).
+/// at a grapheme boundary (so an accent is never split from its letter). The result
+/// is empty when the text has nothing but white space and control characters: the
+/// caller then needs a message of its own.
 pub fn fit_message(text: &str) -> String {
     let mut clean = String::with_capacity(text.len().min(256));
     let mut last_space = true;
@@ -313,6 +317,21 @@ mod tests {
         let out = fit_message("line\none\ttab\u{7}bell");
         assert_eq!(out, "line one tab bell");
         assert!(!out.chars().any(char::is_control));
+    }
+
+    /// Found by fuzz/fuzz_targets/fit_message.rs (fuzz/regressions/fit_message/):
+    /// `trim` keeps control characters such as U+001C, which fit_message then
+    /// removes, and the POS got an empty message.
+    #[test]
+    fn a_refusal_of_control_characters_only_gets_the_default_message() {
+        for reason in ["\u{1c}", " \u{7}\u{0} ", "\u{1b}\u{1f}\t"] {
+            assert_eq!(
+                ApiError::PmsRejected(reason.into()).customer_message(),
+                "Hotel system refused the charge",
+                "{reason:?}"
+            );
+        }
+        assert_eq!(fit_message("\u{1c}"), "");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};
 
-/// Deeper nesting is refused (serde_json's own recursion limit is 128).
-const MAX_DEPTH: usize = 128;
+/// Deeper nesting is refused, as serde_json refuses it: its recursion budget of 128
+/// runs out *at* the 128th nested array or object, so 127 levels is the most.
+const MAX_DEPTH: usize = 127;
 
 /// Hex SHA-256 of the canonical form of `body`, or `None` if it is not JSON.
 pub fn fingerprint(body: &[u8]) -> Option<String> {
@@ -425,6 +426,25 @@ mod tests {
         assert!(fingerprint(deep.as_bytes()).is_none());
         let ok = format!("{}{}", "[".repeat(100), "]".repeat(100));
         assert!(fingerprint(ok.as_bytes()).is_some());
+    }
+
+    /// fuzz/regressions/fingerprint/nesting-128: 128 levels had a fingerprint
+    /// although serde_json (and so every earlier release) refuses them.
+    #[test]
+    fn nesting_limit_is_serde_jsons() {
+        for depth in [126, 127, 128, 129] {
+            let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let objects = format!(
+                "{}{{}}{}",
+                "{\"a\":".repeat(depth - 1),
+                "}".repeat(depth - 1)
+            );
+            for body in [arrays, objects] {
+                let serde = serde_json::from_str::<serde_json::Value>(&body).is_ok();
+                assert_eq!(canonical_json(body.as_bytes()).is_some(), serde, "{depth}");
+                assert_eq!(serde, depth <= 127, "{depth}");
+            }
+        }
     }
 
     #[test]

@@ -4,24 +4,53 @@
 //! src/idempotency/fingerprint.rs promises the canonical text is "byte for byte the
 //! text `serde_json::Value` would print" (keys in byte order, last duplicate wins,
 //! plain numbers as written, exponents in serde_json's spelling), and that its
-//! depth limit is serde_json's own. It documents no difference, so none is allowed:
+//! depth limit is serde_json's own. So, for any bytes:
+//! - `fingerprint` is `Some` exactly when `canonical_json` is, and is the hex
+//!   SHA-256 of that text; canonical text is its own canonical text;
 //! - `canonical_json(b)` is `Some` exactly when `serde_json::from_slice::<Value>(b)`
 //!   accepts `b`, and then equals `serde_json::to_string(&value)`;
 //! - JSON-equal bodies canonicalise alike: the compact and pretty re-serialisations
-//!   of the value give the same canonical text, and canonical text is a fixed point;
-//! - `fingerprint` is `Some` exactly when `canonical_json` is, and is the hex
-//!   SHA-256 of that text.
+//!   of the value give the same canonical text.
+//!
+//! The one documented difference: an object keyed `$serde_json::private::Number`,
+//! which serde_json's `Value` takes for a number (or refuses), is an object to the
+//! scanner. Bodies the scanner reads with such a member are not compared with
+//! `Value`.
 #![no_main]
 
 use chargebridge::idempotency::fingerprint::{canonical_json, fingerprint};
 use libfuzzer_sys::fuzz_target;
 use sha2::{Digest, Sha256};
 
+/// In canonical text a member's key follows `{` or `,` (a quote inside a string
+/// is escaped, so neither pattern can occur there).
+fn has_private_number_key(canonical: &str) -> bool {
+    const KEY: &str = "\"$serde_json::private::Number\":";
+    canonical
+        .match_indices(KEY)
+        .any(|(i, _)| matches!(canonical.as_bytes()[..i].last(), Some(b'{' | b',')))
+}
+
 fuzz_target!(|data: &[u8]| {
     let canonical = canonical_json(data);
     let print = fingerprint(data);
-    let reference = serde_json::from_slice::<serde_json::Value>(data);
+    assert_eq!(print.is_some(), canonical.is_some());
+    if let Some(canonical) = &canonical {
+        assert_eq!(
+            print.as_deref(),
+            Some(hex::encode(Sha256::digest(canonical.as_bytes())).as_str())
+        );
+        assert_eq!(
+            canonical_json(canonical.as_bytes()).as_ref(),
+            Some(canonical),
+            "canonical text is not a fixed point"
+        );
+        if has_private_number_key(canonical) {
+            return;
+        }
+    }
 
+    let reference = serde_json::from_slice::<serde_json::Value>(data);
     assert_eq!(
         canonical.is_some(),
         reference.is_ok(),
@@ -29,8 +58,6 @@ fuzz_target!(|data: &[u8]| {
         canonical.is_some(),
         reference.as_ref().err().map(|e| e.to_string()),
     );
-    assert_eq!(print.is_some(), canonical.is_some());
-
     let (Some(canonical), Ok(value)) = (canonical, reference) else {
         return;
     };
@@ -39,14 +66,10 @@ fuzz_target!(|data: &[u8]| {
         canonical, compact,
         "canonical text differs from serde_json's"
     );
-    assert_eq!(
-        print.as_deref(),
-        Some(hex::encode(Sha256::digest(canonical.as_bytes())).as_str())
-    );
 
     // Equal JSON values, different texts: the same canonical text.
     let pretty = serde_json::to_string_pretty(&value).expect("a Value always prints");
-    for other in [&compact, &pretty, &canonical] {
+    for other in [&compact, &pretty] {
         assert_eq!(
             canonical_json(other.as_bytes()).as_deref(),
             Some(canonical.as_str()),

@@ -8,6 +8,13 @@
 //! serde_json. It is byte for byte the text `serde_json::Value` would print
 //! (keys in byte order, the last of duplicate keys wins), so records written by
 //! earlier releases still match; a test pins that.
+//!
+//! With one difference, on purpose: under `arbitrary_precision` serde_json carries
+//! a number as an object whose key is `$serde_json::private::Number`, so its
+//! `Value` takes a body's object with that first key for a number (or refuses the
+//! body if the member is not a number's text). The scanner reads it as the object
+//! it is. Lightspeed sends no such key; copying the quirk would only let two
+//! different bodies share a fingerprint.
 
 use std::borrow::Cow;
 
@@ -445,6 +452,18 @@ mod tests {
                 assert_eq!(serde, depth <= 127, "{depth}");
             }
         }
+    }
+
+    /// fuzz/regressions/fingerprint/private-number-key: where the scanner and
+    /// serde_json's `Value` differ, by design (see the module documentation).
+    #[test]
+    fn serde_jsons_private_number_key_is_an_ordinary_key() {
+        let body = br#"{"$serde_json::private::Number":"1e"}"#;
+        assert!(serde_json::from_slice::<serde_json::Value>(body).is_err());
+        assert_eq!(canonical_json(body).unwrap(), String::from_utf8_lossy(body));
+        let disguised = br#"{"a":{"$serde_json::private::Number":"5"}}"#;
+        assert_eq!(value_canonical(disguised), r#"{"a":5}"#);
+        assert_ne!(fingerprint(disguised), fingerprint(br#"{"a":5}"#));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - every error is a payload error (`invalid_payload`) whose
 //!   `customerErrorMessage` is 1–50 characters without control characters, and
 //!   whose body is JSON carrying that code and message;
+//! - `parse_charge` reads every money field exactly: a plain decimal (number or
+//!   numeric string, any notation) is held as exactly that value, or refused;
 //! - on `Ok`, money is exact: every money field of the input that the charge
 //!   carries (payment amounts and tips, line quantity / unit amount / amount,
 //!   tax amounts and rates, service charge) is, read from the JSON text itself, a
@@ -20,7 +22,7 @@ use std::sync::LazyLock;
 
 use chargebridge::domain::{Charge, IdempotencyKey, Tenant};
 use chargebridge::error::{ApiError, MAX_MESSAGE_CHARS};
-use chargebridge::lightspeed::parse_charge;
+use chargebridge::lightspeed::{parse_charge, v1};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -59,19 +61,13 @@ fn check_error(e: &ApiError) {
     assert_eq!(body["customerErrorMessage"], message.as_str());
 }
 
-/// A decimal text read exactly, in units of 10^-SCALE.
-#[derive(Debug, PartialEq)]
-enum Exact {
-    /// Not a plain decimal (the tolerant parser may still read it): not checked.
-    Skip,
-    /// Not a whole number of units, or far too large: must never be accepted.
-    Unrepresentable,
-    Units(i128),
-}
-
-/// `[+-]digits[.digits][(e|E)[+-]digits]`, surrounding white space allowed (as
-/// `shapes::parse_decimal` trims), computed with integers only.
-fn exact_units(text: &str) -> Exact {
+/// A plain decimal text, `[+-]digits[.digits][(e|E)[+-]digits]` with white space
+/// around (as `shapes::parse_decimal` trims), as sign, significant digits and power
+/// of ten: the value is ±digits × 10^power, the digits have no leading or trailing
+/// zero ("" is zero). `None`: not that grammar (the tolerant parser may still read
+/// it; it is not checked). An exponent beyond ±10^7 saturates there, far outside
+/// any `Decimal`.
+fn plain_decimal(text: &str) -> Option<(bool, String, i64)> {
     let t = text.trim();
     let (negative, t) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
@@ -85,42 +81,71 @@ fn exact_units(text: &str) -> Exact {
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) {
-        return Exact::Skip;
+        return None;
     }
+    const LIMIT: i64 = 10_000_000;
+    let exponent = match exponent {
+        None => 0,
+        Some(e) => {
+            let (sign, body) = match e.as_bytes().first() {
+                Some(b'-') => (-1, &e[1..]),
+                Some(b'+') => (1, &e[1..]),
+                _ => (1, e),
+            };
+            if body.is_empty() || !all_digits(body) {
+                return None;
+            }
+            sign * body.parse::<i64>().map_or(LIMIT, |v| v.min(LIMIT))
+        }
+    };
     let digits = format!("{int}{frac}");
     let digits = digits.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    let power = exponent - frac.len() as i64 + (digits.len() - significant.len()) as i64;
+    Some((negative, significant.to_string(), power))
+}
+
+/// The same three parts of a `Decimal`.
+fn decimal_parts(d: Decimal) -> (bool, String, i64) {
+    let digits = d.mantissa().unsigned_abs().to_string();
+    let significant = digits.trim_end_matches('0');
+    let power = (digits.len() - significant.len()) as i64 - i64::from(d.scale());
+    (d.is_sign_negative(), significant.to_string(), power)
+}
+
+/// `d` is exactly the value written in `text` (when that is a plain decimal).
+fn same_value(d: Decimal, text: &str) -> bool {
+    match plain_decimal(text) {
+        None => true,
+        Some((_, digits, _)) if digits.is_empty() => d.is_zero(),
+        Some(parts) => parts == decimal_parts(d),
+    }
+}
+
+/// A decimal text read exactly, in units of 10^-SCALE.
+#[derive(Debug, PartialEq)]
+enum Exact {
+    /// Not a plain decimal: not checked.
+    Skip,
+    /// Not a whole number of units, or far too large: must never be accepted.
+    Unrepresentable,
+    Units(i128),
+}
+
+fn exact_units(text: &str) -> Exact {
+    let Some((negative, digits, power)) = plain_decimal(text) else {
+        return Exact::Skip;
+    };
     if digits.is_empty() {
         return Exact::Units(0);
     }
-    let exponent: i64 = match exponent {
-        None => 0,
-        Some(e) => {
-            let body = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if body.is_empty() || !all_digits(body) {
-                return Exact::Skip;
-            }
-            match e.parse::<i64>() {
-                Ok(v) if v.abs() < 1_000_000 => v,
-                _ => return Exact::Unrepresentable,
-            }
-        }
-    };
-    // value × 10^SCALE = digits × 10^shift
-    let shift = exponent - frac.len() as i64 + i64::from(SCALE);
-    let digits = if shift < 0 {
-        let cut = usize::try_from(-shift).expect("small");
-        if cut > digits.len() || !digits[digits.len() - cut..].bytes().all(|b| b == b'0') {
-            return Exact::Unrepresentable;
-        }
-        &digits[..digits.len() - cut]
-    } else {
-        digits
-    };
-    let shift = u32::try_from(shift.max(0)).unwrap_or(u32::MAX);
-    if digits.len() as u64 + u64::from(shift) > 36 {
+    // value × 10^SCALE = digits × 10^shift; the digits end in no zero.
+    let shift = power + i64::from(SCALE);
+    if shift < 0 || digits.len() as i64 + shift > 36 {
         return Exact::Unrepresentable;
     }
-    let units = digits.parse::<i128>().expect("at most 36 digits") * 10i128.pow(shift);
+    let units = digits.parse::<i128>().expect("at most 36 digits")
+        * 10i128.pow(u32::try_from(shift).expect("at most 36"));
     Exact::Units(if negative { -units } else { units })
 }
 
@@ -183,6 +208,49 @@ fn elements<'v>(object: &'v Value, field: &str) -> Vec<&'v Value> {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items.iter().collect(),
         Some(one) => vec![one],
+    }
+}
+
+/// The wire model holds exactly the decimal written in `field` (absent and null:
+/// `None`), whatever `from_wire` will say of it.
+fn check_exact(object: &Value, field: &str, wire: Option<Decimal>) {
+    match (text_of(object, field), wire) {
+        (None, None) => {}
+        (Some(text), Some(d)) => assert!(same_value(d, &text), "{field} `{text}` read as {d}"),
+        (text, d) => panic!("{field}: {text:?} read as {d:?}"),
+    }
+}
+
+fn check_wire(json: &Value, wire: &v1::ChargeTransaction) {
+    let lines = elements(json, "transactions");
+    assert_eq!(lines.len(), wire.transactions.len());
+    for (line, w) in lines.into_iter().zip(&wire.transactions) {
+        check_exact(line, "unitAmount", w.unit_amount);
+        check_exact(line, "quantity", w.quantity);
+        check_exact(line, "amount", w.amount);
+        check_exact(line, "taxRate", w.tax_rate);
+        check_exact(
+            line,
+            "serviceChargeContribution",
+            w.service_charge_contribution,
+        );
+        let taxes = elements(line, "taxLines");
+        assert_eq!(taxes.len(), w.tax_lines.len());
+        for (tax, t) in taxes.into_iter().zip(&w.tax_lines) {
+            check_exact(tax, "taxAmount", t.tax_amount);
+            check_exact(tax, "taxRate", t.tax_rate);
+        }
+    }
+    let payments = elements(json, "payments");
+    assert_eq!(payments.len(), wire.payments.len());
+    for (payment, p) in payments.into_iter().zip(&wire.payments) {
+        check_exact(payment, "amount", p.amount);
+        check_exact(payment, "gratuity", p.gratuity);
+    }
+    match (json.get("serviceCharge"), &wire.service_charge) {
+        (Some(sc @ Value::Object(_)), Some(w)) => check_exact(sc, "amount", w.amount),
+        (None | Some(Value::Null), None) => {}
+        (sc, w) => panic!("serviceCharge {sc:?} read as {w:?}"),
     }
 }
 
@@ -284,6 +352,9 @@ fuzz_target!(|data: &[u8]| {
     // `Value` refuses but the wire model takes, such as a lone surrogate in an
     // ignored field, is only checked for panics and error contract.)
     let json = serde_json::from_slice::<Value>(data).ok();
+    if let Some(json) = &json {
+        check_wire(json, &wire);
+    }
     for tenant in TENANTS.iter() {
         match Charge::from_wire(&wire, tenant, &KEY, Default::default()) {
             Err(e) => check_error(&e),

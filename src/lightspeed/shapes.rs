@@ -36,7 +36,8 @@ fn from_scientific_exact(text: &str) -> Option<Decimal> {
         return Some(Decimal::ZERO);
     }
     let mut digits = mantissa.mantissa();
-    let mut scale = i64::from(mantissa.scale()) - exponent;
+    // Checked: an exponent near i64::MIN (`1e-9223372036854775808`) overflowed.
+    let mut scale = i64::from(mantissa.scale()).checked_sub(exponent)?;
     if scale < 0 {
         let factor = 10i128.checked_pow(u32::try_from(-scale).ok()?)?;
         return Decimal::try_from_i128_with_scale(digits.checked_mul(factor)?, 0).ok();
@@ -398,6 +399,20 @@ mod tests {
             "1e999999999",
             "1e-999999999",
             "1e99999999999999999999",
+        ] {
+            assert!(parse_decimal(text).is_err(), "{text} was accepted");
+        }
+    }
+
+    /// fuzz/regressions/parse_charge/exponent-i64-min: the scale overflowed (a
+    /// panic where overflow is checked: debug builds, tests, the fuzz targets).
+    #[test]
+    fn exponents_at_the_ends_of_i64_are_refused() {
+        for text in [
+            "1e-9223372036854775808",
+            "-2.50E-9223372036854775808",
+            "1.5e-9223372036854775807",
+            "1e9223372036854775807",
         ] {
             assert!(parse_decimal(text).is_err(), "{text} was accepted");
         }

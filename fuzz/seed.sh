@@ -2,9 +2,9 @@
 # Builds the seed corpora under fuzz/corpus/<target>/ from the committed sources:
 #
 #   parse_charge, fingerprint  the request bodies of fixtures/deliveries/**/*.json
-#                              (`body` as sent: a JSON value as compact JSON with its
-#                              numbers exactly as written, a string verbatim,
-#                              `bodyBase64` decoded; `padding` is left out) and
+#                              (a JSON `body` as compact JSON, members in file order,
+#                              numbers exactly as written; a string verbatim;
+#                              `bodyBase64` decoded; `padding` left out) and
 #                              fixtures/payloads/*.json as they stand
 #   fit_message                fuzz/seeds/fit_message/*, plus every
 #                              `customerErrorMessage` and `description` of the fixtures

@@ -125,6 +125,17 @@ impl ApiError {
         fit_message(text)
     }
 
+    /// Status, content type and connection handling of this error's answer, for
+    /// a caller that supplies the body itself (see routes::charge).
+    pub fn response_head(&self) -> actix_web::HttpResponseBuilder {
+        let mut response = HttpResponse::build(self.status_code());
+        if self.leaves_body_unread() {
+            response.force_close();
+        }
+        response.content_type("application/json");
+        response
+    }
+
     /// Answered before the request body was read to its end: the connection is
     /// closed rather than left to a client that goes on sending (or trickling).
     pub fn leaves_body_unread(&self) -> bool {
@@ -195,11 +206,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code());
-        if self.leaves_body_unread() {
-            response.force_close();
-        }
-        response.content_type("application/json").body(self.body())
+        self.response_head().body(self.body())
     }
 }
 

@@ -82,13 +82,10 @@ pub async fn charge(
                 // actix-web drains a chunked body whose reader was dropped, with no
                 // time limit; a reader still alive when the answer has been sent
                 // makes it close the connection instead (after its short linger).
-                HttpResponse::build(error.status_code())
-                    .content_type("application/json")
-                    .force_close()
-                    .body(AnswerKeepingReader {
-                        answer: Some(error.body().into()),
-                        _reader: payload,
-                    })
+                error.response_head().body(AnswerKeepingReader {
+                    answer: Some(error.body().into()),
+                    _reader: payload,
+                })
             } else {
                 error.error_response()
             };

@@ -22,10 +22,14 @@ struct Entry {
 }
 
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    records: Mutex<Records>,
     capacity: usize,
+}
+
+struct Records {
+    entries: HashMap<String, Entry>,
     /// When a full store may next be swept for expired records.
-    next_sweep: Mutex<Instant>,
+    next_sweep: Instant,
 }
 
 /// A full store is swept at most this often, so a flood of new keys against a
@@ -35,33 +39,26 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 impl MemoryStore {
     pub fn new(capacity: usize) -> Self {
         MemoryStore {
-            entries: Mutex::new(HashMap::new()),
+            records: Mutex::new(Records {
+                entries: HashMap::new(),
+                next_sweep: Instant::now(),
+            }),
             capacity: capacity.max(1),
-            next_sweep: Mutex::new(Instant::now()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         // Every update is a single insert/remove: a poisoned map is still consistent.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records currently held (expired ones included until swept).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn sweep_due(&self, now: Instant) -> bool {
-        let mut next = self.next_sweep.lock().unwrap_or_else(|p| p.into_inner());
-        if now < *next {
-            return false;
-        }
-        *next = now + SWEEP_INTERVAL;
-        true
     }
 
     fn live<'a>(
@@ -79,22 +76,24 @@ impl MemoryStore {
 impl StoreBackend for MemoryStore {
     async fn claim(&self, key: &str, record: &Record, ttl: Duration) -> Result<Claim, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
-        if let Some(existing) = Self::live(&mut entries, key, now) {
+        let mut records = self.lock();
+        let records = &mut *records;
+        if let Some(existing) = Self::live(&mut records.entries, key, now) {
             return Ok(Claim::Existing(existing.record.clone()));
         }
-        if entries.len() >= self.capacity {
-            if self.sweep_due(now) {
-                entries.retain(|_, e| e.expires_at > now);
+        if records.entries.len() >= self.capacity {
+            if now >= records.next_sweep {
+                records.next_sweep = now + SWEEP_INTERVAL;
+                records.entries.retain(|_, e| e.expires_at > now);
             }
-            if entries.len() >= self.capacity {
+            if records.entries.len() >= self.capacity {
                 return Err(StoreError(format!(
                     "memory store full ({} records); use the Redis store",
                     self.capacity
                 )));
             }
         }
-        entries.insert(
+        records.entries.insert(
             key.to_string(),
             Entry {
                 record: record.clone(),
@@ -112,8 +111,8 @@ impl StoreBackend for MemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
-        match Self::live(&mut entries, key, now) {
+        let mut records = self.lock();
+        match Self::live(&mut records.entries, key, now) {
             Some(entry) if entry.record.owner == owner => {
                 entry.record = record.clone();
                 entry.expires_at = now + ttl;
@@ -125,10 +124,10 @@ impl StoreBackend for MemoryStore {
 
     async fn delete_if_owner(&self, key: &str, owner: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
-        match Self::live(&mut entries, key, now) {
+        let mut records = self.lock();
+        match Self::live(&mut records.entries, key, now) {
             Some(entry) if entry.record.owner == owner => {
-                entries.remove(key);
+                records.entries.remove(key);
                 Ok(true)
             }
             _ => Ok(false),

@@ -45,7 +45,6 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    /// The `Authorization` header value.
     /// The `Authorization` value, marked sensitive so that no debug output of a
     /// request (reqwest's, a middleware's) ever prints it.
     pub fn bearer(&self) -> Option<reqwest::header::HeaderValue> {

@@ -213,9 +213,8 @@ impl HttpPms {
         let mut headers = HeaderMap::new();
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(token) = settings.token_sources().resolve()? {
-            let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose_secret()))
-                .map_err(|_| "token is not a valid header value".to_string())?;
-            value.set_sensitive(true);
+            let value = super::rest::sensitive_header(&format!("Bearer {}", token.expose_secret()))
+                .ok_or_else(|| "token is not a valid header value".to_string())?;
             headers.insert(header::AUTHORIZATION, value);
         }
         let client = reqwest::Client::builder()

@@ -45,17 +45,10 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    /// The `Authorization` value, marked sensitive so that no debug output of a
-    /// request (reqwest's, a middleware's) ever prints it.
+    /// The `Authorization` value, marked sensitive.
     pub fn bearer(&self) -> Option<reqwest::header::HeaderValue> {
-        sensitive_header(&format!("Bearer {}", self.value.expose_secret()))
+        rest::sensitive_header(&format!("Bearer {}", self.value.expose_secret()))
     }
-}
-
-fn sensitive_header(text: &str) -> Option<reqwest::header::HeaderValue> {
-    let mut value = reqwest::header::HeaderValue::from_str(text).ok()?;
-    value.set_sensitive(true);
-    Some(value)
 }
 
 struct Cached {
@@ -268,7 +261,8 @@ impl BearerApi {
             )
             .header(reqwest::header::ACCEPT, "application/json");
         for (name, value) in &self.headers {
-            let value = sensitive_header(value.expose_secret()).ok_or_else(|| unusable(name))?;
+            let value =
+                rest::sensitive_header(value.expose_secret()).ok_or_else(|| unusable(name))?;
             request = request.header(*name, value);
         }
         let transport = |e: reqwest::Error| {

@@ -185,6 +185,14 @@ pub(crate) fn join(base: &reqwest::Url, segments: &[&str]) -> reqwest::Url {
     url
 }
 
+/// A header value holding a credential, marked sensitive so that no debug output
+/// of a request (reqwest's, a middleware's) prints it; `None` if not a valid value.
+pub(crate) fn sensitive_header(text: &str) -> Option<reqwest::header::HeaderValue> {
+    let mut value = reqwest::header::HeaderValue::from_str(text).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
 /// Room numbers are short and start with a digit ("101", "12B"); names do not.
 pub(crate) fn looks_like_room(term: &str) -> bool {
     term.len() <= 10

@@ -40,7 +40,7 @@ pub fn run(config: Option<&Path>) -> ExitCode {
                     .map_or("config", |o| o.as_str());
                 println!(
                     "  ok    tenant {} → pms {} ({}, room codes {}, api key from {key_source})",
-                    t.business_external_reference,
+                    t.id_or_placeholder(),
                     t.pms,
                     t.currency,
                     t.room_charge_method_codes.join(",")

@@ -23,6 +23,7 @@ shutdown_grace = "30s"
 pms_safety_margin = "500ms"
 client_request_timeout = "5s"
 max_connections = 1000
+search_cache = "10s"
 
 [idempotency]
 store = "memory"
@@ -42,6 +43,7 @@ level = "info"
 /// the seed example (`quickbooks-123` / `quickbooks-key-345`) on the memory PMS.
 pub const DEMO_TOML: &str = r#"
 [[tenants]]
+id = "demo"
 business_external_reference = "quickbooks-123"
 api_key = "quickbooks-key-345"
 currency = "EUR"
@@ -93,6 +95,15 @@ pub struct ServerSettings {
     pub max_connections: usize,
     #[serde(default)]
     pub workers: Option<usize>,
+    /// The base URL Lightspeed calls (`https://bridge.example.com/lightspeed`),
+    /// registered as each provider's endpoint by `chargebridge lightspeed providers`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How long a guest search answer is reused for the same tenant and term
+    /// (the POS searches on every keystroke); `0s` turns the cache off.
+    /// Identical searches in flight are always coalesced into one PMS call.
+    #[serde(with = "humantime_serde")]
+    pub search_cache: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -136,7 +147,15 @@ pub struct IdempotencySettings {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
-    pub business_external_reference: String,
+    /// Stable short name (`[a-z0-9-]`): record keys, posting references, logs,
+    /// metrics. Optional in serde only so its absence gets a message naming the fix.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Optional pin: Lightspeed's `businessExternalReference` (the integrator's
+    /// K-Series API client id, shared by all its locations). When set, a request
+    /// naming another reference is refused like a wrong key.
+    #[serde(default)]
+    pub business_external_reference: Option<String>,
     #[serde(default)]
     pub api_key: Option<SecretString>,
     /// Name of an environment variable holding the API key.
@@ -148,17 +167,30 @@ pub struct TenantSettings {
     pub currency: String,
     #[serde(default = "default_room_codes")]
     pub room_charge_method_codes: Vec<String>,
-    /// Lightspeed includes tips in the payment amount unless set up otherwise.
-    #[serde(default = "default_true")]
+    /// `false` (Lightspeed's example): the tip comes on top of the payment's
+    /// `amount`. `true`: the tip is already inside `amount`.
+    #[serde(default)]
     pub gratuity_included: bool,
+    /// The provider was registered with MIRRORING: every closed receipt arrives,
+    /// and one without a room-charge payment is acknowledged, not refused.
+    #[serde(default)]
+    pub mirroring: bool,
     pub pms: String,
     #[serde(default)]
     pub mapping: MappingSettings,
 }
 
+impl TenantSettings {
+    /// The id, or `?` for messages about a tenant that has none.
+    pub fn id_or_placeholder(&self) -> &str {
+        self.id.as_deref().unwrap_or("?")
+    }
+}
+
 impl std::fmt::Debug for TenantSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TenantSettings")
+            .field("id", &self.id)
             .field(
                 "business_external_reference",
                 &self.business_external_reference,
@@ -169,6 +201,27 @@ impl std::fmt::Debug for TenantSettings {
             .field("currency", &self.currency)
             .field("pms", &self.pms)
             .finish_non_exhaustive()
+    }
+}
+
+/// Longest tenant id: it is part of every record key and metric label.
+pub const MAX_TENANT_ID: usize = 40;
+
+/// Why `id` is not a valid tenant id, if it is not.
+pub fn tenant_id_problem(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("is empty")
+    } else if id.len() > MAX_TENANT_ID {
+        Some("is longer than 40 characters")
+    } else if !id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("may only hold a-z, 0-9 and -")
+    } else if id.starts_with('-') || id.ends_with('-') {
+        Some("may not start or end with -")
+    } else {
+        None
     }
 }
 
@@ -255,10 +308,6 @@ fn default_room_codes() -> Vec<String> {
     vec!["IKPMS".to_string()]
 }
 
-fn default_true() -> bool {
-    true
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration: {0}")]
@@ -331,13 +380,23 @@ impl Settings {
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
             let at = format!("tenants[{i}]");
-            if t.business_external_reference.is_empty() {
-                return invalid(format!("{at}.business_external_reference is empty"));
-            }
-            if !seen.insert(t.business_external_reference.as_str()) {
+            let Some(id) = t.id.as_deref() else {
                 return invalid(format!(
-                    "{at}.business_external_reference `{}` is defined twice",
-                    t.business_external_reference
+                    "{at} has no `id`: add a short, stable name such as id = \"hotel-amsterdam\" \
+                     (a-z, 0-9, -). Since version 2 a tenant is one Lightspeed business location, \
+                     found by its api_key; the id names it in records, logs and metrics, and \
+                     business_external_reference is an optional pin"
+                ));
+            };
+            if let Some(problem) = tenant_id_problem(id) {
+                return invalid(format!("{at}.id `{id}` {problem}"));
+            }
+            if !seen.insert(id) {
+                return invalid(format!("{at}.id `{id}` is defined twice"));
+            }
+            if t.business_external_reference.as_deref() == Some("") {
+                return invalid(format!(
+                    "{at}.business_external_reference is empty (leave it out to accept any)"
                 ));
             }
             if !self.pms.contains_key(&t.pms) {
@@ -383,10 +442,7 @@ impl TenantSettings {
     /// The API key from the place the configuration names.
     pub fn resolve_api_key(&self) -> Result<SecretString, ConfigError> {
         self.api_key_sources().require().map_err(|e| {
-            ConfigError::Invalid(format!(
-                "tenant `{}`: {e}",
-                self.business_external_reference
-            ))
+            ConfigError::Invalid(format!("tenant `{}`: {e}", self.id_or_placeholder()))
         })
     }
 }
@@ -411,7 +467,13 @@ mod tests {
         assert_eq!(s.server.body_limit, 1_048_576);
         assert_eq!(s.idempotency.store, StoreKind::Memory);
         assert_eq!(s.idempotency.retention, Duration::from_secs(7 * 86_400));
-        assert_eq!(s.tenants[0].business_external_reference, "quickbooks-123");
+        assert_eq!(s.tenants[0].id.as_deref(), Some("demo"));
+        assert_eq!(
+            s.tenants[0].business_external_reference.as_deref(),
+            Some("quickbooks-123")
+        );
+        assert!(!s.tenants[0].gratuity_included, "tip on top by default");
+        assert!(!s.tenants[0].mirroring);
         assert_eq!(s.tenants[0].room_charge_method_codes, vec!["IKPMS"]);
     }
 
@@ -450,13 +512,45 @@ mod tests {
 
         std::fs::write(
             &path,
-            "[[tenants]]\nbusiness_external_reference = \"a\"\napi_key = \"k\"\ncurrency = \"EUR\"\npms = \"nope\"\n",
+            "[[tenants]]\nid = \"a\"\napi_key = \"k\"\ncurrency = \"EUR\"\npms = \"nope\"\n",
         )
         .unwrap();
         let err = Settings::load_with_env(Some(&path), [])
             .unwrap_err()
             .to_string();
         assert!(err.contains("tenants[0].pms"), "{err}");
+    }
+
+    #[test]
+    fn tenant_ids_are_required_valid_and_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let pms = "[pms.m]\nadapter = \"memory\"\n";
+        let tenant = |id: &str, key: &str| {
+            format!("[[tenants]]\n{id}api_key = \"{key}\"\ncurrency = \"EUR\"\npms = \"m\"\n")
+        };
+        for (tenants, expected) in [
+            (
+                // A version 1 file: reference only, no id.
+                "[[tenants]]\nbusiness_external_reference = \"x\"\napi_key = \"k\"\ncurrency = \"EUR\"\npms = \"m\"\n".to_string(),
+                "tenants[0] has no `id`: add a short, stable name",
+            ),
+            (tenant("id = \"Hotel_1\"\n", "k"), "tenants[0].id `Hotel_1` may only hold a-z, 0-9 and -"),
+            (tenant("id = \"\"\n", "k"), "tenants[0].id `` is empty"),
+            (
+                format!("{}{}", tenant("id = \"a\"\n", "k1"), tenant("id = \"a\"\n", "k2")),
+                "tenants[1].id `a` is defined twice",
+            ),
+        ] {
+            std::fs::write(&path, format!("{tenants}{pms}")).unwrap();
+            let err = Settings::load_with_env(Some(&path), [])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        std::fs::write(&path, format!("{}{pms}", tenant("id = \"hotel-1\"\n", "k"))).unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        assert_eq!(s.tenants[0].business_external_reference, None);
     }
 
     #[test]
@@ -488,7 +582,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         let tenant =
-            "[[tenants]]\nbusiness_external_reference = \"a\"\ncurrency = \"EUR\"\npms = \"m\"\n";
+            "[[tenants]]\nid = \"a\"\ncurrency = \"EUR\"\npms = \"m\"\n";
         let pms = "[pms.m]\nadapter = \"memory\"\n";
         for (keys, expected) in [
             (

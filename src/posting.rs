@@ -81,7 +81,7 @@ pub async fn deliver(
 ) -> Result<Reply, ApiError> {
     let begin = idempotency
         .begin(
-            record_key(&tenant.reference, &key),
+            record_key(&tenant.id, &key),
             &fp,
             budget.pms_deadline(),
         )

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use secrecy::ExposeSecret;
+
 use crate::config::Settings;
 use crate::domain::{Charge, IdempotencyKey, Tenant, Tenants};
 use crate::error::ApiError;
@@ -45,10 +47,10 @@ pub fn payload_of(bytes: &[u8]) -> Vec<u8> {
 pub fn check_payload(body: &[u8], tenants: &Tenants) -> Result<String, ApiError> {
     let wire = crate::lightspeed::parse_charge(body)?;
     let offline;
-    let (tenant, note): (&Tenant, &str) = match tenants.find(&wire.business_external_reference) {
+    let (tenant, note): (&Tenant, &str) = match tenants.find_by_key(wire.api_key.expose_secret()) {
         Some(t) => (t, ""),
         None => {
-            offline = Tenant::offline(&wire.business_external_reference);
+            offline = Tenant::offline("offline");
             (
                 &offline,
                 " (tenant not configured: default room-charge code IKPMS)",

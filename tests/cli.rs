@@ -56,7 +56,7 @@ fn check_config_reports_each_part() {
         &dir,
         &format!(
             "[idempotency]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:{}\"\ncommand_timeout = \"300ms\"\n\
-             [[tenants]]\nbusiness_external_reference = \"h1\"\napi_key_env = \"CB_TEST_UNSET_KEY_VAR\"\ncurrency = \"EUR\"\npms = \"m\"\n\
+             [[tenants]]\nid = \"h1\"\napi_key_env = \"CB_TEST_UNSET_KEY_VAR\"\ncurrency = \"EUR\"\npms = \"m\"\n\
              [pms.m]\nadapter = \"memory\"\n",
             free_port()
         ),
@@ -81,7 +81,7 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
         &dir,
         &format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"10s\"\n[log]\nlevel = \"warn\"\n\
-             [[tenants]]\nbusiness_external_reference = \"quickbooks-123\"\napi_key = \"quickbooks-key-345\"\ncurrency = \"EUR\"\npms = \"slow\"\n\
+             [[tenants]]\nid = \"quickbooks-123\"\napi_key = \"quickbooks-key-345\"\ncurrency = \"EUR\"\npms = \"slow\"\n\
              [pms.slow]\nadapter = \"memory\"\nfault = \"slow\"\nslow_delay = \"1500ms\"\n"
         ),
     );

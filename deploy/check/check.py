@@ -469,7 +469,7 @@ def check_k8s_policy(rep: Report, rendered: dict[str, list[dict]]) -> None:
     tenants = cfg.get("tenants", [])
     rep.check(bool(tenants), f"ConfigMap defines tenants ({len(tenants)})")
     for t in tenants:
-        ref = t.get("business_external_reference")
+        ref = t.get("id")
         rep.check("api_key" not in t, f"tenant {ref}: no api_key in the ConfigMap")
         var = t.get("api_key_env")
         if var:
@@ -634,7 +634,7 @@ def check_compose(rep: Report, deploy: Path, schema_path: Path, dockerfile_cmd: 
     rep.check(host in services, f"{mount.name}: redis_url {url} names the compose service")
     env = compose_env(a)
     for t in cfg.get("tenants", []):
-        rep.check("api_key" not in t, f"{mount.name}: tenant {t.get('business_external_reference')} key not in the file")
+        rep.check("api_key" not in t, f"{mount.name}: tenant {t.get('id')} key not in the file")
         if t.get("api_key_env"):
             rep.check(t["api_key_env"] in env, f"{app}: sets {t['api_key_env']} (api_key_env)")
     grace = parse_duration(cfg.get("server", {}).get("shutdown_grace", DEFAULT_SHUTDOWN_GRACE))

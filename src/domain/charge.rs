@@ -271,9 +271,9 @@ impl Charge {
             .is_some_and(|r| r.amount.is_sign_negative() && !r.amount.is_zero());
 
         Ok(Charge {
-            tenant: tenant.reference.clone(),
+            tenant: tenant.id.clone(),
             idempotency_key: key.as_str().to_string(),
-            reference: PostingReference::derive(&tenant.reference, key),
+            reference: PostingReference::derive(&tenant.id, key),
             receipt: ReceiptRefs {
                 receipt_id: wire.receipt_id.clone(),
                 fisc_id: wire.receipt_identifier().map(str::to_string),

@@ -12,13 +12,15 @@ use crate::error::ApiError;
 use crate::pms::{PmsAdapter, PmsRegistry};
 
 pub struct Tenant {
-    /// Lightspeed's `businessExternalReference`.
-    pub reference: String,
-    /// SHA-256 of the API key: compared in constant time, never the key itself.
-    api_key_digest: [u8; 32],
+    /// The configured tenant id (`[a-z0-9-]`): record keys, references, logs.
+    pub id: String,
+    /// When set, only requests naming this `businessExternalReference` are let in.
+    pub pinned_reference: Option<String>,
     pub currency: String,
     pub room_charge_method_codes: Vec<String>,
     pub gratuity_included: bool,
+    /// MIRRORING: receipts without a room charge are acknowledged, not refused.
+    pub mirroring: bool,
     /// Name of the `[pms.NAME]` section.
     pub pms_name: String,
     pub pms: Arc<dyn PmsAdapter>,
@@ -28,7 +30,7 @@ pub struct Tenant {
 impl std::fmt::Debug for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tenant")
-            .field("reference", &self.reference)
+            .field("id", &self.id)
             .field("pms", &self.pms_name)
             .finish_non_exhaustive()
     }
@@ -36,21 +38,26 @@ impl std::fmt::Debug for Tenant {
 
 impl Tenant {
     /// A tenant with default rules and no credentials, for offline validation.
-    pub fn offline(reference: &str) -> Tenant {
+    pub fn offline(id: &str) -> Tenant {
         Tenant {
-            reference: reference.to_string(),
-            api_key_digest: [0; 32],
+            id: id.to_string(),
+            pinned_reference: None,
             currency: "EUR".to_string(),
             room_charge_method_codes: vec!["IKPMS".to_string()],
-            gratuity_included: true,
+            gratuity_included: false,
+            mirroring: false,
             pms_name: String::new(),
             pms: Arc::new(crate::pms::memory::MemoryPms::new(Default::default())),
             mapping: MappingSettings::default(),
         }
     }
 
+    /// Lightspeed's code is `IKPMS`; set-ups differ in case and stray spaces.
     pub fn is_room_charge_code(&self, code: &str) -> bool {
-        self.room_charge_method_codes.iter().any(|c| c == code)
+        let code = code.trim();
+        self.room_charge_method_codes
+            .iter()
+            .any(|c| c.trim().eq_ignore_ascii_case(code))
     }
 }
 
@@ -58,62 +65,91 @@ fn digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// All tenants by `businessExternalReference`.
+/// All tenants, found by the SHA-256 digest of their API key.
+///
+/// The offered key is hashed first and the digest is what is looked up, so
+/// lookup time depends on a digest, never on how much of a key was right; the
+/// match is then confirmed with a constant-time comparison.
 #[derive(Default)]
 pub struct Tenants {
-    by_reference: HashMap<String, Arc<Tenant>>,
+    by_key_digest: HashMap<[u8; 32], Arc<Tenant>>,
+    by_id: HashMap<String, Arc<Tenant>>,
 }
 
 impl Tenants {
     pub fn build(settings: &[TenantSettings], pms: &PmsRegistry) -> Result<Self, ConfigError> {
-        let mut by_reference = HashMap::new();
+        let mut tenants = Tenants::default();
         for t in settings {
+            let id = t.id_or_placeholder();
             let adapter = pms.get(&t.pms).ok_or_else(|| {
-                ConfigError::Invalid(format!(
-                    "tenant `{}` names unknown pms `{}`",
-                    t.business_external_reference, t.pms
-                ))
+                ConfigError::Invalid(format!("tenant `{id}` names unknown pms `{}`", t.pms))
             })?;
             let key: SecretString = t.resolve_api_key()?;
-            let tenant = Tenant {
-                reference: t.business_external_reference.clone(),
-                api_key_digest: digest(key.expose_secret()),
+            let tenant = Arc::new(Tenant {
+                id: id.to_string(),
+                pinned_reference: t.business_external_reference.clone(),
                 currency: t.currency.clone(),
                 room_charge_method_codes: t.room_charge_method_codes.clone(),
                 gratuity_included: t.gratuity_included,
+                mirroring: t.mirroring,
                 pms_name: t.pms.clone(),
                 pms: adapter.clone(),
                 mapping: t.mapping.clone(),
-            };
-            by_reference.insert(tenant.reference.clone(), Arc::new(tenant));
+            });
+            if let Some(other) = tenants
+                .by_key_digest
+                .insert(digest(key.expose_secret()), tenant.clone())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "tenants `{}` and `{id}` have the same api_key: every Lightspeed business \
+                     location is registered with a key of its own",
+                    other.id
+                )));
+            }
+            tenants.by_id.insert(tenant.id.clone(), tenant);
         }
-        Ok(Tenants { by_reference })
+        Ok(tenants)
     }
 
-    /// The tenant by reference, without authentication (offline tools only).
-    pub fn find(&self, reference: &str) -> Option<&Tenant> {
-        self.by_reference.get(reference).map(|t| t.as_ref())
+    /// The tenant by id, without authentication (offline tools, operators).
+    pub fn by_id(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.by_id.get(id)
+    }
+
+    /// The tenant whose key this is, without a reference check (offline tools).
+    pub fn find_by_key(&self, api_key: &str) -> Option<&Arc<Tenant>> {
+        self.by_key_digest.get(&digest(api_key))
     }
 
     pub fn len(&self) -> usize {
-        self.by_reference.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_reference.is_empty()
+        self.by_id.is_empty()
     }
 
-    /// The tenant if `api_key` is its key. The comparison takes the same time
-    /// whatever the key, and an unknown tenant costs the same as a wrong key.
-    pub fn authenticate(&self, reference: &str, api_key: &str) -> Result<Arc<Tenant>, ApiError> {
+    /// The tenant whose key `api_key` is. A tenant that pins its
+    /// `businessExternalReference` also needs `reference` to match. Every
+    /// refusal is the same `Unauthorized`.
+    pub fn authenticate(
+        &self,
+        api_key: &str,
+        reference: Option<&str>,
+    ) -> Result<Arc<Tenant>, ApiError> {
         let offered = digest(api_key);
-        match self.by_reference.get(reference) {
-            Some(tenant) if bool::from(tenant.api_key_digest.ct_eq(&offered)) => Ok(tenant.clone()),
-            Some(_) => Err(ApiError::Unauthorized),
-            None => {
-                let _ = [0u8; 32].ct_eq(&offered);
-                Err(ApiError::Unauthorized)
-            }
+        let found = self.by_key_digest.get_key_value(&offered);
+        let (stored, tenant) = match found {
+            Some((stored, tenant)) => (stored, Some(tenant)),
+            None => (&[0u8; 32], None),
+        };
+        let key_ok = bool::from(stored.ct_eq(&offered)) && tenant.is_some();
+        match tenant {
+            Some(tenant) if key_ok => match &tenant.pinned_reference {
+                Some(pinned) if reference != Some(pinned.as_str()) => Err(ApiError::Unauthorized),
+                _ => Ok(tenant.clone()),
+            },
+            _ => Err(ApiError::Unauthorized),
         }
     }
 }
@@ -128,18 +164,23 @@ mod tests {
         let s = Settings::demo();
         let pms = PmsRegistry::build(&s.pms).unwrap();
         let tenants = Tenants::build(&s.tenants, &pms).unwrap();
+        let demo = tenants
+            .authenticate("quickbooks-key-345", Some("quickbooks-123"))
+            .unwrap();
+        assert_eq!(demo.id, "demo");
         assert!(
             tenants
-                .authenticate("quickbooks-123", "quickbooks-key-345")
-                .is_ok()
-        );
-        assert!(
-            tenants
-                .authenticate("quickbooks-123", "quickbooks-key-346")
+                .authenticate("quickbooks-key-346", Some("quickbooks-123"))
                 .is_err()
         );
-        assert!(tenants.authenticate("quickbooks-123", "").is_err());
-        assert!(tenants.authenticate("other", "quickbooks-key-345").is_err());
+        assert!(tenants.authenticate("", Some("quickbooks-123")).is_err());
+        // The demo tenant pins its reference: another (or none) is refused.
+        assert!(
+            tenants
+                .authenticate("quickbooks-key-345", Some("other"))
+                .is_err()
+        );
+        assert!(tenants.authenticate("quickbooks-key-345", None).is_err());
     }
 
     /// Keys are never compared as strings: both sides become 32-byte SHA-256
@@ -160,12 +201,12 @@ mod tests {
             ("quickbooks-123", "quickbooks-key-3456"),
             ("quickbooks-123", ""),
             ("quickbooks-123", &"q".repeat(10_000)),
-            ("unknown-tenant", right),
+            ("unknown-reference", right),
         ];
         for (reference, key) in wrong {
             // Whatever the offered length, what is compared has the same size.
             assert_eq!(digest(key).len(), digest(right).len());
-            let err = tenants.authenticate(reference, key).unwrap_err();
+            let err = tenants.authenticate(key, Some(reference)).unwrap_err();
             assert!(matches!(err, ApiError::Unauthorized), "{err:?}");
             assert_eq!(
                 err.body(),
@@ -173,6 +214,62 @@ mod tests {
                 "one answer for every wrong key"
             );
         }
-        assert!(tenants.authenticate("quickbooks-123", right).is_ok());
+        assert!(tenants.authenticate(right, Some("quickbooks-123")).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn two_locations(extra: &str) -> Result<Tenants, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[[tenants]]\nid = \"amsterdam\"\napi_key = \"key-ams\"\ncurrency = \"EUR\"\npms = \"m\"\n\
+                 business_external_reference = \"client-1\"\n\
+                 [[tenants]]\nid = \"rotterdam\"\napi_key = \"{extra}\"\ncurrency = \"EUR\"\npms = \"m\"\n\
+                 room_charge_method_codes = [\"ikpms\", \"ROOM\"]\n\
+                 [pms.m]\nadapter = \"memory\"\n"
+            ),
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        let pms = PmsRegistry::build(&s.pms).unwrap();
+        Tenants::build(&s.tenants, &pms)
+    }
+
+    #[test]
+    fn two_locations_of_one_integrator_are_told_apart_by_key() {
+        let tenants = two_locations("key-rot").unwrap();
+        let ams = tenants.authenticate("key-ams", Some("client-1")).unwrap();
+        let rot = tenants.authenticate("key-rot", Some("client-1")).unwrap();
+        assert_eq!((ams.id.as_str(), rot.id.as_str()), ("amsterdam", "rotterdam"));
+        // Rotterdam pins nothing: any reference (or none) is fine with its key.
+        assert!(tenants.authenticate("key-rot", None).is_ok());
+        assert!(tenants.authenticate("key-ams", Some("client-2")).is_err());
+        assert_eq!(tenants.by_id("rotterdam").unwrap().id, "rotterdam");
+    }
+
+    #[test]
+    fn a_shared_api_key_is_a_configuration_error() {
+        let err = two_locations("key-ams").err().unwrap().to_string();
+        assert!(
+            err.contains("tenants `amsterdam` and `rotterdam` have the same api_key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn room_charge_codes_match_without_case_or_padding() {
+        let tenants = two_locations("key-rot").unwrap();
+        let rot = tenants.by_id("rotterdam").unwrap();
+        for code in ["IKPMS", "ikpms", " IkPms ", "room"] {
+            assert!(rot.is_room_charge_code(code), "{code}");
+        }
+        assert!(!rot.is_room_charge_code("CASH"));
     }
 }

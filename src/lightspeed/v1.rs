@@ -39,8 +39,10 @@ pub struct ChargeTransaction {
     pub owner_name: Option<String>,
     #[serde(default, deserialize_with = "opt_id")]
     pub device_id: Option<Id>,
-    #[validate(length(min = 1, max = MAX_REF))]
-    pub business_external_reference: String,
+    /// The integrator's K-Series API client id, the same for every location it
+    /// registers: not the tenant (that is `apiKey`), only an optional pin.
+    #[validate(length(max = MAX_REF))]
+    pub business_external_reference: Option<String>,
     pub api_key: SecretString,
     #[validate(length(max = MAX_REF))]
     pub receipt_id: Option<String>,

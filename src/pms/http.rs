@@ -743,7 +743,7 @@ mod tests {
         let pms = PmsRegistry::build(&s.pms).unwrap();
         let tenants = Tenants::build(&s.tenants, &pms).unwrap();
         let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
-        let tenant = tenants.find("quickbooks-123").unwrap();
+        let tenant = tenants.by_id("demo").unwrap();
         Charge::from_wire(
             &wire,
             tenant,
@@ -1150,7 +1150,7 @@ mod tests {
             &path,
             r#"
 [[tenants]]
-business_external_reference = "quickbooks-123"
+id = "quickbooks-123"
 api_key = "quickbooks-key-345"
 currency = "EUR"
 room_charge_method_codes = ["IKPMS"]

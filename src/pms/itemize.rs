@@ -169,7 +169,7 @@ mod tests {
         let pms = PmsRegistry::build(&s.pms).unwrap();
         let tenants = Tenants::build(&s.tenants, &pms).unwrap();
         let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
-        let tenant = tenants.find("quickbooks-123").unwrap();
+        let tenant = tenants.by_id("demo").unwrap();
         Charge::from_wire(
             &wire,
             tenant,

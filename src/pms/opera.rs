@@ -624,7 +624,7 @@ mod tests {
             &path,
             r#"
 [[tenants]]
-business_external_reference = "hotel"
+id = "hotel"
 api_key = "k"
 currency = "EUR"
 pms = "opera"

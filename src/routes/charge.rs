@@ -177,12 +177,12 @@ async fn handle(
     }
 
     let wire = lightspeed::parse_charge(&body)?;
-    fields.tenant = Some(wire.business_external_reference.clone());
     fields.fisc_id = wire.receipt_identifier().map(str::to_string);
     let tenant = state.tenants.authenticate(
-        &wire.business_external_reference,
         wire.api_key.expose_secret(),
+        wire.business_external_reference.as_deref(),
     )?;
+    fields.tenant = Some(tenant.id.clone());
     let charge = Charge::from_wire(&wire, &tenant, &key, chrono::Utc::now())?;
     drop(wire);
     let fp = fingerprint(&body).ok_or_else(|| ApiError::invalid("", "body is not JSON"))?;

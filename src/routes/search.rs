@@ -47,8 +47,8 @@ pub async fn search(
 
 async fn run(query: SearchQuery, state: &AppState) -> Result<HttpResponse, ApiError> {
     let tenant = state.tenants.authenticate(
-        query.business_external_reference.as_deref().unwrap_or(""),
         query.api_key.as_deref().unwrap_or(""),
+        query.business_external_reference.as_deref(),
     )?;
     let term = query.term.as_deref().unwrap_or("").trim();
     if term.is_empty() {
@@ -76,7 +76,7 @@ async fn run(query: SearchQuery, state: &AppState) -> Result<HttpResponse, ApiEr
         found.as_ref().err(),
     );
     let reservations = found.map_err(|e| {
-        tracing::warn!(error = %e, tenant = %tenant.reference, "guest search failed");
+        tracing::warn!(error = %e, tenant = %tenant.id, "guest search failed");
         ApiError::PmsUnavailable(e.to_string())
     })?;
     Ok(HttpResponse::Ok().json(SearchAnswer { reservations }))

@@ -19,7 +19,7 @@ fn spawn_server(port: u16, redis: &str, pms: &str, dir: &tempfile::TempDir) -> s
             "[server]\nlisten = \"127.0.0.1:{port}\"\nrequest_deadline = \"2s\"\npms_safety_margin = \"200ms\"\n\
              [idempotency]\nstore = \"redis\"\nredis_url = \"{redis}\"\nlease = \"3s\"\nin_flight_wait = \"500ms\"\naccept_unsafe_redis = true\n\
              [log]\nlevel = \"warn\"\n\
-             [[tenants]]\nbusiness_external_reference = \"{TENANT}\"\napi_key = \"{API_KEY}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
+             [[tenants]]\nid = \"{TENANT}\"\napi_key = \"{API_KEY}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
              [pms.hotel]\nadapter = \"http\"\nurl = \"{pms}\"\n"
         ),
     )

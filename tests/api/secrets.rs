@@ -224,13 +224,13 @@ level = "trace"
 dir = {capture:?}
 
 [[tenants]]
-business_external_reference = "hotel-http"
+id = "hotel-http"
 api_key = "{KEY_HTTP}"
 currency = "EUR"
 pms = "hotel"
 
 [[tenants]]
-business_external_reference = "hotel-apaleo"
+id = "hotel-apaleo"
 api_key_file = {key_file:?}
 currency = "EUR"
 pms = "apaleo"
@@ -239,13 +239,13 @@ pms = "apaleo"
 taxes = {{ "12345" = "Reduced" }}
 
 [[tenants]]
-business_external_reference = "hotel-bad-token"
+id = "hotel-bad-token"
 api_key_env = "{KEY_C_VAR}"
 currency = "EUR"
 pms = "bad-token"
 
 [[tenants]]
-business_external_reference = "hotel-down"
+id = "hotel-down"
 api_key = "{KEY_DOWN}"
 currency = "EUR"
 pms = "down"

@@ -144,7 +144,7 @@ impl Bridge {
                  [idempotency]\nstore = \"{store}\"\nredis_url = \"{redis_url}\"\nlease = \"3s\"\n\
                  in_flight_wait = \"1s\"\ncommand_timeout = \"500ms\"\n\
                  [log]\nlevel = \"warn\"\nformat = \"json\"\n\
-                 [[tenants]]\nbusiness_external_reference = \"{}\"\napi_key = \"{}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
+                 [[tenants]]\nid = \"{}\"\napi_key = \"{}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
                  [pms.hotel]\nadapter = \"http\"\nurl = \"{pms_url}\"\ntimeout = \"1500ms\"\nmax_retries = 1\n",
                 driver::TENANT,
                 driver::API_KEY,

@@ -43,6 +43,8 @@ pub enum Command {
     /// Send fixture deliveries to a running chargebridge and compare the answers
     /// with their expectations; non-zero exit on any mismatch.
     Replay(crate::replay::ReplayArgs),
+    /// Register and inspect this service at Lightspeed (PMS provider API).
+    Lightspeed(crate::lightspeed_cli::LightspeedArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -51,6 +53,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate { paths, config } => crate::validate::run(&paths, config.as_deref()),
         Command::CheckConfig { config } => crate::check_config::run(config.as_deref()),
         Command::Replay(args) => crate::replay::run_cli(args),
+        Command::Lightspeed(args) => crate::lightspeed_cli::run(args),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The wire side: Lightspeed's payloads as they arrive, before any business meaning.
 
+pub mod providers;
 pub mod shapes;
 pub mod v1;
 
@@ -245,7 +246,11 @@ mod tests {
         assert_eq!(error_of(r#"{"name": "x", "payments": [{"#).0, "");
         assert!(error_of("[]").1.contains("object"));
         assert!(error_of("42").1.contains("object"));
-        assert!(error_of(r#"{"businessExternalReference":"b"}"#).1.contains("apiKey"));
+        assert!(
+            error_of(r#"{"businessExternalReference":"b"}"#)
+                .1
+                .contains("apiKey")
+        );
         // The tenant is found by apiKey: the reference may be left out.
         assert!(parse_charge(br#"{"apiKey":"k"}"#).is_ok());
         assert!(

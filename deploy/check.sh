@@ -6,6 +6,11 @@
 # secrets outside ConfigMaps), and, when a chargebridge binary and
 # redis-server are at hand, starts three replicas on the deploy configuration
 # against one Redis and checks a duplicate delivery is replayed, not re-posted.
+# Access logs must never print the query string (Lightspeed's guest search
+# carries the apiKey there): haproxy.cfg's log format is checked offline, and
+# the smoke test runs HAProxy (Debian: apt-get install haproxy; required with
+# DEPLOY_CHECK_SMOKE=require) in front of the replicas and greps its log and
+# theirs for the apiKey it sent.
 #
 #   deploy/check.sh            # from any directory
 #   DEPLOY_CHECK_SMOKE=require deploy/check.sh   # CI: the smoke test must run

@@ -16,6 +16,11 @@ pinned tools). Every check prints one line; any FAIL makes the exit status 1.
    only from Secrets, PDB/HPA/Service wiring, Redis AOF + noeviction).
 5. Compose: compose.yaml validates against the Compose spec schema; Redis
    durability flags, healthcheck, depends_on, replicas, config mount, grace.
+   Access logs: no log format in haproxy.cfg can print the query string, which
+   carries the apiKey of every guest search (no %r, %HU, %HQ, "option
+   httplog", URL or body samples, directly or through a variable), and the
+   access log still names the path (%HPO); the detector is run on broken
+   copies too, so it can fail. No Ingress annotation logs $request & co.
 6. Dockerfile: builder builds the release binary with --locked after a
    dependency-only layer; the final stage is small and runs as a non-root USER.
 7. Smoke (when a chargebridge binary and redis-server exist): three replicas on
@@ -26,6 +31,14 @@ pinned tools). Every check prints one line; any FAIL makes the exit status 1.
    chargebridge's own Redis durability check is satisfied), a delivery posted
    by one replica is replayed byte for byte by the others, a changed body under
    the same key is refused, SIGTERM exits cleanly within shutdown_grace.
+   With haproxy installed (required with DEPLOY_CHECK_SMOKE=require), it
+   runs compose's haproxy.cfg (bind and servers moved to 127.0.0.1) in front
+   of the replicas, sends guest searches (apiKey and guest name in the query,
+   one with a wrong key) and a charge through it, and fails if its access log
+   lacks a line per request, shows a query string, or holds the apiKey or the
+   name; every replica's log is searched for the apiKeys as well. The tenant's
+   key is a fresh one per run (through its api_key_env, as a Secret would set
+   it), not compose.yaml's default demo key.
 """
 
 from __future__ import annotations
@@ -45,6 +58,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -641,20 +655,288 @@ def check_compose(rep: Report, deploy: Path, schema_path: Path, dockerfile_cmd: 
     stop = parse_duration(a.get("stop_grace_period", "10s"))
     rep.check(stop > grace, f"{app}: stop_grace_period {stop:g}s > shutdown_grace {grace:g}s")
     lb = [n for n, s in services.items() if re.match(r"(haproxy|nginx|traefik|envoy)", str(s.get("image", "")).split("/")[-1])]
+    haproxy_cfg = None
     if rep.check(bool(lb), f"a load balancer in front ({', '.join(lb)})"):
         for v in services[lb[0]].get("volumes", []):
             src = (deploy / str(v).split(":")[0]).resolve()
             rep.check(src.is_file(), f"{lb[0]}: {src.relative_to(deploy.parent)} exists")
             if "haproxy" in services[lb[0]]["image"]:
+                haproxy_cfg = src
                 text = src.read_text()
                 rep.check(f"{app}:{listen.rsplit(':', 1)[1]}" in text, f"haproxy.cfg targets {app}:{listen.rsplit(':', 1)[1]}")
                 rep.check("/readyz" in text, "haproxy.cfg health-checks /readyz")
-                if shutil.which("haproxy"):
-                    r = subprocess.run(["haproxy", "-c", "-f", str(src)], capture_output=True, text=True)
+                check_haproxy_log(rep, src)
+                if haproxy_binary():
+                    r = subprocess.run([haproxy_binary(), "-c", "-f", str(src)], capture_output=True, text=True)
                     rep.check(r.returncode == 0, "haproxy -c accepts haproxy.cfg", (r.stdout + r.stderr).strip()[-400:])
                 else:
                     rep.skip("haproxy not installed: haproxy.cfg syntax not checked")
-    return {"config": mount, "env": env, "redis_args": rcmd, "replicas": replicas}
+    if lb and not haproxy_cfg:
+        rep.fail(f"{', '.join(lb) or 'no load balancer'}: only HAProxy's access log is checked for the "
+                 "query string (apiKey); check this proxy's log format by hand or extend deploy/check")
+    return {"config": mount, "env": env, "redis_args": rcmd, "replicas": replicas,
+            "haproxy_cfg": haproxy_cfg, "tenants": cfg.get("tenants", [])}
+
+
+# --------------------------------------------------------------------------
+# 5b: access logs never print the query string (it carries the apiKey)
+#
+# Lightspeed's guest search is GET /lightspeed/search?term=…&
+# businessExternalReference=…&apiKey=…: a proxy that logs the request line
+# writes every tenant's API key (and guests' names) to its log.
+
+HAPROXY_SECTIONS = {
+    "global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist",
+    "mailers", "program", "http-errors", "ring", "log-forward", "cache", "crt-store",
+    "traces", "log-profile",
+}
+# Log-format aliases that print the query string (HAProxy 3.0 manual, 8.2.6):
+# %r the request line, %HU the request URI, %HQ the query string.
+HAPROXY_QUERY_ALIASES = {"r": "the request line", "HU": "the request URI", "HQ": "the query string"}
+# Sample fetches whose value holds the query string (url, url_param, urlp,
+# url32, query, pathq, baseq, capture.req.uri) or the body (a charge's body
+# carries the apiKey too).
+HAPROXY_QUERY_FETCHES = re.compile(
+    r"(?<![\w.])(url\w*|query|pathq|baseq|capture\.req\.uri|req\.body\w*|req\.payload\w*)(?![\w.])")
+# Directives whose first argument is a custom log format.
+HAPROXY_FORMAT_DIRECTIVES = ("log-format", "log-format-sd", "error-log-format", "unique-id-format")
+
+
+def haproxy_words(line: str) -> tuple[list[str], bool]:
+    """A configuration line cut into words as HAProxy does (backslash escapes,
+    weak "…" and strong '…' quotes, # comments); and whether it refers to an
+    environment variable ($VAR outside strong quotes), whose value this check
+    cannot see."""
+    words, cur, have, quote, env, i = [], "", False, None, False, 0
+    while i < len(line):
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                quote = None
+            else:
+                cur += c
+        elif c == "\\" and i + 1 < len(line):
+            cur += {"n": "\n", "r": "\r", "t": "\t"}.get(line[i + 1], line[i + 1])
+            have, i = True, i + 2
+            continue
+        elif quote == '"':
+            if c == '"':
+                quote = None
+            else:
+                env |= c == "$"
+                cur += c
+        elif c in "'\"":
+            quote, have = c, True
+        elif c == "#":
+            break
+        elif c in " \t":
+            if have:
+                words.append(cur)
+            cur, have = "", False
+        else:
+            env |= c == "$"
+            cur, have = cur + c, True
+        i += 1
+    if have:
+        words.append(cur)
+    return words, env
+
+
+def haproxy_sections(text: str) -> list[dict]:
+    """[{"kind", "name", "lines": [(lineno, words, env)]}], in file order."""
+    out: list[dict] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        words, env = haproxy_words(raw)
+        if not words:
+            continue
+        if words[0] in HAPROXY_SECTIONS:
+            out.append({"kind": words[0], "name": words[1] if len(words) > 1 else None,
+                        "args": words[1:], "line": n, "lines": []})
+        elif out:
+            out[-1]["lines"].append((n, words, env))
+    return out
+
+
+def log_format_items(fmt: str) -> list[tuple[str, str]]:
+    """The items of an HAProxy custom log format: ("alias", "HPO") for %HPO,
+    %{+Q}HPO or %(name)HPO, ("expr", "path,lower") for %[path,lower]."""
+    items, i = [], 0
+    while i < len(fmt):
+        if fmt[i] != "%":
+            i += 1
+            continue
+        i += 1
+        if fmt[i:i + 1] == "%":
+            i += 1
+            continue
+        while fmt[i:i + 1] in ("(", "{"):
+            j = fmt.find(")" if fmt[i] == "(" else "}", i)
+            if j < 0:
+                raise ValueError(f"unterminated {fmt[i]!r} in {fmt!r}")
+            i = j + 1
+        if fmt[i:i + 1] == "[":
+            depth, j = 0, i
+            while j < len(fmt):
+                depth += {"[": 1, "]": -1}.get(fmt[j], 0)
+                if depth == 0:
+                    break
+                j += 1
+            if depth:
+                raise ValueError(f"unterminated %[ in {fmt!r}")
+            items.append(("expr", fmt[i + 1:j]))
+            i = j + 1
+        else:
+            m = re.match(r"[A-Za-z][A-Za-z0-9]*", fmt[i:])
+            if not m:
+                raise ValueError(f"'%' not followed by an alias or %[...] in {fmt!r}")
+            items.append(("alias", m.group(0)))
+            i += m.end()
+    return items
+
+
+def haproxy_log_leaks(text: str) -> tuple[list[str], dict[str, str]]:
+    """Where an HAProxy configuration can write the query string (or the body)
+    to a log; and, per frontend/listen that logs, its effective access-log
+    format. An empty problem list means the log prints neither."""
+    sections = haproxy_sections(text)
+    problems: list[str] = []
+    # set-var(NAME) / set-var-fmt(NAME) definitions: a format that logs a
+    # variable logs whatever the variable was set from.
+    setvars: dict[str, list[tuple[str, str]]] = {}
+    for s in sections:
+        for n, words, _ in s["lines"]:
+            for k, w in enumerate(words[:-1]):
+                m = re.match(r"set-var(-fmt)?\(([^),]+)", w)
+                if m:
+                    setvars.setdefault(m.group(2), []).append(("fmt" if m.group(1) else "expr", words[k + 1]))
+
+    def expr_leaks(expr: str, seen: frozenset) -> list[str]:
+        out = [f"%[{expr}] uses {m.group(1)}" for m in HAPROXY_QUERY_FETCHES.finditer(expr)]
+        for name, defs in setvars.items():
+            if name not in seen and re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", expr):
+                for kind, value in defs:
+                    out += [f"{name} (set from {value!r}): {p}"
+                            for p in (fmt_leaks(value, seen | {name}) if kind == "fmt"
+                                      else expr_leaks(value, seen | {name}))]
+        return out
+
+    def fmt_leaks(fmt: str, seen: frozenset = frozenset()) -> list[str]:
+        try:
+            items = log_format_items(fmt)
+        except ValueError as e:
+            return [str(e)]
+        out = []
+        for kind, value in items:
+            if kind == "alias" and value in HAPROXY_QUERY_ALIASES:
+                out.append(f"%{value} prints {HAPROXY_QUERY_ALIASES[value]}, with the query string")
+            elif kind == "expr":
+                out += expr_leaks(value, seen)
+        return out
+
+    formats: dict[int, str] = {}  # section index -> its own last access-log format
+    for si, s in enumerate(sections):
+        where = f"{s['kind']} {s['name'] or ''}".strip()
+        for n, words, env in s["lines"]:
+            at = f"line {n} ({where})"
+            if words[0] == "option" and len(words) > 1 and words[1] in ("httplog", "httpslog"):
+                problems.append(f"{at}: 'option {words[1]}' logs the request line (%r) with its query string")
+                formats[si] = "%r"
+            elif words[0] in HAPROXY_FORMAT_DIRECTIVES and len(words) > 1:
+                if env:
+                    problems.append(f"{at}: {words[0]} uses an environment variable (e.g. "
+                                    "HAPROXY_HTTP_LOG_FMT, which ends in %r); write the format out")
+                problems += [f"{at}: {words[0]}: {p}" for p in fmt_leaks(words[1])]
+                if words[0] == "log-format":
+                    formats[si] = words[1]
+            elif s["kind"] == "log-profile" and words[0] == "on":
+                for k, w in enumerate(words[:-1]):
+                    if w in ("format", "sd"):
+                        problems += [f"{at}: {w}: {p}" for p in fmt_leaks(words[k + 1])]
+            elif words[:3] == ["capture", "request", "header"] and len(words) > 3 \
+                    and words[3].lower() in ("referer", "referrer", "location"):
+                problems.append(f"{at}: captures the {words[3]} header, which holds a whole URL")
+            elif len(words) > 2 and words[0] in ("http-request", "tcp-request") and "capture" in words:
+                k = words.index("capture")
+                if k + 1 < len(words):
+                    problems += [f"{at}: capture: {p}" for p in expr_leaks(words[k + 1], frozenset())]
+
+    effective: dict[str, str] = {}
+    defaults: dict[str | None, tuple[str | None, bool]] = {}  # name (None = last) -> (format, logs)
+    for si, s in enumerate(sections):
+        logs = any(w[0] == "log" for _, w, _ in s["lines"])
+        parent = (None, False)
+        if s["kind"] in ("defaults", "frontend", "listen"):
+            a = s["args"]
+            if "from" in a and a.index("from") + 1 < len(a):
+                parent = defaults.get(a[a.index("from") + 1], (None, False))
+            elif s["kind"] != "defaults":
+                parent = defaults.get(None, (None, False))
+        fmt = formats.get(si, parent[0])
+        logs = logs or parent[1]
+        if s["kind"] == "defaults":
+            defaults[None] = (fmt, logs)
+            if s["name"]:
+                defaults[s["name"]] = (fmt, logs)
+        elif s["kind"] in ("frontend", "listen") and logs:
+            where = f"{s['kind']} {s['name']}"
+            if fmt is None:
+                problems.append(f"{where}: logs without a log-format (set one that names %HPO)")
+            else:
+                effective[where] = fmt
+    return problems, effective
+
+
+def haproxy_binary():
+    """haproxy on PATH, or where Debian installs it (/usr/sbin may be off PATH)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+def check_haproxy_log(rep: Report, path: Path) -> None:
+    """The access-log format of haproxy.cfg prints the path, never the query string."""
+    text = path.read_text()
+    problems, effective = haproxy_log_leaks(text)
+    for p in problems:
+        rep.fail(f"haproxy.cfg can log the query string (the apiKey of every guest search): {p}")
+    for where, fmt in effective.items():
+        try:
+            items = log_format_items(fmt)
+        except ValueError:
+            items = []
+        path_item = any(k == "alias" and v in ("HPO", "HP") or k == "expr" and re.match(r"\s*(path|base)\b", v)
+                        for k, v in items)
+        rep.check(path_item, f"haproxy.cfg {where}: access log names the path ({fmt[-22:]!r})",
+                  "no %HPO (or %HP, %[path]) in the format")
+    rep.check(bool(effective), "haproxy.cfg: some frontend writes an access log", "no frontend logs")
+    if not problems and effective:
+        rep.ok(f"haproxy.cfg: no access-log format can print the query string ({len(effective)} frontend(s))")
+    # The detector must be able to fail: the stock httplog and a %r format.
+    for label, bad in (("option httplog", "\n    option httplog\n"),
+                       ("log-format with %{+Q}r", "\n    log-format \"%ci %{+Q}r\"\n"),
+                       ("a variable set from the query", "\n    http-request set-var(txn.q) query\n"
+                        "    log-format '%ci %[var(txn.q)]'\n")):
+        mutated = re.sub(r"(^defaults[^\n]*\n)", lambda m: m.group(1) + bad.lstrip("\n"), text, count=1, flags=re.M)
+        rep.check(bool(haproxy_log_leaks(mutated)[0]), f"the log-format check refuses {label} (self-test)")
+
+
+# Nginx variables that hold the query string: $request (the request line),
+# $request_uri, $args, $query_string, $arg_NAME.
+NGINX_QUERY_VARS = re.compile(r"\$(request|request_uri|args|query_string|arg_\w+)\b")
+
+
+def check_ingress_logs(rep: Report, rendered: dict[str, list[dict]]) -> None:
+    """No Ingress/Gateway manifest asks its proxy to log the query string."""
+    seen = 0
+    for rel, docs in rendered.items():
+        for d in docs:
+            if d.get("kind") not in ("Ingress", "Gateway", "HTTPRoute", "IngressRoute"):
+                continue
+            seen += 1
+            name = f"{rel}: {d['kind']}/{d['metadata']['name']}"
+            ann = d.get("metadata", {}).get("annotations") or {}
+            bad = [k for k, v in ann.items() if NGINX_QUERY_VARS.search(str(v))]
+            rep.check(not bad, f"{name}: no annotation logs the query string", ", ".join(bad))
+    if not seen:
+        rep.ok("no Ingress or Gateway under deploy/k8s (yours must log the path only: deploy/README.md)")
 
 
 # --------------------------------------------------------------------------
@@ -815,6 +1097,36 @@ def k8s_env(container: dict, secrets: dict) -> dict[str, str]:
     return env
 
 
+def haproxy_for_smoke(text: str, listen_port: int, servers: list[int]) -> str:
+    """deploy/compose/haproxy.cfg made runnable outside Docker: the frontend
+    binds a free loopback port and the replicas are literal servers instead of
+    Docker-DNS ones. Everything else, the global log target, the defaults with
+    the access-log format and the health check, stays as it is."""
+    out, skip = [], False
+    for raw in text.splitlines():
+        words, _ = haproxy_words(raw)
+        if words and words[0] in HAPROXY_SECTIONS:
+            skip = words[0] == "resolvers"  # Docker's DNS (127.0.0.11) is not here
+        if skip:
+            continue
+        if words[:1] == ["bind"]:
+            out.append(f"    bind 127.0.0.1:{listen_port}")
+        elif words[:1] == ["server-template"]:
+            out += [f"    server cb{i + 1} 127.0.0.1:{p}" for i, p in enumerate(servers)]
+        elif words[:1] in (["default-server"], ["server"]):
+            kept, i = [], 0
+            while i < len(words):
+                if words[i] in ("resolvers", "init-addr", "resolve-prefer", "resolve-opts"):
+                    i += 2
+                    continue
+                kept.append(words[i])
+                i += 1
+            out.append("    " + " ".join(kept))
+        else:
+            out.append(raw)
+    return "\n".join(out) + "\n"
+
+
 def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> None:
     rep.section("Smoke: the deploy configurations run; replicas share one Redis")
     if mode == "skip":
@@ -874,6 +1186,17 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
         if rport is None:
             return
         cenv = dict(compose_info["env"], CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL=f"redis://127.0.0.1:{rport}")
+        # The tenant's API key, as a secret store would set it: a fresh one,
+        # not compose.yaml's default (the public demo key, which chargebridge
+        # warns about). Charges carry it in the body, guest searches in the
+        # query string; no log may contain it afterwards.
+        tenant_key = f"smoke-key-{uuid.uuid4().hex}"
+        wrong_key = f"wrong-key-{uuid.uuid4().hex}"
+        tenant = next((t for t in compose_info["tenants"] if t.get("api_key_env") in cenv), None)
+        if rep.check(tenant is not None, "the compose tenant's API key comes from compose.yaml's environment "
+                     "(api_key_env; set to a fresh key here)"):
+            cenv[tenant["api_key_env"]] = tenant_key
+        api_keys = [("the tenant's apiKey", tenant_key), ("a wrong apiKey", wrong_key)]
         replicas = [start(f"compose-replica-{i + 1}", compose_info["config"], cenv)
                     for i in range(compose_info["replicas"])]
 
@@ -886,9 +1209,9 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
             password = uuid.uuid4().hex
             secrets: dict = {}
 
-            class Stand(dict):  # any other secret key: the demo tenant's API key
+            class Stand(dict):  # any other secret key: the tenant's API key
                 def __missing__(self, k):
-                    return "quickbooks-key-345"
+                    return tenant_key
 
             secrets = Stand({("chargebridge-redis", "password"): password})
             (rc,) = sts["spec"]["template"]["spec"]["containers"]
@@ -900,7 +1223,12 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
                 toml_path = tmp / "k8s-chargebridge.toml"
                 toml_path.write_text(next(iter(cm["data"].values())))
                 (c,) = [x for x in dep["spec"]["template"]["spec"]["containers"] if x["name"] == APP]
-                k8s = start("k8s-pod", toml_path, k8s_env(c, secrets))
+                kenv = k8s_env(c, secrets)
+                k8s = start("k8s-pod", toml_path, kenv)
+                for t in tomllib.loads(toml_path.read_text()).get("tenants", []):
+                    v = kenv.get(t.get("api_key_env") or "")
+                    if v and v not in (k for _, k in api_keys):
+                        api_keys.append(("the k8s tenant's apiKey", v))
 
         everyone = replicas + ([k8s] if k8s else [])
         for r in everyone:
@@ -910,6 +1238,8 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
             rep.check(got == 200, f"{r['name']}: /readyz 200 (Redis reachable)", f"got {got}")
 
         seed = (root / "fixtures" / "payloads" / "seed-example.json").read_bytes()
+        seed = re.sub(rb'("apiKey"\s*:\s*)"[^"]*"', lambda m: m.group(1) + b'"' + tenant_key.encode() + b'"',
+                      seed, count=1)
         key = f"LS1_{uuid.uuid4()}"
         hdr = {"Content-Type": "application/json", "Accept": "application/json",
                "X-Lightspeed-Idempotency-Key": key}
@@ -941,6 +1271,93 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
         sm, _, bm = http("GET", replicas[0]["url"] + "/metrics")
         rep.check(sm == 200 and b"chargebridge_" in bm, "/metrics serves chargebridge_* series")
 
+        # The proxy: compose's HAProxy (its haproxy.cfg, bind and servers moved
+        # to loopback) in front of the replicas. Guest searches carry the
+        # apiKey and the guest's name in the query string; the access log must
+        # name their path and hold neither.
+        term = "Jane"  # a checked-in guest of the memory PMS
+        ref = (tenant or {}).get("business_external_reference") or "smoke-client"
+
+        def mask(text: str) -> str:
+            for _, v in api_keys:
+                text = text.replace(v, "***")
+            return text
+
+        def search(base: str, key: str) -> tuple[int, bytes]:
+            q = urllib.parse.urlencode({"term": term, "businessExternalReference": ref, "apiKey": key})
+            st, _, b = http("GET", f"{base}/lightspeed/search?{q}")
+            return st, b
+
+        lb = None
+        haproxy = haproxy_binary()
+        if compose_info.get("haproxy_cfg") is None:
+            rep.fail("no haproxy.cfg in compose.yaml: the proxy's log cannot be checked for the apiKey")
+        elif not haproxy:
+            (rep.fail if mode == "require" else rep.skip)(
+                "haproxy not installed (apt-get install haproxy): the proxy's access log is not checked for the apiKey")
+        else:
+            lport = free_port()
+            lb_cfg = tmp / "haproxy.cfg"
+            lb_cfg.write_text(haproxy_for_smoke(compose_info["haproxy_cfg"].read_text(), lport,
+                                                [int(r["url"].rsplit(":", 1)[1]) for r in replicas]))
+            lb_log = tmp / "lb.log"
+            p = subprocess.Popen([haproxy, "-db", "-f", str(lb_cfg)], stdout=open(lb_log, "wb"),
+                                 stderr=subprocess.STDOUT)
+            procs.append(p)
+            lb = {"name": "lb", "url": f"http://127.0.0.1:{lport}", "proc": p, "log": lb_log}
+            version = " ".join(subprocess.run([haproxy, "-v"], capture_output=True, text=True).stdout.split()[:3])
+            got = wait_http(lb["url"] + "/readyz", 200, 10)
+            if not rep.check(got == 200, f"lb: {version} on compose/haproxy.cfg forwards to the replicas",
+                             f"/readyz {got}: {lb_log.read_text(errors='replace')[-400:]}"):
+                lb = None
+        # Through the proxy one search per replica (round robin) with the
+        # tenant's key, one with a wrong key, and a charge; without HAProxy the
+        # same searches go to the replicas directly, so their logs are checked
+        # all the same.
+        targets = [(lb["name"], lb["url"])] * len(replicas) if lb else [(r["name"], r["url"]) for r in replicas]
+        for i, (where, base) in enumerate(targets):
+            st, b = search(base, tenant_key)
+            found = json.loads(b).get("reservations") if st == 200 and b[:1] == b"{" else None
+            rep.check(st == 200 and bool(found), f"{where}: guest search {i + 1}/{len(targets)} (tenant's apiKey "
+                      "in the query) answers 200 with the guest", mask(f"{st} {b[:200]!r}"))
+        st, b = search(targets[0][1], wrong_key)
+        try:
+            j = json.loads(b)
+        except ValueError:
+            j = {}
+        refused = (st == 401 or j.get("success") is False) and not j.get("reservations") and j.get("code") == "unauthorized"
+        rep.check(refused, f"{targets[0][0]}: guest search with a wrong apiKey is refused (unauthorized, no guests)",
+                  mask(f"{st} {b[:200]!r}"))
+        if lb:
+            st, _, b = http("POST", lb["url"] + "/lightspeed/charge", seed,
+                            dict(hdr, **{"X-Lightspeed-Idempotency-Key": f"LS1_{uuid.uuid4()}"}))
+            rep.check(st == 200 and b'"posted"' in b, "lb: a charge through the proxy is posted", mask(f"{st} {b[:200]!r}"))
+            searches = len(replicas) + 1
+            end = time.monotonic() + 5
+            while time.monotonic() < end:  # HAProxy writes a line when a request ends
+                text = lb_log.read_text(errors="replace")
+                if text.count("/lightspeed/search") >= searches and "/lightspeed/charge" in text:
+                    break
+                time.sleep(0.05)
+            lb["proc"].terminate()
+            try:
+                lb["proc"].wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                lb["proc"].kill()
+            text = lb_log.read_text(errors="replace")
+            lines = [l for l in text.splitlines() if "/lightspeed/" in l]
+            rep.check(sum("/lightspeed/search" in l for l in lines) == searches
+                      and sum("/lightspeed/charge" in l for l in lines) == 1,
+                      f"lb: access log has a line per request naming its path ({len(lines)})",
+                      mask(" | ".join(lines)[:600]))
+            with_query = [l for l in lines if "?" in l]
+            rep.check(not with_query, "lb: no access-log line carries a query string", mask(" | ".join(with_query)[:600]))
+            leaked = [label for label, v in api_keys if v in text]
+            if term.lower() in text.lower():
+                leaked.append(f"the guest's name ({term})")
+            rep.check(not leaked, "lb: access log holds neither apiKey nor the searched guest's name",
+                      "found " + ", ".join(leaked) + ": " + mask(" | ".join(lines)[:400]))
+
         for r in everyone:
             r["proc"].send_signal(signal.SIGTERM)
         for r in everyone:
@@ -954,6 +1371,10 @@ def check_smoke(rep: Report, root: Path, mode: str, compose_info, rendered) -> N
             bad = [l for l in text.splitlines() if re.search(r'"level":"(WARN|ERROR)"|\b(WARN|ERROR)\b', l)]
             rep.check(not bad, f"{r['name']}: no warnings or errors logged "
                       "(so chargebridge's own Redis durability check passed)", " | ".join(bad)[:600])
+            leaked = [label for label, v in api_keys if v in text]
+            rep.check(not leaked, f"{r['name']}: log holds no apiKey (sent in charges and searches)",
+                      "found " + ", ".join(leaked) + ": " + mask(" | ".join(
+                          l for l in text.splitlines() if any(v in l for _, v in api_keys))[:400]))
     finally:
         for p in procs:
             if p.poll() is None:
@@ -983,6 +1404,7 @@ def main() -> int:
     rendered = check_kustomize(rep, deploy, opts.work)
     check_schemas(rep, deploy, rendered, versions)
     check_k8s_policy(rep, rendered)
+    check_ingress_logs(rep, rendered)
     docker_cmd = check_dockerfile(rep, root)
     compose_info = check_compose(rep, deploy, opts.compose_schema, docker_cmd)
     check_smoke(rep, root, smoke, compose_info, rendered)

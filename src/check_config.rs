@@ -1,11 +1,14 @@
 //! `chargebridge check-config`: validates a configuration the way `serve` would
-//! load it, resolves env- and file-provided secrets, and tries every dependency.
+//! load it, says where each setting that matters came from (file, environment,
+//! secret source or default; never a secret's value), resolves env- and
+//! file-provided secrets, and tries every dependency.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::config::{Settings, StoreKind};
+use crate::config::secret::Place;
+use crate::config::{Provenance, Settings, StoreKind};
 use crate::domain::Tenants;
 use crate::idempotency::redis::RedisStore;
 use crate::pms::PmsRegistry;
@@ -15,14 +18,23 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn run(config: Option<&Path>) -> ExitCode {
     let source = config.map_or("embedded defaults".to_string(), |p| p.display().to_string());
     println!("configuration: {source}");
-    let settings = match Settings::load(config) {
-        Ok(s) => s,
+    let (settings, provenance) = match Settings::load_with_provenance(config, std::env::vars()) {
+        Ok(loaded) => loaded,
         Err(e) => {
-            println!("  FAIL  {e}");
+            // One problem a line, under the count.
+            let text = e.to_string();
+            let mut lines = text.lines();
+            println!("  FAIL  {}", lines.next().unwrap_or_default());
+            for line in lines {
+                println!("        {}", line.trim_start());
+            }
             return ExitCode::from(2);
         }
     };
     println!("  ok    syntax, keys and durations");
+    for line in sources(&settings, &provenance) {
+        println!("  from  {line}");
+    }
     let mut failures = 0;
     let pms = match PmsRegistry::build(&settings.pms) {
         Ok(p) => p,
@@ -117,4 +129,63 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         println!("{failures} problem(s)");
         ExitCode::from(1)
     }
+}
+
+/// Where each setting that matters came from, one line each, aligned; secrets
+/// are named by their source only.
+fn sources(settings: &Settings, provenance: &Provenance) -> Vec<String> {
+    let mut rows: Vec<(String, String)> = vec![
+        (
+            format!("server.listen = {:?}", settings.server.listen),
+            provenance.layer(&["server", "listen"]).to_string(),
+        ),
+        (
+            format!(
+                "server.request_deadline = {}",
+                humantime::format_duration(settings.server.request_deadline)
+            ),
+            provenance
+                .layer(&["server", "request_deadline"])
+                .to_string(),
+        ),
+        (
+            format!(
+                "idempotency.store = {}",
+                match settings.idempotency.store {
+                    StoreKind::Memory => "memory",
+                    StoreKind::Redis => "redis",
+                }
+            ),
+            provenance.layer(&["idempotency", "store"]).to_string(),
+        ),
+        (
+            "idempotency.redis_url".to_string(),
+            match provenance.secret(&["idempotency"], "redis_url") {
+                Place::Unset => "default (a local Redis)".to_string(),
+                place => place.to_string(),
+            },
+        ),
+    ];
+    for (i, t) in settings.tenants.iter().enumerate() {
+        let index = i.to_string();
+        rows.push((
+            format!("tenant {} api key", t.id_or_placeholder()),
+            provenance
+                .secret(&["tenants", &index], "api_key")
+                .to_string(),
+        ));
+    }
+    for name in settings.pms.keys() {
+        for (key, place) in provenance.pms_secrets(name) {
+            rows.push((format!("pms {name} {key}"), place.to_string()));
+        }
+    }
+    let width = rows
+        .iter()
+        .map(|(what, _)| what.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.into_iter()
+        .map(|(what, from)| format!("{what:<width$}  {from}"))
+        .collect()
 }

@@ -1,6 +1,11 @@
 //! Settings: embedded defaults, then a TOML file, then `CHARGEBRIDGE__SECTION__KEY`
 //! environment variables. Secrets stay wrapped in `SecretString` and never print;
 //! each can also come from a named environment variable or file ([`secret`]).
+//!
+//! Loading reports every problem at once, one line each, naming the key and
+//! saying in plain words what is accepted ([`ConfigError::Problems`]); the
+//! merged tree is reviewed against the keys below before serde reads it.
+//! [`Provenance`] tells `check-config` which layer set each value.
 
 pub mod secret;
 
@@ -53,6 +58,10 @@ pms = "demo"
 [pms.demo]
 adapter = "memory"
 "#;
+
+/// The API key of Lightspeed's published example (and of the demo tenant):
+/// public, so a tenant using it is announced loudly at start-up.
+pub const DEMO_API_KEY: &str = "quickbooks-key-345";
 
 const ENV_PREFIX: &str = "CHARGEBRIDGE";
 
@@ -314,6 +323,28 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// Every problem loading found, each naming its key, in plain words.
+    #[error("{}", list_problems(.0))]
+    Problems(Vec<String>),
+}
+
+fn list_problems(problems: &[String]) -> String {
+    let mut text = match problems.len() {
+        1 => "1 problem in the configuration:".to_string(),
+        n => format!("{n} problems in the configuration:"),
+    };
+    for problem in problems {
+        text.push_str("\n  ");
+        text.push_str(problem);
+    }
+    text
+}
+
+/// A problem [`Settings::check`] found, with the keys it is about: loading drops
+/// those about a key it already refused (and stood in a default for).
+struct Problem {
+    keys: Vec<String>,
+    text: String,
 }
 
 impl Settings {
@@ -327,6 +358,19 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigError> {
+        Self::load_with_provenance(file, env).map(|(settings, _)| settings)
+    }
+
+    /// As [`Settings::load_with_env`], and where each value came from.
+    ///
+    /// Every problem found is reported at once ([`ConfigError::Problems`]): the
+    /// merged tree is walked against the known keys, a refused value is replaced
+    /// by its default (or left out) so the walk and the cross-key rules of
+    /// [`Settings::check`] can go on.
+    pub fn load_with_provenance(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Settings, Provenance), ConfigError> {
         use config::{Config, Environment, File, FileFormat};
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
@@ -341,6 +385,8 @@ impl Settings {
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
             .collect();
+        let mut env_names: Vec<String> = env.keys().cloned().collect();
+        env_names.sort();
         builder = builder.add_source(
             Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -348,9 +394,18 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env)),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
-        settings.check()?;
-        Ok(settings)
+        let tree = builder.build()?.cache;
+        let provenance = Provenance {
+            tree: without_secrets(&tree),
+            env_names,
+            demo: file.is_none(),
+        };
+        let defaults = Config::builder()
+            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+            .build()?
+            .cache;
+        let settings = review(tree, &defaults, &provenance.env_names)?;
+        Ok((settings, provenance))
     }
 
     /// The demo configuration, as `serve` with no file runs it.
@@ -358,74 +413,1103 @@ impl Settings {
         Self::load_with_env(None, std::iter::empty()).expect("embedded defaults are valid")
     }
 
-    /// Cross-key rules serde cannot express.
+    /// Cross-key rules serde cannot express; every broken one is reported.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Problems(
+                problems.into_iter().map(|p| p.text).collect(),
+            ))
+        }
+    }
+
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut add = |keys: &[&str], text: String| {
+            out.push(Problem {
+                keys: keys.iter().map(|k| k.to_string()).collect(),
+                text,
+            })
+        };
+        let (deadline, lease) = ("server.request_deadline", "idempotency.lease");
         if self.idempotency.lease <= self.server.request_deadline {
-            return invalid(format!(
-                "idempotency.lease ({}) must be longer than server.request_deadline ({})",
-                humantime::format_duration(self.idempotency.lease),
-                humantime::format_duration(self.server.request_deadline)
-            ));
+            add(
+                &[lease, deadline],
+                format!(
+                    "idempotency.lease ({}) must be longer than server.request_deadline ({})",
+                    humantime::format_duration(self.idempotency.lease),
+                    humantime::format_duration(self.server.request_deadline)
+                ),
+            );
         }
         if self.server.request_deadline.is_zero() {
-            return invalid("server.request_deadline must be positive".into());
+            add(
+                &[deadline],
+                "server.request_deadline must be positive".into(),
+            );
         }
         if self.server.body_limit == 0 {
-            return invalid("server.body_limit must be positive".into());
+            add(
+                &["server.body_limit"],
+                "server.body_limit must be positive".into(),
+            );
         }
         if self.idempotency.retention < self.idempotency.lease {
-            return invalid("idempotency.retention must be at least idempotency.lease".into());
+            add(
+                &["idempotency.retention", lease],
+                "idempotency.retention must be at least idempotency.lease".into(),
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, t) in self.tenants.iter().enumerate() {
             let at = format!("tenants[{i}]");
-            let Some(id) = t.id.as_deref() else {
-                return invalid(format!(
-                    "{at} has no `id`: add a short, stable name such as id = \"hotel-amsterdam\" \
-                     (a-z, 0-9, -). Since version 2 a tenant is one Lightspeed business location, \
-                     found by its api_key; the id names it in records, logs and metrics, and \
-                     business_external_reference is an optional pin"
-                ));
-            };
-            if let Some(problem) = tenant_id_problem(id) {
-                return invalid(format!("{at}.id `{id}` {problem}"));
-            }
-            if !seen.insert(id) {
-                return invalid(format!("{at}.id `{id}` is defined twice"));
+            let key = |k: &str| format!("{at}.{k}");
+            match t.id.as_deref() {
+                None => add(
+                    &[&key("id")],
+                    format!(
+                        "{at} has no `id`: add a short, stable name such as id = \"hotel-amsterdam\" \
+                         (a-z, 0-9, -). Since version 2 a tenant is one Lightspeed business \
+                         location, found by its api_key; the id names it in records, logs and \
+                         metrics, and business_external_reference is an optional pin"
+                    ),
+                ),
+                Some(id) => {
+                    if let Some(problem) = tenant_id_problem(id) {
+                        add(&[&key("id")], format!("{at}.id `{id}` {problem}"));
+                    } else if !seen.insert(id) {
+                        add(&[&key("id")], format!("{at}.id `{id}` is defined twice"));
+                    }
+                }
             }
             if t.business_external_reference.as_deref() == Some("") {
-                return invalid(format!(
-                    "{at}.business_external_reference is empty (leave it out to accept any)"
-                ));
+                add(
+                    &[&key("business_external_reference")],
+                    format!(
+                        "{at}.business_external_reference is empty (leave it out to accept any)"
+                    ),
+                );
             }
             if !self.pms.contains_key(&t.pms) {
-                return invalid(format!(
-                    "{at}.pms names `{}`, which has no [pms.{}] section",
-                    t.pms, t.pms
-                ));
+                add(
+                    &[&key("pms")],
+                    format!(
+                        "{at}.pms names `{}`, which has no [pms.{}] section",
+                        t.pms, t.pms
+                    ),
+                );
             }
             if t.currency.len() != 3 || !t.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-                return invalid(format!(
-                    "{at}.currency `{}` is not an ISO 4217 code",
-                    t.currency
-                ));
+                add(
+                    &[&key("currency")],
+                    format!("{at}.currency `{}` is not an ISO 4217 code", t.currency),
+                );
             }
             if t.room_charge_method_codes.is_empty() {
-                return invalid(format!("{at}.room_charge_method_codes is empty"));
+                add(
+                    &[&key("room_charge_method_codes")],
+                    format!("{at}.room_charge_method_codes is empty"),
+                );
             }
             if let Err(e) = t.api_key_sources().required_origin() {
-                return invalid(format!("{at}: {e}"));
+                add(
+                    &[&key("api_key"), &key("api_key_env"), &key("api_key_file")],
+                    format!("{at}: {e}"),
+                );
             }
         }
         if let Err(e) = self.idempotency.redis_url_sources().origin() {
-            return invalid(format!("idempotency.{e}"));
+            add(
+                &[
+                    "idempotency.redis_url",
+                    "idempotency.redis_url_env",
+                    "idempotency.redis_url_file",
+                ],
+                format!("idempotency.{e}"),
+            );
         }
         for (name, pms) in &self.pms {
-            pms.check()
-                .map_err(|m| ConfigError::Invalid(format!("pms.{name}: {m}")))?;
+            if let Err(m) = pms.check() {
+                add(&[&format!("pms.{name}")], format!("pms.{name}: {m}"));
+            }
         }
-        Ok(())
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reviewing the merged tree: every problem, in plain words.
+
+/// What a key holds, as far as the review goes.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    /// Text that is never echoed in a message.
+    Secret,
+    Duration,
+    Count,
+    Flag,
+    /// One of the words, which are the serde names of an enum; the noun says
+    /// what a word names (`"rediss" is not a store`).
+    Choice(&'static str, &'static [&'static str]),
+    TextList,
+    TextMap,
+    Section(&'static [Field]),
+    /// `[[name]]`: a list of sections.
+    Sections(&'static [Field]),
+    /// `[pms.NAME]` sections, whose keys the adapters' own settings define.
+    PmsSections,
+}
+
+struct Field {
+    name: &'static str,
+    kind: Kind,
+    /// Set for a key without a default: how to add it.
+    missing: Option<&'static str>,
+}
+
+const fn opt(name: &'static str, kind: Kind) -> Field {
+    Field {
+        name,
+        kind,
+        missing: None,
+    }
+}
+
+const fn required(name: &'static str, kind: Kind, hint: &'static str) -> Field {
+    Field {
+        name,
+        kind,
+        missing: Some(hint),
+    }
+}
+
+/// The keys of [`Settings`]; a test holds them to the structs' serde names.
+const TOP: &[Field] = &[
+    opt("server", Kind::Section(SERVER)),
+    opt("idempotency", Kind::Section(IDEMPOTENCY)),
+    opt("tenants", Kind::Sections(TENANT)),
+    opt("pms", Kind::PmsSections),
+    opt("log", Kind::Section(LOG)),
+    opt("capture", Kind::Section(CAPTURE)),
+];
+
+const SERVER: &[Field] = &[
+    opt("listen", Kind::Text),
+    opt("request_deadline", Kind::Duration),
+    opt("body_limit", Kind::Count),
+    opt("shutdown_grace", Kind::Duration),
+    opt("pms_safety_margin", Kind::Duration),
+    opt("client_request_timeout", Kind::Duration),
+    opt("max_connections", Kind::Count),
+    opt("workers", Kind::Count),
+    opt("public_url", Kind::Text),
+    opt("search_cache", Kind::Duration),
+];
+
+const STORES: &[&str] = &["memory", "redis"];
+const LOG_FORMATS: &[&str] = &["auto", "json", "pretty"];
+
+const IDEMPOTENCY: &[Field] = &[
+    opt("store", Kind::Choice("store", STORES)),
+    opt("redis_url", Kind::Secret),
+    opt("redis_url_env", Kind::Text),
+    opt("redis_url_file", Kind::Text),
+    opt("lease", Kind::Duration),
+    opt("in_flight_wait", Kind::Duration),
+    opt("retention", Kind::Duration),
+    opt("command_timeout", Kind::Duration),
+    opt("accept_unsafe_redis", Kind::Flag),
+    opt("memory_capacity", Kind::Count),
+];
+
+const TENANT: &[Field] = &[
+    // Required, but its absence is explained by `check` (version 1 files).
+    opt("id", Kind::Text),
+    opt("business_external_reference", Kind::Text),
+    opt("api_key", Kind::Secret),
+    opt("api_key_env", Kind::Text),
+    opt("api_key_file", Kind::Text),
+    required(
+        "currency",
+        Kind::Text,
+        "add currency = \"EUR\" (an ISO 4217 code)",
+    ),
+    opt("room_charge_method_codes", Kind::TextList),
+    opt("gratuity_included", Kind::Flag),
+    opt("mirroring", Kind::Flag),
+    required(
+        "pms",
+        Kind::Text,
+        "add pms = \"NAME\", naming the [pms.NAME] section that posts its charges",
+    ),
+    opt("mapping", Kind::Section(MAPPING)),
+];
+
+const MAPPING: &[Field] = &[
+    opt("revenue_centers", Kind::TextMap),
+    opt("accounting_groups", Kind::TextMap),
+    opt("taxes", Kind::TextMap),
+    opt("default_revenue_center", Kind::Text),
+    opt("default_accounting_group", Kind::Text),
+    opt("default_tax", Kind::Text),
+    opt("gratuity_code", Kind::Text),
+    opt("service_charge_code", Kind::Text),
+];
+
+const LOG: &[Field] = &[
+    opt("format", Kind::Choice("log format", LOG_FORMATS)),
+    opt("level", Kind::Text),
+];
+
+const CAPTURE: &[Field] = &[required(
+    "dir",
+    Kind::Text,
+    "add dir = \"/var/lib/chargebridge/capture\" (where deliveries are written)",
+)];
+
+/// The origin `config` gives values read from the environment.
+const FROM_ENVIRONMENT: &str = "the environment";
+
+/// Walks `tree` against the known keys, then deserializes what is left and runs
+/// [`Settings::check`]; all problems together, or the settings.
+fn review(
+    mut tree: Value,
+    defaults: &Value,
+    env_names: &[String],
+) -> Result<Settings, ConfigError> {
+    let mut review = Review {
+        problems: Vec::new(),
+        repaired: Vec::new(),
+        env_names,
+    };
+    review.section("", TOP, &mut tree, Some(defaults));
+    let settings = match tree.try_deserialize::<Settings>() {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            // The walk missed something serde refuses: still say it plainly.
+            review.problems.push(plain_config_error(&e));
+            None
+        }
+    };
+    if let Some(settings) = &settings {
+        for problem in settings.problems() {
+            let about_repaired = problem
+                .keys
+                .iter()
+                .any(|k| review.repaired.iter().any(|r| related(k, r)));
+            if !about_repaired {
+                review.problems.push(problem.text);
+            }
+        }
+    }
+    match settings {
+        Some(settings) if review.problems.is_empty() => Ok(settings),
+        _ => {
+            // In the order of the file's sections (the cross-key rules with the
+            // section they start with); the walk's order within one.
+            review.problems.sort_by_key(|line| section_rank(line));
+            Err(ConfigError::Problems(review.problems))
+        }
+    }
+}
+
+/// Where the line's key (`tenants[2].pms …`) sorts: its section, then its tenant.
+fn section_rank(line: &str) -> (usize, usize) {
+    let key = line.split([' ', ':', '.']).next().unwrap_or_default();
+    let (section, index) = match key.split_once('[') {
+        Some((section, rest)) => (
+            section,
+            rest.trim_end_matches(']').parse().unwrap_or(usize::MAX),
+        ),
+        None => (key, 0),
+    };
+    let rank = TOP
+        .iter()
+        .position(|f| f.name == section)
+        .map_or(0, |i| i + 1);
+    (rank, index)
+}
+
+use config::{Value, ValueKind};
+
+struct Review<'a> {
+    problems: Vec<String>,
+    /// Keys whose value was refused and replaced (or left out).
+    repaired: Vec<String>,
+    env_names: &'a [String],
+}
+
+impl Review<'_> {
+    /// Records `text` about the value at `path`, naming the environment
+    /// variable when that is where the value came from.
+    fn problem(&mut self, path: &str, value: &Value, text: String) {
+        let vars = if from_environment(value) {
+            let prefix = env_name(path);
+            self.env_names
+                .iter()
+                .filter(|n| {
+                    let n = n.to_ascii_uppercase();
+                    n == prefix || n.starts_with(&format!("{prefix}__"))
+                })
+                .cloned()
+                .collect::<Vec<_>>()
+        } else {
+            Vec::new()
+        };
+        if vars.is_empty() {
+            self.problems.push(text);
+        } else {
+            self.problems
+                .push(format!("{text} (set by {})", vars.join(", ")));
+        }
+    }
+
+    fn section(
+        &mut self,
+        at: &str,
+        fields: &'static [Field],
+        value: &mut Value,
+        defaults: Option<&Value>,
+    ) {
+        if !matches!(value.kind, ValueKind::Table(_)) {
+            let header = match at.split_once('[') {
+                Some((list, _)) => format!("[[{list}]]"),
+                None => format!("[{at}]"),
+            };
+            let text = format!(
+                "{at}: {} is not a section; write {header} on a line of its own, then its settings",
+                shown(value)
+            );
+            self.problem(at, value, text);
+            *value = defaults
+                .cloned()
+                .unwrap_or_else(|| Value::new(None, ValueKind::Table(config::Map::new())));
+            self.repaired.push(at.to_string());
+            return;
+        }
+        let ValueKind::Table(table) = &mut value.kind else {
+            return;
+        };
+        let known: Vec<&str> = fields.iter().map(|f| f.name).collect();
+        let mut unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        unknown.sort();
+        for key in unknown {
+            let Some(v) = table.remove(&key) else {
+                continue;
+            };
+            let path = join(at, &key);
+            self.problem(&path, &v, unknown_key(&path, &key, &known));
+        }
+        for field in fields {
+            let path = join(at, field.name);
+            let default = defaults.and_then(|d| child(d, field.name));
+            let Some(v) = table.get_mut(field.name) else {
+                if let Some(hint) = field.missing {
+                    self.problems.push(format!("{path} is missing: {hint}"));
+                    table.insert(field.name.to_string(), placeholder());
+                    self.repaired.push(path);
+                }
+                continue;
+            };
+            match field.kind {
+                Kind::Section(sub) => self.section(&path, sub, v, default),
+                Kind::Sections(sub) => self.sections(&path, sub, v),
+                Kind::PmsSections => self.pms(&path, v),
+                leaf => {
+                    let Some(what) = leaf_problem(leaf, v) else {
+                        continue;
+                    };
+                    self.problem(&path, v, format!("{path}: {what}"));
+                    self.repaired.push(path);
+                    match (default, field.missing) {
+                        (Some(d), _) => *v = d.clone(),
+                        (None, Some(_)) => *v = placeholder(),
+                        (None, None) => {
+                            table.remove(field.name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn sections(&mut self, at: &str, fields: &'static [Field], value: &mut Value) {
+        let ValueKind::Array(items) = &mut value.kind else {
+            let text = format!(
+                "{at}: {} is not a list of sections; write [[{at}]] (two brackets) above each one",
+                shown(value)
+            );
+            self.problem(at, value, text);
+            *value = Value::new(None, ValueKind::Array(Vec::new()));
+            self.repaired.push(at.to_string());
+            return;
+        };
+        for (i, item) in items.iter_mut().enumerate() {
+            self.section(&format!("{at}[{i}]"), fields, item, None);
+        }
+    }
+
+    fn pms(&mut self, at: &str, value: &mut Value) {
+        let ValueKind::Table(sections) = &mut value.kind else {
+            let text = format!(
+                "{at}: {} is not a section; write a [pms.NAME] section for each PMS, with its adapter",
+                shown(value)
+            );
+            self.problem(at, value, text);
+            *value = Value::new(None, ValueKind::Table(config::Map::new()));
+            self.repaired.push(at.to_string());
+            return;
+        };
+        let mut names: Vec<String> = sections.keys().cloned().collect();
+        names.sort();
+        for name in names {
+            if let Some(section) = sections.get_mut(&name) {
+                self.pms_section(&format!("{at}.{name}"), section);
+            }
+        }
+    }
+
+    /// One `[pms.NAME]` section. Its keys are the adapter's: serde is asked for
+    /// them, and each refused key is found by leaving keys out one at a time.
+    fn pms_section(&mut self, at: &str, value: &mut Value) {
+        let first = self.problems.len();
+        self.pms_keys(at, value);
+        // serde meets the keys in no set order; the lines start with the key.
+        self.problems[first..].sort();
+    }
+
+    fn pms_keys(&mut self, at: &str, value: &mut Value) {
+        let adapters = pms_adapters();
+        let adapter = match &value.kind {
+            ValueKind::Table(table) => table.get("adapter").cloned(),
+            _ => {
+                let text = format!(
+                    "{at}: {} is not a section; write [{at}] on a line of its own, then adapter = \"…\" and its settings",
+                    shown(value)
+                );
+                self.problem(at, value, text);
+                self.stand_in_for_pms(at, value);
+                return;
+            }
+        };
+        let adapter = match adapter {
+            None => {
+                let text = format!(
+                    "{at}.adapter is missing: add adapter = \"NAME\", one of {}",
+                    or_list(&adapters)
+                );
+                self.problem(at, value, text);
+                self.stand_in_for_pms(at, value);
+                return;
+            }
+            Some(a) => match a.clone().try_deserialize::<String>() {
+                Ok(name) if adapters.contains(&name) => name,
+                _ => {
+                    let path = format!("{at}.adapter");
+                    let text = format!(
+                        "{path}: {} is not an adapter; use {}",
+                        shown(&a),
+                        or_list(&adapters)
+                    );
+                    self.problem(&path, &a, text);
+                    self.stand_in_for_pms(at, value);
+                    return;
+                }
+            },
+        };
+        let fields = pms_fields(&adapter);
+        let secret = |key: &str| {
+            fields.as_ref().is_some_and(|f| {
+                f.iter().any(|f| *f == format!("{key}_env"))
+                    && f.iter().any(|f| *f == format!("{key}_file"))
+            })
+        };
+        let ValueKind::Table(table) = &mut value.kind else {
+            return;
+        };
+        if let Some(fields) = &fields {
+            let known: Vec<&str> = fields.iter().map(String::as_str).collect();
+            let mut unknown: Vec<String> = table
+                .keys()
+                .filter(|k| *k != "adapter" && !known.contains(&k.as_str()))
+                .cloned()
+                .collect();
+            unknown.sort();
+            for key in unknown {
+                if let Some(v) = table.remove(&key) {
+                    let path = format!("{at}.{key}");
+                    self.problem(&path, &v, unknown_key(&path, &key, &known));
+                }
+            }
+        }
+        // Missing keys this review stood in for with "" to look further.
+        let mut stood_in: Vec<String> = Vec::new();
+        // Each round removes or adds one key; a section has only so many.
+        for _ in 0..64 {
+            let Err(error) = pms_accepts(table) else {
+                return;
+            };
+            let missing = missing_field(&error);
+            // A key of the section itself that is missing (serde says so once
+            // the whole section is read): say so, stand in for it, read on.
+            if let Some(field) = missing.as_ref().filter(|f| {
+                !table.contains_key(f.as_str())
+                    && fields.as_ref().is_some_and(|all| all.contains(f))
+            }) {
+                let path = format!("{at}.{field}");
+                // A key refused below and taken out is not missing too.
+                if !self.repaired.contains(&path) {
+                    self.problems.push(format!("{path} is missing"));
+                    self.repaired.push(path);
+                }
+                if stood_in.contains(field) {
+                    self.stand_in_for_pms(at, value);
+                    return;
+                }
+                stood_in.push(field.clone());
+                table.insert(field.clone(), placeholder());
+                continue;
+            }
+            let text = error.to_string();
+            let mut keys: Vec<String> = table.keys().filter(|k| *k != "adapter").cloned().collect();
+            keys.sort();
+            let culprit = keys.into_iter().find(|key| {
+                let mut without = table.clone();
+                without.remove(key);
+                pms_accepts(&without).err().map(|e| e.to_string()) != Some(text.clone())
+            });
+            match culprit {
+                Some(key) if stood_in.contains(&key) => {
+                    // Not text after all: nothing more to learn here.
+                    self.stand_in_for_pms(at, value);
+                    return;
+                }
+                Some(key) => {
+                    let Some(v) = table.remove(&key) else {
+                        return;
+                    };
+                    let path = format!("{at}.{key}");
+                    let line = match &missing {
+                        Some(field) => format!("{path}: an entry has no {field}"),
+                        None => plain_line(&path, &innermost(&error), secret(&key)),
+                    };
+                    self.problem(&path, &v, line);
+                    self.repaired.push(path);
+                }
+                None => {
+                    self.problems.push(plain_line(at, &innermost(&error), true));
+                    self.stand_in_for_pms(at, value);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A section that cannot be read is replaced by an empty memory PMS, so a
+    /// tenant naming it is not also said to name a missing section.
+    fn stand_in_for_pms(&mut self, at: &str, value: &mut Value) {
+        let mut table = config::Map::new();
+        table.insert("adapter".to_string(), Value::new(None, "memory"));
+        *value = Value::new(None, ValueKind::Table(table));
+        self.repaired.push(at.to_string());
+    }
+}
+
+fn pms_accepts(table: &config::Map<String, Value>) -> Result<(), config::ConfigError> {
+    Value::new(None, ValueKind::Table(table.clone()))
+        .try_deserialize::<PmsSettings>()
+        .map(|_| ())
+}
+
+/// The adapters `[pms.NAME] adapter` accepts, as serde names them.
+fn pms_adapters() -> Vec<String> {
+    let mut probe = config::Map::new();
+    probe.insert("adapter".to_string(), Value::new(None, "\u{1}"));
+    match pms_accepts(&probe) {
+        Err(e) => serde_names(&innermost(&e)),
+        Ok(()) => Vec::new(),
+    }
+}
+
+/// The keys an adapter's section accepts, as serde names them (`None` for an
+/// unknown adapter).
+pub fn pms_fields(adapter: &str) -> Option<Vec<String>> {
+    let mut probe = config::Map::new();
+    probe.insert("adapter".to_string(), Value::new(None, adapter));
+    probe.insert("\u{1}".to_string(), Value::new(None, 0));
+    let message = innermost(&pms_accepts(&probe).err()?);
+    message
+        .starts_with("unknown field `\u{1}`")
+        .then(|| serde_names(&message))
+}
+
+/// The names serde lists after `expected` in its unknown-field and
+/// unknown-variant messages.
+fn serde_names(message: &str) -> Vec<String> {
+    let Some((_, listed)) = message.split_once("expected") else {
+        return Vec::new();
+    };
+    listed
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+fn missing_field(error: &config::ConfigError) -> Option<String> {
+    match error {
+        config::ConfigError::NotFound(field) => Some(field.clone()),
+        config::ConfigError::At { error, .. } => missing_field(error),
+        _ => None,
+    }
+}
+
+/// The message of an error, without `config`'s ` for key …` and ` in …` tails.
+fn innermost(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::At { error, .. } => innermost(error),
+        config::ConfigError::Type {
+            unexpected,
+            expected,
+            ..
+        } => format!("invalid type: {unexpected}, expected {expected}"),
+        config::ConfigError::NotFound(field) => format!("missing field `{field}`"),
+        config::ConfigError::Message(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A serde error from deserializing the whole tree, in plain words.
+fn plain_config_error(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type { key, .. } | config::ConfigError::At { key, .. } => plain_line(
+            key.as_deref().unwrap_or("configuration"),
+            &innermost(error),
+            true,
+        ),
+        config::ConfigError::NotFound(key) => format!("{key} is missing"),
+        other => plain_line("configuration", &innermost(other), true),
+    }
+}
+
+/// serde's message about the key at `path`, in plain words. `hide` leaves the
+/// value out (it may be a secret).
+fn plain_line(path: &str, message: &str, hide: bool) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let (field, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        let known = serde_names(rest);
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
+        let path = if path == field || path.ends_with(&format!(".{field}")) {
+            path.to_string()
+        } else {
+            join(path, field)
+        };
+        return unknown_key(&path, field, &known);
+    }
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let (got, rest) = rest.split_once('`').unwrap_or((rest, ""));
+        return format!(
+            "{path}: \"{got}\" is not accepted here; use {}",
+            or_list(&serde_names(rest))
+        );
+    }
+    // `config`'s own words for an enum it cannot read.
+    if let Some((_, got)) = message.split_once(" does not have variant constructor ") {
+        return format!("{path}: \"{got}\" is not accepted here");
+    }
+    if message.contains("should be represented by either string") {
+        return format!("{path}: write one word in quotes");
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or(rest);
+        return format!("{} is missing", join(path, field));
+    }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some((got, wanted)) = message
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split_once(", expected "))
+        {
+            let got = if hide {
+                "the value".to_string()
+            } else {
+                plain_unexpected(got)
+            };
+            return format!("{path}: {got} is not {}", plain_expected(wanted));
+        }
+    }
+    format!("{path}: {message}")
+}
+
+/// serde's and `config`'s `string "x"`, `integer `5``, `map`: as written.
+fn plain_unexpected(got: &str) -> String {
+    if let Some(s) = got.strip_prefix("string ") {
+        return s.to_string();
+    }
+    if let Some((_, v)) = got.split_once('`') {
+        return v.trim_end_matches('`').to_string();
+    }
+    match got {
+        "map" => "a table".into(),
+        "sequence" => "a list".into(),
+        "unit value" | "option" => "an empty value".into(),
+        other => other.into(),
+    }
+}
+
+/// What serde expected, said as what to write.
+fn plain_expected(wanted: &str) -> String {
+    let wanted = wanted.trim();
+    match wanted {
+        "a duration" => DURATION_HINT.into(),
+        "a boolean" => "true or false".into(),
+        "a string" | "a borrowed string" | "a character" => "text; write it in quotes".into(),
+        "a sequence" => "a list; write e.g. [\"A\", \"B\"]".into(),
+        "a map" => "a table".into(),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0 or more)".into(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" | "an integer" => "a whole number".into(),
+        "f32" | "f64" | "a number" => "a number".into(),
+        w if w.starts_with("struct ") => "a table".into(),
+        w if w.contains("Decimal") || w.contains("decimal") => {
+            "a decimal number such as \"12.50\"".into()
+        }
+        w if w.contains('`') => format!(
+            "accepted here; use {}",
+            or_list(&serde_names(&format!("expected {w}")))
+        ),
+        w => w.into(),
+    }
+}
+
+const DURATION_HINT: &str = "a duration; write e.g. \"10s\" or \"500ms\"";
+
+/// What is wrong with a leaf value, or `None`; serde decides, as it will when
+/// the settings are built.
+fn leaf_problem(kind: Kind, value: &Value) -> Option<String> {
+    fn accepts<T: serde::de::DeserializeOwned>(value: &Value) -> bool {
+        value.clone().try_deserialize::<T>().is_ok()
+    }
+    let got = shown(value);
+    match kind {
+        Kind::Text => {
+            (!accepts::<String>(value)).then(|| format!("{got} is not text; write it in quotes"))
+        }
+        Kind::Secret => (!accepts::<String>(value))
+            .then(|| "the value is not text; write it in quotes".to_string()),
+        Kind::Duration => (!accepts::<humantime_serde::Serde<Duration>>(value))
+            .then(|| format!("{got} is not {DURATION_HINT}")),
+        Kind::Count => {
+            (!accepts::<usize>(value)).then(|| format!("{got} is not a whole number (0 or more)"))
+        }
+        Kind::Flag => (!accepts::<bool>(value)).then(|| format!("{got} is not true or false")),
+        Kind::Choice(noun, words) => {
+            let ok = value
+                .clone()
+                .try_deserialize::<String>()
+                .is_ok_and(|w| words.contains(&w.as_str()));
+            let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+            (!ok).then(|| format!("{got} is not a {noun}; use {}", or_list(&words)))
+        }
+        Kind::TextList => (!accepts::<Vec<String>>(value))
+            .then(|| format!("{got} is not a list of text; write e.g. [\"A\", \"B\"]")),
+        Kind::TextMap => (!accepts::<BTreeMap<String, String>>(value))
+            .then(|| format!("{got} is not a table of codes; write e.g. {{ \"1\" = \"CODE\" }}")),
+        Kind::Section(_) | Kind::Sections(_) | Kind::PmsSections => None,
+    }
+}
+
+/// A value as written in TOML, or what it is when it is not a single value.
+fn shown(value: &Value) -> String {
+    match &value.kind {
+        ValueKind::String(s) => format!("{s:?}"),
+        ValueKind::Boolean(b) => b.to_string(),
+        ValueKind::I64(i) => i.to_string(),
+        ValueKind::I128(i) => i.to_string(),
+        ValueKind::U64(i) => i.to_string(),
+        ValueKind::U128(i) => i.to_string(),
+        ValueKind::Float(f) => f.to_string(),
+        ValueKind::Table(_) => "a table".into(),
+        ValueKind::Array(_) => "a list".into(),
+        ValueKind::Nil => "an empty value".into(),
+    }
+}
+
+/// `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
+fn or_list(words: &[String]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    match quoted.split_last() {
+        None => "another value".into(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+fn unknown_key(path: &str, key: &str, known: &[&str]) -> String {
+    let what = if path.contains(['.', '[']) {
+        "a setting"
+    } else {
+        "a section"
+    };
+    match did_you_mean(key, known) {
+        Some(near) => format!("{path} is not {what} (did you mean {near}?)"),
+        None if known.is_empty() => format!("{path} is not {what}"),
+        None => format!("{path} is not {what}; known here: {}", known.join(", ")),
+    }
+}
+
+/// The known key `key` is most likely a typo of: a few letters off, or one is
+/// the other with something added (`listen_typo` → `listen`).
+fn did_you_mean<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let key_lower = key.to_ascii_lowercase();
+    known
+        .iter()
+        .copied()
+        .filter_map(|k| {
+            let d = edit_distance(&key_lower, k);
+            let close = d <= (k.len().max(key.len()) / 3).max(1);
+            let extended = (k.len() >= 3 && key_lower.starts_with(k))
+                || (key.len() >= 3 && k.starts_with(&key_lower));
+            (close || extended).then_some((d, k))
+        })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Edits (insert, delete, substitute, swap two neighbours) from `a` to `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+fn join(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_string()
+    } else {
+        format!("{at}.{key}")
+    }
+}
+
+/// Whether `a` and `b` are one key, or one holds the other.
+fn related(a: &str, b: &str) -> bool {
+    let holds = |outer: &str, inner: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+    };
+    holds(a, b) || holds(b, a)
+}
+
+fn child<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
+    match &value.kind {
+        ValueKind::Table(table) => table.get(key),
+        _ => None,
+    }
+}
+
+/// Stands in for a missing required text, so the rest can still be checked.
+fn placeholder() -> Value {
+    Value::new(None, "")
+}
+
+/// Whether any value in `value` came from the environment.
+fn from_environment(value: &Value) -> bool {
+    if value.origin() == Some(FROM_ENVIRONMENT) {
+        return true;
+    }
+    match &value.kind {
+        ValueKind::Table(table) => table.values().any(from_environment),
+        ValueKind::Array(items) => items.iter().any(from_environment),
+        _ => false,
+    }
+}
+
+/// `server.listen` → `CHARGEBRIDGE__SERVER__LISTEN`.
+fn env_name(path: &str) -> String {
+    format!("{ENV_PREFIX}__{}", path.replace('.', "__")).to_ascii_uppercase()
+}
+
+// ---------------------------------------------------------------------------
+// Provenance: where each value came from, for `check-config`.
+
+/// Which layer set a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The configuration file.
+    File,
+    /// `CHARGEBRIDGE__SECTION__KEY`, named.
+    Environment(String),
+    /// [`DEFAULTS_TOML`].
+    Default,
+    /// [`DEMO_TOML`] (no file given).
+    Demo,
+    /// No layer sets it.
+    Unset,
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Layer::File => f.write_str("file"),
+            Layer::Environment(var) => write!(f, "environment {var}"),
+            Layer::Default => f.write_str("default"),
+            Layer::Demo => f.write_str("embedded demo configuration"),
+            Layer::Unset => f.write_str("not set"),
+        }
+    }
+}
+
+/// The merged configuration with each value's origin, without its secrets:
+/// only `adapter`, `*_env` and `*_file` values are kept (names, not secrets).
+pub struct Provenance {
+    tree: Value,
+    env_names: Vec<String>,
+    demo: bool,
+}
+
+fn without_secrets(value: &Value) -> Value {
+    fn strip(value: &Value, key: &str) -> Value {
+        let origin = value.origin().map(str::to_string);
+        let kind = match &value.kind {
+            ValueKind::Table(table) => ValueKind::Table(
+                table
+                    .iter()
+                    .map(|(k, v)| (k.clone(), strip(v, k)))
+                    .collect(),
+            ),
+            ValueKind::Array(items) => {
+                ValueKind::Array(items.iter().map(|v| strip(v, key)).collect())
+            }
+            ValueKind::String(s)
+                if key == "adapter" || key.ends_with("_env") || key.ends_with("_file") =>
+            {
+                ValueKind::String(s.clone())
+            }
+            _ => ValueKind::Nil,
+        };
+        Value::new(origin.as_ref(), kind)
+    }
+    strip(value, "")
+}
+
+impl Provenance {
+    fn node(&self, path: &[&str]) -> Option<&Value> {
+        let mut node = &self.tree;
+        for segment in path {
+            node = match &node.kind {
+                ValueKind::Table(table) => table.get(*segment)?,
+                ValueKind::Array(items) => items.get(segment.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
+    /// The layer that set the value at `path` (`["tenants", "0", "api_key"]`).
+    pub fn layer(&self, path: &[&str]) -> Layer {
+        let Some(node) = self.node(path) else {
+            return Layer::Unset;
+        };
+        match node.origin() {
+            Some(FROM_ENVIRONMENT) => {
+                let wanted = env_name(&path.join("."));
+                let var = self
+                    .env_names
+                    .iter()
+                    .find(|n| n.eq_ignore_ascii_case(&wanted))
+                    .cloned()
+                    .unwrap_or(wanted);
+                Layer::Environment(var)
+            }
+            Some(_) => Layer::File,
+            None if self.demo && matches!(path.first(), Some(&"tenants" | &"pms")) => Layer::Demo,
+            None => Layer::Default,
+        }
+    }
+
+    fn text(&self, path: &[&str]) -> Option<String> {
+        match &self.node(path)?.kind {
+            ValueKind::String(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where the secret `key` of the section at `section` is configured.
+    pub fn secret(&self, section: &[&str], key: &str) -> secret::Place {
+        let at = |k: &str| -> Vec<String> {
+            section
+                .iter()
+                .map(|s| s.to_string())
+                .chain([k.to_string()])
+                .collect()
+        };
+        let layer = |p: &[String]| self.layer(&p.iter().map(String::as_str).collect::<Vec<_>>());
+        let text = |p: &[String]| self.text(&p.iter().map(String::as_str).collect::<Vec<_>>());
+        let value = at(key);
+        let env = at(&format!("{key}_env"));
+        let file = at(&format!("{key}_file"));
+        let key = key.to_string();
+        match layer(&value) {
+            Layer::Unset => {}
+            set => return secret::Place::Value(set),
+        }
+        if let Some(name) = text(&env) {
+            return secret::Place::Variable {
+                key,
+                name,
+                set_in: layer(&env),
+            };
+        }
+        if let Some(path) = text(&file) {
+            return secret::Place::File {
+                key,
+                path,
+                set_in: layer(&file),
+            };
+        }
+        secret::Place::Unset
+    }
+
+    /// Each secret of `[pms.NAME]` (a key with `_env` and `_file` variants) and
+    /// where it is configured.
+    pub fn pms_secrets(&self, name: &str) -> Vec<(String, secret::Place)> {
+        let Some(fields) = self
+            .text(&["pms", name, "adapter"])
+            .and_then(|adapter| pms_fields(&adapter))
+        else {
+            return Vec::new();
+        };
+        fields
+            .iter()
+            .filter(|f| {
+                fields.contains(&format!("{f}_env")) && fields.contains(&format!("{f}_file"))
+            })
+            .map(|f| (f.clone(), self.secret(&["pms", name], f)))
+            .collect()
     }
 }
 
@@ -581,8 +1665,7 @@ mod tests {
     fn a_tenant_needs_exactly_one_api_key_source() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        let tenant =
-            "[[tenants]]\nid = \"a\"\ncurrency = \"EUR\"\npms = \"m\"\n";
+        let tenant = "[[tenants]]\nid = \"a\"\ncurrency = \"EUR\"\npms = \"m\"\n";
         let pms = "[pms.m]\nadapter = \"memory\"\n";
         for (keys, expected) in [
             (
@@ -652,6 +1735,321 @@ mod tests {
                 url_file.display()
             )),
             "{err}"
+        );
+    }
+
+    fn load_file(text: &str, vars: &[(&str, &str)]) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Settings::load_with_env(Some(&path), env(vars)).map_err(|e| e.to_string())
+    }
+
+    const SERDE_JARGON: &[&str] = &[
+        "variant",
+        "invalid type",
+        "invalid value",
+        "expected",
+        "missing field",
+        "unknown field",
+    ];
+
+    #[test]
+    fn every_problem_is_listed_at_once_in_plain_words() {
+        let err = load_file(
+            r#"
+[server]
+listen_typo = "0.0.0.0:8080"
+request_deadline = "soon"
+
+[idempotency]
+store = "rediss"
+
+[[tenants]]
+id = "a"
+api_key = "k1"
+currency = "EUR"
+pms = "m"
+
+[[tenants]]
+id = "b"
+api_key = "k2"
+pms = "m"
+
+[pms.m]
+adapter = "http"
+url = "http://127.0.0.1:9"
+timeout = "a while"
+
+[log]
+format = "JSON"
+"#,
+            &[("CHARGEBRIDGE__SERVER__BODY_LIMIT", "big")],
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "7 problems in the configuration:",
+                "  server.listen_typo is not a setting (did you mean listen?)",
+                "  server.request_deadline: \"soon\" is not a duration; write e.g. \"10s\" or \"500ms\"",
+                "  server.body_limit: \"big\" is not a whole number (0 or more) \
+                 (set by CHARGEBRIDGE__SERVER__BODY_LIMIT)",
+                "  idempotency.store: \"rediss\" is not a store; use \"memory\" or \"redis\"",
+                "  tenants[1].currency is missing: add currency = \"EUR\" (an ISO 4217 code)",
+                "  pms.m.timeout: \"a while\" is not a duration; write e.g. \"10s\" or \"500ms\"",
+                "  log.format: \"JSON\" is not a log format; use \"auto\", \"json\" or \"pretty\"",
+            ],
+            "{err}"
+        );
+        for jargon in SERDE_JARGON {
+            assert!(!err.contains(jargon), "{jargon}: {err}");
+        }
+    }
+
+    #[test]
+    fn cross_key_rules_are_all_reported_too() {
+        let pms = "[pms.m]\nadapter = \"memory\"\n";
+        let err = load_file(
+            &format!(
+                "[server]\nbody_limit = 0\n[idempotency]\nlease = \"5s\"\n\
+                 [[tenants]]\nbusiness_external_reference = \"x\"\napi_key = \"k\"\ncurrency = \"eur\"\npms = \"m\"\n\
+                 [[tenants]]\nid = \"b\"\ncurrency = \"EUR\"\npms = \"nope\"\n{pms}"
+            ),
+            &[],
+        )
+        .unwrap_err();
+        for expected in [
+            "6 problems in the configuration:",
+            "idempotency.lease (5s) must be longer than server.request_deadline (10s)",
+            "server.body_limit must be positive",
+            "tenants[0] has no `id`: add a short, stable name",
+            "tenants[0].currency `eur` is not an ISO 4217 code",
+            "tenants[1].pms names `nope`, which has no [pms.nope] section",
+            "tenants[1]: needs one of api_key, api_key_env, api_key_file",
+        ] {
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_refused_value_brings_no_made_up_problems() {
+        // The deadline is refused, so the lease is not compared with the default
+        // that stood in for it; a tenant without pms is not said to name ``; a
+        // tenant naming a broken section is not said to name a missing one.
+        let err = load_file(
+            "[server]\nrequest_deadline = \"soon\"\n[idempotency]\nlease = \"5s\"\n\
+             [[tenants]]\nid = \"a\"\napi_key = \"k\"\ncurrency = \"EUR\"\n\
+             [[tenants]]\nid = \"b\"\napi_key = \"k2\"\ncurrency = \"EUR\"\npms = \"broken\"\n\
+             [pms.broken]\nadapter = \"mewz\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "3 problems in the configuration:",
+                "  server.request_deadline: \"soon\" is not a duration; write e.g. \"10s\" or \"500ms\"",
+                "  tenants[0].pms is missing: add pms = \"NAME\", naming the [pms.NAME] section \
+                 that posts its charges",
+                "  pms.broken.adapter: \"mewz\" is not an adapter; use \"memory\", \"http\", \
+                 \"mews\", \"opera\" or \"apaleo\"",
+            ],
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn pms_sections_are_reviewed_against_their_adapter() {
+        let err = load_file(
+            r#"
+[pms.a]
+url = "https://x"
+
+[pms.o]
+adapter = "opera"
+url = "https://ohip.example"
+hotel = "H1"
+timeout = 3
+client_secret = ["s3cret-in-a-list"]
+
+[pms.g]
+adapter = "memory"
+guests = [{ reservation_id = "1", room_id = "101" }]
+"#,
+            &[],
+        )
+        .unwrap_err();
+        for expected in [
+            "pms.a.adapter is missing: add adapter = \"NAME\", one of \"memory\", \"http\", \
+             \"mews\", \"opera\" or \"apaleo\"",
+            "pms.o.hotel is not a setting (did you mean hotel_id?)",
+            "pms.o.timeout: 3 is not a duration; write e.g. \"10s\" or \"500ms\"",
+            "pms.o.client_secret: the value is not text; write it in quotes",
+            "pms.o.client_id is missing",
+            "pms.o.hotel_id is missing",
+            "pms.g.guests: an entry has no client_name",
+        ] {
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+        assert!(!err.contains("s3cret"), "{err}");
+        for jargon in SERDE_JARGON {
+            assert!(!err.contains(jargon), "{jargon}: {err}");
+        }
+    }
+
+    #[test]
+    fn misplaced_sections_are_explained() {
+        let err = load_file(
+            "server = \"x\"\n[tenants]\nid = \"a\"\n[sever]\nlisten = \"x\"\n[pms]\nm = 1\n",
+            &[],
+        )
+        .unwrap_err();
+        for expected in [
+            "sever is not a section (did you mean server?)",
+            "server: \"x\" is not a section; write [server] on a line of its own",
+            "tenants: a table is not a list of sections; write [[tenants]] (two brackets) above each one",
+            "pms.m: 1 is not a section; write [pms.m] on a line of its own",
+        ] {
+            assert!(err.contains(expected), "{expected}: {err}");
+        }
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        let known = [
+            "listen",
+            "request_deadline",
+            "redis_url",
+            "redis_url_env",
+            "store",
+        ];
+        for (typo, near) in [
+            ("listen_typo", Some("listen")),
+            ("listn", Some("listen")),
+            ("requst_deadline", Some("request_deadline")),
+            ("stroe", Some("store")),
+            ("redis_uri", Some("redis_url")),
+            ("redis", Some("redis_url")),
+            ("x", None),
+            ("colour", None),
+        ] {
+            assert_eq!(did_you_mean(typo, &known), near, "{typo}");
+        }
+    }
+
+    /// The names serde accepts for `T`, from its unknown-field or -variant message.
+    fn serde_names_of<T: serde::de::DeserializeOwned>(probe: Value) -> Vec<String> {
+        let message = innermost(&probe.try_deserialize::<T>().err().unwrap());
+        serde_names(&message)
+    }
+
+    #[test]
+    fn the_review_knows_every_key_serde_does() {
+        let probe = || {
+            let mut table = config::Map::new();
+            table.insert("\u{1}".to_string(), Value::new(None, 0));
+            Value::new(None, ValueKind::Table(table))
+        };
+        let names = |fields: &[Field]| {
+            fields
+                .iter()
+                .map(|f| f.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(TOP), serde_names_of::<Settings>(probe()));
+        assert_eq!(names(SERVER), serde_names_of::<ServerSettings>(probe()));
+        assert_eq!(
+            names(IDEMPOTENCY),
+            serde_names_of::<IdempotencySettings>(probe())
+        );
+        assert_eq!(names(TENANT), serde_names_of::<TenantSettings>(probe()));
+        assert_eq!(names(MAPPING), serde_names_of::<MappingSettings>(probe()));
+        assert_eq!(names(LOG), serde_names_of::<LogSettings>(probe()));
+        assert_eq!(names(CAPTURE), serde_names_of::<CaptureSettings>(probe()));
+        fn variants<T: serde::de::DeserializeOwned>() -> Vec<String> {
+            let e = serde_json::from_value::<T>(serde_json::json!("\u{1}")).err();
+            serde_names(&e.unwrap().to_string())
+        }
+        assert_eq!(STORES, variants::<StoreKind>());
+        assert_eq!(LOG_FORMATS, variants::<LogFormat>());
+        assert_eq!(
+            pms_adapters(),
+            ["memory", "http", "mews", "opera", "apaleo"]
+        );
+        assert!(
+            pms_fields("http")
+                .unwrap()
+                .contains(&"token_file".to_string())
+        );
+        assert_eq!(pms_fields("mewz"), None);
+    }
+
+    #[test]
+    fn provenance_names_the_layer_of_each_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nrequest_deadline = \"3s\"\n[idempotency]\nredis_url_env = \"MY_REDIS_URL\"\n\
+             [[tenants]]\nid = \"a\"\napi_key_file = \"/run/secrets/a\"\ncurrency = \"EUR\"\npms = \"h\"\n\
+             [[tenants]]\nid = \"b\"\napi_key = \"inline-key-in-file\"\ncurrency = \"EUR\"\npms = \"h\"\n\
+             [pms.h]\nadapter = \"http\"\nurl = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let (_, p) = Settings::load_with_provenance(
+            Some(&path),
+            env(&[
+                ("CHARGEBRIDGE__SERVER__LISTEN", "0.0.0.0:9"),
+                ("CHARGEBRIDGE__PMS__H__TOKEN", "token-from-env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            p.layer(&["server", "listen"]),
+            Layer::Environment("CHARGEBRIDGE__SERVER__LISTEN".into())
+        );
+        assert_eq!(p.layer(&["server", "request_deadline"]), Layer::File);
+        assert_eq!(p.layer(&["server", "shutdown_grace"]), Layer::Default);
+        assert_eq!(p.layer(&["server", "public_url"]), Layer::Unset);
+        assert_eq!(
+            p.secret(&["idempotency"], "redis_url"),
+            secret::Place::Variable {
+                key: "redis_url".into(),
+                name: "MY_REDIS_URL".into(),
+                set_in: Layer::File
+            }
+        );
+        let a = p.secret(&["tenants", "0"], "api_key");
+        assert_eq!(
+            a.to_string(),
+            "secret file /run/secrets/a (api_key_file from file)"
+        );
+        let b = p.secret(&["tenants", "1"], "api_key");
+        assert_eq!(b, secret::Place::Value(Layer::File));
+        assert_eq!(b.to_string(), "file (value not shown)");
+        assert_eq!(
+            p.pms_secrets("h"),
+            [(
+                "token".to_string(),
+                secret::Place::Value(Layer::Environment("CHARGEBRIDGE__PMS__H__TOKEN".into()))
+            )]
+        );
+        // It keeps the names of variables and files, never a secret.
+        assert_eq!(p.text(&["pms", "h", "token"]), None);
+        assert_eq!(p.text(&["tenants", "1", "api_key"]), None);
+
+        let (_, demo) = Settings::load_with_provenance(None, []).unwrap();
+        assert_eq!(demo.layer(&["server", "listen"]), Layer::Default);
+        assert_eq!(
+            demo.secret(&["tenants", "0"], "api_key"),
+            secret::Place::Value(Layer::Demo)
+        );
+        assert_eq!(
+            demo.secret(&["idempotency"], "redis_url"),
+            secret::Place::Unset
         );
     }
 }

@@ -45,7 +45,7 @@ fn check_config_reports_each_part() {
     let out = Command::new(BIN).arg("check-config").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("tenant quickbooks-123"), "{text}");
+    assert!(text.contains("tenant demo → pms demo"), "{text}");
     assert!(
         !text.contains("quickbooks-key-345"),
         "secrets never printed"
@@ -71,6 +71,151 @@ fn check_config_reports_each_part() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CB_TEST_UNSET_KEY_VAR"), "{text}");
     assert!(text.contains("FAIL  redis"), "{text}");
+}
+
+/// The binary, without any `CHARGEBRIDGE*` variable the test run may carry.
+fn bin() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CHARGEBRIDGE") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn three_mistakes_are_refused_together_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[server]\nrequest_deadline = \"soon\"\n\
+         [idempotency]\nstore = \"rediss\"\n\
+         [[tenants]]\nid = \"h1\"\napi_key = \"k\"\npms = \"m\"\n\
+         [pms.m]\nadapter = \"memory\"\n",
+    );
+    let out = bin()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "chargebridge: 3 problems in the configuration:",
+            "  server.request_deadline: \"soon\" is not a duration; write e.g. \"10s\" or \"500ms\"",
+            "  idempotency.store: \"rediss\" is not a store; use \"memory\" or \"redis\"",
+            "  tenants[0].currency is missing: add currency = \"EUR\" (an ISO 4217 code)",
+        ],
+        "{err}"
+    );
+    for jargon in ["variant", "invalid type", "expected", "missing field"] {
+        assert!(!err.contains(jargon), "{jargon}: {err}");
+    }
+
+    // check-config lists the same problems, one a line.
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "  FAIL  3 problems in the configuration:\n        server.request_deadline: "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n        tenants[0].currency is missing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_says_where_each_setting_comes_from() {
+    const FILE_KEY: &str = "api-key-written-in-the-file";
+    const ENV_TOKEN: &str = "pms-token-from-the-environment";
+    const REDIS_PASSWORD: &str = "redis-password-from-the-environment";
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("h2-key");
+    std::fs::write(&key_file, "api-key-in-a-secret-file\n").unwrap();
+    let path = write_config(
+        &dir,
+        &format!(
+            "[idempotency]\nstore = \"memory\"\n\
+             [[tenants]]\nid = \"h1\"\napi_key = \"{FILE_KEY}\"\ncurrency = \"EUR\"\npms = \"m\"\n\
+             [[tenants]]\nid = \"h2\"\napi_key_file = \"{}\"\ncurrency = \"EUR\"\npms = \"m\"\n\
+             [pms.m]\nadapter = \"http\"\nurl = \"http://127.0.0.1:{}\"\ntimeout = \"300ms\"\n",
+            key_file.display(),
+            free_port()
+        ),
+    );
+    let out = bin()
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .env("CHARGEBRIDGE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("CHARGEBRIDGE__PMS__M__TOKEN", ENV_TOKEN)
+        .env(
+            "CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL",
+            format!("redis://:{REDIS_PASSWORD}@127.0.0.1:6379"),
+        )
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |what: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  from  {what}")))
+            .unwrap_or_else(|| panic!("no line for {what}:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("server.listen = \"127.0.0.1:0\"")
+            .ends_with("  environment CHARGEBRIDGE__SERVER__LISTEN"),
+        "{text}"
+    );
+    assert!(
+        line("server.request_deadline = 10s").ends_with("  default"),
+        "{text}"
+    );
+    assert!(
+        line("idempotency.store = memory").ends_with("  file"),
+        "{text}"
+    );
+    assert!(
+        line("idempotency.redis_url")
+            .ends_with("  environment CHARGEBRIDGE__IDEMPOTENCY__REDIS_URL (value not shown)"),
+        "{text}"
+    );
+    assert!(
+        line("tenant h1 api key").ends_with("  file (value not shown)"),
+        "{text}"
+    );
+    assert!(
+        line("tenant h2 api key").ends_with(&format!(
+            "  secret file {} (api_key_file from file)",
+            key_file.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        line("pms m token")
+            .ends_with("  environment CHARGEBRIDGE__PMS__M__TOKEN (value not shown)"),
+        "{text}"
+    );
+    let all = format!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    for secret in [
+        FILE_KEY,
+        ENV_TOKEN,
+        REDIS_PASSWORD,
+        "api-key-in-a-secret-file",
+    ] {
+        assert!(!all.contains(secret), "{secret} printed:\n{all}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,6 +9,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::Layer;
+
 /// The three places one secret can be configured; `key` is its configuration key.
 #[derive(Clone, Copy)]
 pub struct Sources<'a> {
@@ -32,6 +34,43 @@ impl Origin {
             Origin::Config => "config",
             Origin::Environment => "environment",
             Origin::File => "file",
+        }
+    }
+}
+
+/// Where a secret is configured, for `check-config`: the layer, the variable's
+/// name or the file's path, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Written as `KEY` in that layer.
+    Value(Layer),
+    /// In the environment variable `KEY_env` names.
+    Variable {
+        key: String,
+        name: String,
+        set_in: Layer,
+    },
+    /// In the file `KEY_file` names.
+    File {
+        key: String,
+        path: String,
+        set_in: Layer,
+    },
+    Unset,
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Value(Layer::Demo) => write!(f, "{}", Layer::Demo),
+            Place::Value(layer) => write!(f, "{layer} (value not shown)"),
+            Place::Variable { key, name, set_in } => {
+                write!(f, "environment variable {name} ({key}_env from {set_in})")
+            }
+            Place::File { key, path, set_in } => {
+                write!(f, "secret file {path} ({key}_file from {set_in})")
+            }
+            Place::Unset => f.write_str("not set"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The one error type of the Lightspeed-facing endpoints.
 //!
 //! Every non-200 answer is built here: a status, a stable machine `code` and a
-//! `customerErrorMessage` that Lightspeed prints on the POS (at most 50 characters).
+//! `customerErrorMessage` that Lightspeed prints on the POS (at most 50 UTF-16 code
+//! units: the POS is a Java client, so an emoji counts two).
 //! Handlers return `ApiError`; they never write error bodies by hand.
 
 use actix_web::http::StatusCode;
@@ -9,8 +10,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use unicode_segmentation::UnicodeSegmentation;
 
-/// Lightspeed prints at most this many characters of `customerErrorMessage`.
-pub const MAX_MESSAGE_CHARS: usize = 50;
+/// Lightspeed prints at most this many UTF-16 code units of `customerErrorMessage`.
+pub const MAX_MESSAGE_UNITS: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -44,6 +45,10 @@ pub enum ApiError {
     PmsUnavailable(String),
     #[error("PMS outcome unknown: {0}")]
     PmsOutcomeUnknown(String),
+    /// No payment carries one of the tenant's room-charge codes, and the tenant
+    /// does not receive every receipt (MIRRORING): a set-up mistake, never ignored.
+    #[error("no room-charge payment (method codes seen: {0})")]
+    NoRoomChargePayment(String),
     #[error("idempotency store unavailable: {0}")]
     StoreUnavailable(String),
     #[error("request deadline exceeded")]
@@ -75,6 +80,7 @@ impl ApiError {
             ApiError::PmsRejected(_) => "pms_rejected",
             ApiError::PmsUnavailable(_) => "pms_unavailable",
             ApiError::PmsOutcomeUnknown(_) => "pms_outcome_unknown",
+            ApiError::NoRoomChargePayment(_) => "no_room_charge_payment",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::DeadlineExceeded => "deadline_exceeded",
             ApiError::NotFound => "not_found",
@@ -98,9 +104,9 @@ impl ApiError {
             ApiError::InvalidIdempotencyKey(_) => "Invalid idempotency key",
             ApiError::Unauthorized => "PMS link not authorised: check API key",
             ApiError::NotAcceptable => "Client must accept application/json",
-            ApiError::InProgress => "Charge still processing, retry shortly",
+            ApiError::InProgress => "This charge is already being processed",
             ApiError::PayloadTooLarge { .. } => "Receipt too large to post",
-            ApiError::RequestTimeout(_) => "Receipt arrived too slowly, please retry",
+            ApiError::RequestTimeout(_) => "Receipt arrived too slowly: NOT posted",
             ApiError::UnsupportedMediaType => "Content-Type must be application/json",
             ApiError::IdempotencyKeyReused => "Key already used for another receipt",
             ApiError::PmsRejected(reason) => {
@@ -113,14 +119,15 @@ impl ApiError {
                     return fitted;
                 }
             }
-            ApiError::PmsUnavailable(_) => "Hotel system unavailable, please retry",
-            ApiError::PmsOutcomeUnknown(_) => "Charge not confirmed by hotel, please retry",
-            ApiError::StoreUnavailable(_) => "Charge service unavailable, please retry",
-            ApiError::DeadlineExceeded => "Hotel system too slow, please retry",
+            ApiError::PmsUnavailable(_) => "Hotel system down: charge NOT posted",
+            ApiError::NoRoomChargePayment(_) => "No room-charge payment: check PMS set-up",
+            ApiError::PmsOutcomeUnknown(_) => "Unconfirmed: check the folio before re-posting",
+            ApiError::StoreUnavailable(_) => "Charge service down: charge NOT posted",
+            ApiError::DeadlineExceeded => "Hotel system too slow: charge NOT posted",
             ApiError::EmptySearchTerm => "Enter a guest name or room",
             ApiError::NotFound => "Unknown endpoint",
             ApiError::MethodNotAllowed => "Method not allowed",
-            ApiError::Internal(_) => "Internal error, please retry",
+            ApiError::Internal(_) => "Internal error: check the folio",
         };
         fit_message(text)
     }
@@ -192,9 +199,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::IdempotencyKeyReused | ApiError::PmsRejected(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::IdempotencyKeyReused
+            | ApiError::PmsRejected(_)
+            | ApiError::NoRoomChargePayment(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PmsUnavailable(_)
@@ -211,10 +218,10 @@ impl ResponseError for ApiError {
 }
 
 /// Makes any text a valid `customerErrorMessage`: control characters become spaces,
-/// runs of white space collapse, and text over 50 characters is cut to 49 plus `…`
-/// at a grapheme boundary (so an accent is never split from its letter). The result
-/// is empty when the text has nothing but white space and control characters: the
-/// caller then needs a message of its own.
+/// runs of white space collapse, and text over 50 UTF-16 code units is cut to 49
+/// plus `…` at a grapheme boundary (never inside a surrogate pair, and an accent
+/// is never split from its letter). The result is empty when the text has nothing
+/// but white space and control characters: the caller then needs a message of its own.
 pub fn fit_message(text: &str) -> String {
     let mut clean = String::with_capacity(text.len().min(256));
     let mut last_space = true;
@@ -235,19 +242,25 @@ pub fn fit_message(text: &str) -> String {
         clean.push(ch);
     }
     let clean = clean.trim_end();
-    if clean.chars().count() <= MAX_MESSAGE_CHARS {
+    if utf16_units(clean) <= MAX_MESSAGE_UNITS {
         return clean.to_string();
     }
-    let budget = MAX_MESSAGE_CHARS - 1;
+    let budget = MAX_MESSAGE_UNITS - 1;
     let mut out = String::new();
     let mut used = 0;
     for grapheme in clean.graphemes(true) {
-        let n = grapheme.chars().count();
+        let n = utf16_units(grapheme);
         if used + n > budget {
             // A grapheme longer than the whole budget (pathological combining
             // sequences) is cut at a character boundary instead.
             if used == 0 {
-                out.extend(grapheme.chars().take(budget));
+                for ch in grapheme.chars() {
+                    if used + ch.len_utf16() > budget {
+                        break;
+                    }
+                    used += ch.len_utf16();
+                    out.push(ch);
+                }
             }
             break;
         }
@@ -258,12 +271,52 @@ pub fn fit_message(text: &str) -> String {
     out
 }
 
+/// Length as a Java client counts it.
+pub fn utf16_units(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn chars(s: &str) -> usize {
-        s.chars().count()
+        utf16_units(s)
+    }
+
+    #[test]
+    fn emoji_count_two_units_and_pairs_are_never_split() {
+        // 30 emoji are 30 characters but 60 UTF-16 units: over the limit.
+        let out = fit_message(&"🏨".repeat(30));
+        assert_eq!(
+            utf16_units(&out),
+            49,
+            "24 emoji (48 units) plus the ellipsis"
+        );
+        assert!(out.starts_with(&"🏨".repeat(24)) && out.ends_with('…'));
+        // An odd budget: 1 ASCII + emoji; the last emoji must not be split.
+        let out = fit_message(&format!("a{}", "😀".repeat(30)));
+        assert!(utf16_units(&out) <= 50);
+        assert_eq!(out.encode_utf16().count(), utf16_units(&out));
+        assert!(String::from_utf16(&out.encode_utf16().collect::<Vec<_>>()).is_ok());
+        // 25 emoji are exactly 50 units: kept whole.
+        assert_eq!(fit_message(&"😀".repeat(25)), "😀".repeat(25));
+    }
+
+    #[test]
+    fn no_message_asks_for_a_retry_lightspeed_will_not_make() {
+        for e in [
+            ApiError::PmsUnavailable("x".into()),
+            ApiError::PmsOutcomeUnknown("x".into()),
+            ApiError::StoreUnavailable("x".into()),
+            ApiError::DeadlineExceeded,
+            ApiError::InProgress,
+            ApiError::RequestTimeout(std::time::Duration::from_secs(5)),
+            ApiError::Internal("x".into()),
+        ] {
+            let m = e.customer_message().to_lowercase();
+            assert!(!m.contains("retry") && !m.contains("try again"), "{m}");
+        }
     }
 
     #[test]
@@ -358,6 +411,7 @@ mod tests {
             ApiError::PmsRejected(String::new()),
             ApiError::PmsUnavailable("x".into()),
             ApiError::PmsOutcomeUnknown("x".into()),
+            ApiError::NoRoomChargePayment("CASH".into()),
             ApiError::StoreUnavailable("x".into()),
             ApiError::DeadlineExceeded,
             ApiError::EmptySearchTerm,

@@ -85,6 +85,12 @@ pub fn in_flight_wait() {
     counter!("chargebridge_in_flight_waits_total").increment(1);
 }
 
+/// Guest searches by how they were answered: `hit` (cached), `coalesced` (joined
+/// a PMS call in flight) or `miss` (a new PMS call).
+pub fn search_cache(outcome: &'static str) {
+    counter!("chargebridge_search_cache_total", "outcome" => outcome).increment(1);
+}
+
 pub fn in_flight_conflict() {
     counter!("chargebridge_in_flight_conflicts_total").increment(1);
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub tenants: Tenants,
     pub pms: PmsRegistry,
     pub idempotency: Idempotency,
+    /// Guest searches: coalesced per tenant and term, answers cached briefly.
+    pub search: crate::guest_search::GuestSearch,
     /// Set on SIGTERM/SIGINT: `/readyz` fails so load balancers stop sending.
     pub draining: AtomicBool,
     /// `[capture] dir`: deliveries written as replay fixtures.
@@ -81,6 +83,16 @@ impl Application {
         if tenants.is_empty() {
             tracing::warn!("no tenants configured: every charge will be answered 401");
         }
+        if let Some(demo) = tenants.find_by_key(crate::config::DEMO_API_KEY) {
+            tracing::warn!(
+                tenant = %demo.id,
+                pms = demo.pms.kind(),
+                "DEMO TENANT LIVE: tenant `{}` accepts the public example API key from \
+                 Lightspeed's documentation; anyone can post charges to it. Run with \
+                 --config FILE and a key of your own for a real hotel",
+                demo.id
+            );
+        }
         let idempotency = Idempotency::new(
             store,
             IdempotencySettings {
@@ -104,6 +116,7 @@ impl Application {
             tenants,
             pms,
             idempotency,
+            search: crate::guest_search::GuestSearch::new(settings.server.search_cache),
             draining: AtomicBool::new(false),
             capture,
         });

@@ -21,7 +21,7 @@
 use std::sync::LazyLock;
 
 use chargebridge::domain::{Charge, IdempotencyKey, Tenant};
-use chargebridge::error::{ApiError, MAX_MESSAGE_CHARS};
+use chargebridge::error::{ApiError, MAX_MESSAGE_UNITS};
 use chargebridge::lightspeed::{parse_charge, v1};
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
@@ -47,9 +47,9 @@ fn check_error(e: &ApiError) {
         "not a payload error: {e:?}"
     );
     let message = e.customer_message();
-    let n = message.chars().count();
+    let n = message.encode_utf16().count();
     assert!(
-        (1..=MAX_MESSAGE_CHARS).contains(&n),
+        (1..=MAX_MESSAGE_UNITS).contains(&n),
         "{n} characters: {message:?}"
     );
     assert!(

@@ -39,6 +39,19 @@ impl PostingReference {
         PostingReference(format!("cb-{}", &hex[..29]))
     }
 
+    /// The reference of one reservation's posting when a receipt charges several
+    /// rooms (MULTI_PAYMENTS): each posting must be found again on its own.
+    pub fn derive_for_reservation(tenant: &str, key: &IdempotencyKey, reservation: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(tenant.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(key.as_str().as_bytes());
+        hasher.update([0u8]);
+        hasher.update(reservation.as_bytes());
+        let hex = hex::encode(hasher.finalize());
+        PostingReference(format!("cb-{}", &hex[..29]))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -179,8 +192,10 @@ pub struct Charge {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub currency: String,
-    /// `None` for a receipt with no room-charge payment (MIRRORING): nothing to post.
-    pub room: Option<RoomCharge>,
+    /// One per reservation the receipt is charged to, in the order the payments
+    /// first name them. Empty: no room-charge payment, nothing to post. A charge
+    /// handed to a PMS adapter always has exactly one ([`Charge::postings`]).
+    pub rooms: Vec<RoomCharge>,
     /// A refund or void (negative room amount); `receipt.initial_account_id` links
     /// it to the original sale.
     pub refund: bool,
@@ -240,7 +255,7 @@ impl Charge {
             return Err(ApiError::invalid("closeDate", "before openDate"));
         }
 
-        let room = room_charge(wire, tenant)?;
+        let rooms = room_charges(wire, tenant)?;
         let mapping = &tenant.mapping;
         let lines = wire
             .transactions
@@ -264,11 +279,11 @@ impl Charge {
             None => None,
         };
 
+        warn_if_tip_reading_contradicts(wire, tenant, &rooms, &lines, service_charge.as_ref());
         let latest_payment = wire.payments.iter().filter_map(|p| p.payment_date).max();
         let closed_at = wire.close_date.or(latest_payment).unwrap_or(received_at);
-        let refund = room
-            .as_ref()
-            .is_some_and(|r| r.amount.is_sign_negative() && !r.amount.is_zero());
+        let total: Decimal = rooms.iter().map(|r| r.amount).sum();
+        let refund = total.is_sign_negative() && !total.is_zero();
 
         Ok(Charge {
             tenant: tenant.id.clone(),
@@ -282,7 +297,7 @@ impl Charge {
             },
             name: wire.name.clone(),
             currency: tenant.currency.clone(),
-            room,
+            rooms,
             refund,
             opened_at: wire.open_date,
             closed_at,
@@ -308,17 +323,203 @@ impl Charge {
 
     /// Whether anything is to be posted to the PMS.
     pub fn needs_posting(&self) -> bool {
-        self.room.is_some()
+        !self.rooms.is_empty()
+    }
+
+    /// The room of a charge that goes to one reservation (every charge an
+    /// adapter receives); `None` when there are none or several.
+    pub fn room(&self) -> Option<&RoomCharge> {
+        match self.rooms.as_slice() {
+            [room] => Some(room),
+            _ => None,
+        }
+    }
+
+    /// The postings this receipt asks for: itself when it charges one
+    /// reservation; one charge per reservation otherwise, each with its own
+    /// reference and its share of the items ([`apportion`]).
+    pub fn postings(self) -> Vec<Charge> {
+        if self.rooms.len() <= 1 {
+            return vec![self];
+        }
+        let key = IdempotencyKey::parse(self.idempotency_key.as_bytes());
+        let bases: Vec<Decimal> = self.rooms.iter().map(|r| r.amount - r.gratuity).collect();
+        let items = self.shareable_items();
+        let shares = apportion(&items, &bases);
+        self.rooms
+            .iter()
+            .zip(shares)
+            .map(|(room, share)| {
+                let mut part = self.clone();
+                if let Ok(key) = &key {
+                    part.reference = PostingReference::derive_for_reservation(
+                        &self.tenant,
+                        key,
+                        &room.reservation_id,
+                    );
+                }
+                part.refund = room.amount.is_sign_negative() && !room.amount.is_zero();
+                part.rooms = vec![room.clone()];
+                part.take_share(&share);
+                part
+            })
+            .collect()
+    }
+
+    /// Gross of every line (amount plus taxes not included in it), then the
+    /// service charge: the values [`Charge::postings`] shares out.
+    fn shareable_items(&self) -> Vec<Decimal> {
+        let mut items: Vec<Decimal> = self.lines.iter().map(Line::gross).collect();
+        if let Some(sc) = &self.service_charge {
+            items.push(sc.amount);
+        }
+        items
+    }
+
+    /// Rewrites lines and service charge to this posting's `share` (in the
+    /// order of [`Charge::shareable_items`]). A shared line is gross: its taxes
+    /// are marked included and shared in the same proportion.
+    fn take_share(&mut self, share: &[Decimal]) {
+        let mut share = share.iter().copied();
+        for line in &mut self.lines {
+            let gross = line.gross();
+            let part = share.next().unwrap_or_default();
+            for tax in &mut line.tax_lines {
+                if let Some(amount) = tax.amount.as_mut()
+                    && !gross.is_zero()
+                {
+                    let scale = amount.scale().max(2);
+                    *amount = amount
+                        .checked_mul(part)
+                        .and_then(|x| x.checked_div(gross))
+                        .unwrap_or_default()
+                        .round_dp(scale);
+                }
+                tax.included = Some(true);
+            }
+            line.amount = part;
+            line.unit_amount = None;
+        }
+        if let Some(sc) = self.service_charge.as_mut() {
+            sc.amount = share.next().unwrap_or_default();
+        }
     }
 }
 
-/// Sums the payments made with one of the tenant's room-charge codes. All of them
-/// must name the same reservation: one receipt goes to one folio.
-fn room_charge(
+impl Line {
+    /// What the guest owes for the line: its amount plus any tax not included.
+    pub fn gross(&self) -> Decimal {
+        let excluded: Decimal = self
+            .tax_lines
+            .iter()
+            .filter(|t| t.included == Some(false))
+            .filter_map(|t| t.amount)
+            .sum();
+        self.amount + excluded
+    }
+}
+
+/// Shares `items` out over postings whose amounts are `bases`, so that each
+/// posting's items add up to its base whenever the items add up to the total:
+///
+/// * every posting but the largest (the first of equal ones) gets each item
+///   times its share of the total, rounded half-even to the item's decimals
+///   (at least cents); what rounding leaves over goes onto its largest item;
+/// * the largest posting gets, item by item, what the others left.
+///
+/// When the items do not add up to the total (a receipt also paid by cash or
+/// card), the shares are proportional but not exact, and the folio of such a
+/// posting is consolidated (see `pms::itemize`).
+pub fn apportion(items: &[Decimal], bases: &[Decimal]) -> Vec<Vec<Decimal>> {
+    let total: Decimal = bases.iter().copied().sum();
+    let n = bases.len();
+    let mut shares = vec![vec![Decimal::ZERO; items.len()]; n];
+    if n == 0 {
+        return shares;
+    }
+    let largest = (0..n).fold(0, |best, i| {
+        if bases[i].abs() > bases[best].abs() {
+            i
+        } else {
+            best
+        }
+    });
+    if total.is_zero() {
+        shares[largest] = items.to_vec();
+        return shares;
+    }
+    let items_total: Decimal = items.iter().copied().sum();
+    for (i, base) in bases.iter().enumerate() {
+        if i == largest {
+            continue;
+        }
+        let row = &mut shares[i];
+        for (j, item) in items.iter().enumerate() {
+            let part = item.checked_mul(*base).and_then(|x| x.checked_div(total));
+            row[j] = part.unwrap_or_default().round_dp(item.scale().max(2));
+        }
+        let rest = *base - row.iter().copied().sum::<Decimal>();
+        if items_total == total
+            && !rest.is_zero()
+            && let Some(j) = (0..row.len()).max_by_key(|&j| row[j].abs())
+        {
+            row[j] += rest;
+        }
+    }
+    for (j, item) in items.iter().enumerate() {
+        let others: Decimal = (0..n).filter(|&i| i != largest).map(|i| shares[i][j]).sum();
+        shares[largest][j] = *item - others;
+    }
+    shares
+}
+
+/// Lightspeed's documents disagree on whether a payment's `amount` holds the tip.
+/// On a receipt paid to room in full, the arithmetic tells: lines plus service
+/// charge equal `amount` (tip on top) or `amount` minus the tips (tip inside).
+/// A receipt that fits only the other reading is logged, naming the setting.
+fn warn_if_tip_reading_contradicts(
     wire: &v1::ChargeTransaction,
     tenant: &Tenant,
-) -> Result<Option<RoomCharge>, ApiError> {
-    let mut room: Option<RoomCharge> = None;
+    rooms: &[RoomCharge],
+    lines: &[Line],
+    service_charge: Option<&ServiceChargeItem>,
+) {
+    let fully_room_charged = !wire.payments.is_empty()
+        && wire.payments.iter().all(|p| {
+            p.method_code
+                .as_deref()
+                .is_some_and(|c| tenant.is_room_charge_code(c))
+        });
+    let tips: Decimal = rooms.iter().map(|r| r.gratuity).sum();
+    if !fully_room_charged || tips.is_zero() || lines.is_empty() {
+        return;
+    }
+    let items: Decimal = lines.iter().map(Line::gross).sum::<Decimal>()
+        + service_charge.map_or(Decimal::ZERO, |s| s.amount);
+    let paid: Decimal = wire.payments.iter().filter_map(|p| p.amount).sum();
+    let (fits_other, setting) = if tenant.gratuity_included {
+        (paid == items, "gratuity_included = false")
+    } else {
+        (paid == items + tips, "gratuity_included = true")
+    };
+    if fits_other {
+        tracing::warn!(
+            tenant = %tenant.id,
+            %paid,
+            %tips,
+            items = %items,
+            "this receipt adds up only if the tip is read the other way: check the tenant's {setting}"
+        );
+    }
+}
+
+/// Sums the payments made with one of the tenant's room-charge codes, per
+/// reservation (several reservations on one receipt: MULTI_PAYMENTS).
+fn room_charges(
+    wire: &v1::ChargeTransaction,
+    tenant: &Tenant,
+) -> Result<Vec<RoomCharge>, ApiError> {
+    let mut rooms: Vec<RoomCharge> = Vec::new();
     for (i, p) in wire.payments.iter().enumerate() {
         let gratuity =
             check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
@@ -347,31 +548,23 @@ fn room_charge(
         } else {
             amount + gratuity
         };
-        match &mut room {
-            None => {
-                room = Some(RoomCharge {
-                    reservation_id: reservation.to_string(),
-                    amount: total,
-                    gratuity,
-                    payment_method: code.to_string(),
-                })
-            }
-            Some(r) if r.reservation_id == reservation => {
+        match rooms.iter_mut().find(|r| r.reservation_id == reservation) {
+            Some(r) => {
                 r.amount += total;
                 r.gratuity += gratuity;
             }
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    format!("payments[{i}].reservationId"),
-                    "room charges for two reservations",
-                ));
-            }
+            None => rooms.push(RoomCharge {
+                reservation_id: reservation.to_string(),
+                amount: total,
+                gratuity,
+                payment_method: code.trim().to_string(),
+            }),
         }
     }
-    if let Some(r) = &room {
+    for r in &rooms {
         check_money(|| "payments".into(), r.amount)?;
     }
-    Ok(room)
+    Ok(rooms)
 }
 
 /// A mapping entry by Lightspeed id, else by display name.

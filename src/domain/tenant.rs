@@ -247,7 +247,10 @@ mod location_tests {
         let tenants = two_locations("key-rot").unwrap();
         let ams = tenants.authenticate("key-ams", Some("client-1")).unwrap();
         let rot = tenants.authenticate("key-rot", Some("client-1")).unwrap();
-        assert_eq!((ams.id.as_str(), rot.id.as_str()), ("amsterdam", "rotterdam"));
+        assert_eq!(
+            (ams.id.as_str(), rot.id.as_str()),
+            ("amsterdam", "rotterdam")
+        );
         // Rotterdam pins nothing: any reference (or none) is fine with its key.
         assert!(tenants.authenticate("key-rot", None).is_ok());
         assert!(tenants.authenticate("key-ams", Some("client-2")).is_err());

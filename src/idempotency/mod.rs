@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 pub use fingerprint::fingerprint;
-pub use record::{RECORD_VERSION, Record, RecordState, StoredResponse};
+pub use record::{PostedPart, RECORD_VERSION, Record, RecordState, StoredResponse};
 pub use store::{Claim, Store, StoreBackend, StoreError};
 
 use crate::domain::IdempotencyKey;
@@ -100,10 +100,14 @@ impl Idempotency {
             v: RECORD_VERSION,
             state: RecordState::InProgress,
             fp: fp.to_string(),
-            lease_until_ms: now_ms()
-                + u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX / 2),
+            lease_until_ms: self.lease_end(),
             response: None,
+            posted: Vec::new(),
         }
+    }
+
+    fn lease_end(&self) -> u64 {
+        now_ms() + u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX / 2)
     }
 
     /// Takes the key, replays its final answer, or waits for the delivery that
@@ -127,7 +131,7 @@ impl Idempotency {
                 .await?
             {
                 Claim::Claimed => {
-                    return Ok(Begin::Owned(Guard::new(self, record_key, owner, fp, false)));
+                    return Ok(Begin::Owned(Guard::new(self, record_key, owner, fp, None)));
                 }
                 Claim::Existing(existing) => existing,
             };
@@ -158,12 +162,20 @@ impl Idempotency {
             }
             // Unknown outcome or an abandoned lease: take the key over, fenced on
             // the previous owner, and reconcile before posting anything.
+            let mut mine = mine;
+            mine.posted = existing.posted.clone();
             if self
                 .store
                 .replace_if_owner(&record_key, &existing.owner, &mine, self.settings.retention)
                 .await?
             {
-                return Ok(Begin::Owned(Guard::new(self, record_key, owner, fp, true)));
+                return Ok(Begin::Owned(Guard::new(
+                    self,
+                    record_key,
+                    owner,
+                    fp,
+                    Some(existing.posted),
+                )));
             }
             // Someone else changed the record meanwhile: look again.
         }
@@ -179,28 +191,37 @@ pub struct Guard<'a> {
     owner: String,
     fp: String,
     reconcile_first: bool,
+    posted: Vec<PostedPart>,
 }
 
 impl<'a> Guard<'a> {
+    /// `taken_over` carries what the previous owner had posted when the key was
+    /// taken over from an unknown outcome or an abandoned lease.
     fn new(
         idempotency: &'a Idempotency,
         record_key: String,
         owner: String,
         fp: &str,
-        reconcile_first: bool,
+        taken_over: Option<Vec<PostedPart>>,
     ) -> Self {
         Guard {
             idempotency,
             record_key,
             owner,
             fp: fp.to_string(),
-            reconcile_first,
+            reconcile_first: taken_over.is_some(),
+            posted: taken_over.unwrap_or_default(),
         }
     }
 
     /// True when an earlier delivery may have reached the PMS: ask it first.
     pub fn must_reconcile(&self) -> bool {
         self.reconcile_first
+    }
+
+    /// Postings an earlier delivery of this key already put on the folio.
+    pub fn posted(&self) -> &[PostedPart] {
+        &self.posted
     }
 
     fn record(&self, state: RecordState, response: Option<StoredResponse>) -> Record {
@@ -211,7 +232,25 @@ impl<'a> Guard<'a> {
             fp: self.fp.clone(),
             lease_until_ms: 0,
             response,
+            posted: self.posted.clone(),
         }
+    }
+
+    /// Keeps what is on the folio so far (several reservations on one receipt),
+    /// so a delivery that dies half-way leaves the rest to be posted, not redone.
+    pub async fn record_progress(&mut self, posted: Vec<PostedPart>) -> Result<bool, StoreError> {
+        self.posted = posted;
+        let mut record = self.record(RecordState::InProgress, None);
+        record.lease_until_ms = self.idempotency.lease_end();
+        self.idempotency
+            .store
+            .replace_if_owner(
+                &self.record_key,
+                &self.owner,
+                &record,
+                self.idempotency.settings.retention,
+            )
+            .await
     }
 
     /// Stores the final answer for replays. `Ok(false)` means our lease was lost
@@ -237,7 +276,8 @@ impl<'a> Guard<'a> {
             .await
     }
 
-    /// Records that the PMS may have applied the charge.
+    /// Records that the PMS may have applied the charge (or, with several
+    /// reservations, that some postings are on the folio and others not yet).
     pub async fn mark_unknown(self) -> Result<bool, StoreError> {
         let record = self.record(RecordState::Unknown, None);
         self.idempotency

@@ -25,6 +25,15 @@ pub struct StoredResponse {
     pub body: String,
 }
 
+/// One posting of a receipt that charges several reservations, known to be on
+/// the folio: a later delivery (or the worker) posts only what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostedPart {
+    pub reservation_id: String,
+    pub pms_reference: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Owner token of the request that wrote it; the fencing token of every
@@ -39,6 +48,9 @@ pub struct Record {
     pub lease_until_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<StoredResponse>,
+    /// Postings already on the folio while others are not (several reservations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posted: Vec<PostedPart>,
 }
 
 impl Record {
@@ -78,6 +90,7 @@ mod tests {
             fp: "f".into(),
             lease_until_ms: 1,
             response: None,
+            posted: Vec::new(),
         };
         assert!(r.encode().starts_with(br#"{"owner":"0123abcd","#));
     }
@@ -94,6 +107,10 @@ mod tests {
                 status: 200,
                 body: "{\"a\":1}".into(),
             }),
+            posted: vec![PostedPart {
+                reservation_id: "001".into(),
+                pms_reference: "P1".into(),
+            }],
         };
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         let future = String::from_utf8(r.encode())

@@ -446,7 +446,7 @@ impl PmsAdapter for ApaleoPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
-        let Some(room) = &charge.room else {
+        let Some(room) = charge.room() else {
             return Ok(None);
         };
         let unknown = |e: PmsError| PmsError::Unknown(format!("reconcile: {e}"));

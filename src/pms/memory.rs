@@ -70,6 +70,9 @@ pub struct MemoryPmsSettings {
     /// stand-in PMS can only reconcile the latest this many charges.
     #[serde(default = "default_retain_references")]
     pub retain_references: usize,
+    /// How long each guest search takes (tests of search coalescing).
+    #[serde(default, with = "humantime_serde")]
+    pub search_delay: Duration,
 }
 
 impl Default for MemoryPmsSettings {
@@ -82,6 +85,7 @@ impl Default for MemoryPmsSettings {
             guests: None,
             retain_postings: default_retain_postings(),
             retain_references: default_retain_references(),
+            search_delay: Duration::ZERO,
         }
     }
 }
@@ -148,6 +152,7 @@ struct State {
     total_applied: u64,
     script: VecDeque<Fault>,
     posts_attempted: u64,
+    searches: u64,
 }
 
 pub struct MemoryPms {
@@ -187,6 +192,11 @@ impl MemoryPms {
         self.lock().posts_attempted
     }
 
+    /// How many guest searches reached this PMS.
+    pub fn searches(&self) -> u64 {
+        self.lock().searches
+    }
+
     fn apply(&self, charge: &Arc<Charge>) -> PostingReceipt {
         let mut state = self.lock();
         state.total_applied += 1;
@@ -220,8 +230,7 @@ impl MemoryPms {
         drop(state);
         let from_trigger = if self.settings.triggers {
             charge
-                .room
-                .as_ref()
+                .room()
                 .and_then(|r| r.reservation_id.strip_prefix("fail-"))
                 .and_then(|kind| match kind {
                     "reject" => Some(FaultKind::Reject),
@@ -298,6 +307,10 @@ impl PmsAdapter for MemoryPms {
     }
 
     async fn search(&self, term: &str, _deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        self.lock().searches += 1;
+        if !self.settings.search_delay.is_zero() {
+            tokio::time::sleep(self.settings.search_delay).await;
+        }
         let term = term.trim().to_lowercase();
         if self.settings.triggers && term == "fail-unavailable" {
             return Err(PmsError::Unavailable(

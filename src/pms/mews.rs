@@ -832,7 +832,7 @@ impl PmsAdapter for MewsPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
-        let Some(room) = &charge.room else {
+        let Some(room) = charge.room() else {
             return Ok(None);
         };
         let reservation = match self.reservation(&room.reservation_id, deadline).await {

@@ -62,8 +62,7 @@ pub use registry::{PmsRegistry, PmsSettings};
 /// one, so this only guards adapters called directly.
 pub fn room_of(charge: &Charge) -> Result<&RoomCharge, PmsError> {
     charge
-        .room
-        .as_ref()
+        .room()
         .ok_or_else(|| PmsError::Rejected("Nothing to charge to the room".into()))
 }
 

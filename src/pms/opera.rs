@@ -402,7 +402,7 @@ impl PmsAdapter for OperaPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
-        let Some(room) = &charge.room else {
+        let Some(room) = charge.room() else {
             return Ok(None);
         };
         let today = chrono::Utc::now().date_naive();

@@ -65,6 +65,10 @@ pub struct ReplayArgs {
     /// HTTP protocol (`GET {URL}/charges/{reference}`); skipped otherwise.
     #[arg(long, value_name = "URL")]
     pub pms_inspect: Option<String>,
+    /// Id of the tenant the deliveries reach (`[[tenants]] id`): `posted` checks
+    /// look postings up by the reference derived from it.
+    #[arg(long, default_value = "demo")]
+    pub tenant: String,
     /// API key put in place of `"apiKey": "<redacted>"` (captured fixtures).
     #[arg(long, env = "CHARGEBRIDGE_REPLAY_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -111,6 +115,7 @@ pub fn run_cli(args: ReplayArgs) -> ExitCode {
         timeout: args.timeout,
         api_key: args.api_key.clone(),
         progress: std::io::stderr().is_terminal(),
+        tenant: args.tenant.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -39,6 +39,9 @@ pub struct Options {
     pub api_key: Option<String>,
     /// Show a progress line on stderr (only sensible on a terminal).
     pub progress: bool,
+    /// The id of the tenant the deliveries reach (its API key is in the bodies):
+    /// posting references derive from it, for `posted` checks.
+    pub tenant: String,
 }
 
 impl Default for Options {
@@ -51,6 +54,7 @@ impl Default for Options {
             timeout: Duration::from_secs(20),
             api_key: None,
             progress: false,
+            tenant: "demo".into(),
         }
     }
 }
@@ -339,11 +343,7 @@ fn prepare(
             }
         }
     };
-    let tenant = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v.get("businessExternalReference")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+    let tenant = Some(options.tenant.clone());
     body.resize(body.len() + f.request.padding, b' ');
     let mut expect = f.expectation();
     if let Some(b) = &expect.body {
@@ -773,8 +773,8 @@ fn contract(a: &Answer, key: Option<&str>, out: &mut Vec<Mismatch>) {
     }
     let message = a.customer_error_message.as_deref();
     let fits = message.is_some_and(|m| {
-        let n = m.chars().count();
-        (1..=crate::error::MAX_MESSAGE_CHARS).contains(&n) && !m.chars().any(char::is_control)
+        let n = crate::error::utf16_units(m);
+        (1..=crate::error::MAX_MESSAGE_UNITS).contains(&n) && !m.chars().any(char::is_control)
     });
     if !fits {
         push(

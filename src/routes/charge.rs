@@ -1,8 +1,9 @@
 //! `POST /lightspeed/charge`: Lightspeed's Charge Transaction webhook.
 //!
-//! Order of checks: `Accept` (406), `Content-Type` (415), idempotency key (400),
-//! body size (413), JSON and shapes (400), tenant and API key (401), business
-//! rules (400); then the idempotency layer and the PMS (see `posting.rs`).
+//! Order of checks: `Accept` (406), `Content-Type` (415; a missing or empty one is
+//! JSON), idempotency key (400), body size (413), JSON and shapes (400), tenant by
+//! API key (401), business rules (400), a room-charge payment (422 unless the
+//! tenant has MIRRORING); then the idempotency layer and the PMS (`posting.rs`).
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::web::BytesMut;
@@ -12,7 +13,7 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::domain::{Charge, IdempotencyKey};
+use crate::domain::{Charge, IdempotencyKey, Tenant};
 use crate::error::ApiError;
 use crate::idempotency::fingerprint;
 use crate::lightspeed;
@@ -184,6 +185,9 @@ async fn handle(
     )?;
     fields.tenant = Some(tenant.id.clone());
     let charge = Charge::from_wire(&wire, &tenant, &key, chrono::Utc::now())?;
+    if !charge.needs_posting() && !tenant.mirroring {
+        return Err(no_room_charge(&wire, &tenant));
+    }
     drop(wire);
     let fp = fingerprint(&body).ok_or_else(|| ApiError::invalid("", "body is not JSON"))?;
     drop(body);
@@ -202,6 +206,37 @@ async fn handle(
         Ok(result) => result,
         Err(e) => Err(ApiError::Internal(format!("charge task failed: {e}"))),
     }
+}
+
+/// A receipt with no room-charge payment, for a tenant without MIRRORING: the
+/// payment method or the tenant's codes are set up wrong, and room charges
+/// would otherwise be dropped without a trace.
+fn no_room_charge(wire: &lightspeed::v1::ChargeTransaction, tenant: &Tenant) -> ApiError {
+    let mut seen: Vec<String> = Vec::new();
+    for code in wire
+        .payments
+        .iter()
+        .filter_map(|p| p.method_code.as_deref())
+    {
+        let code: String = code.trim().chars().take(32).collect();
+        if seen.len() < 10 && !seen.contains(&code) {
+            seen.push(code);
+        }
+    }
+    let seen = if seen.is_empty() {
+        "none".to_string()
+    } else {
+        seen.join(",")
+    };
+    tracing::error!(
+        tenant = %tenant.id,
+        method_codes_seen = %seen,
+        room_charge_method_codes = %tenant.room_charge_method_codes.join(","),
+        "receipt without a room-charge payment refused: check the Back Office payment method's \
+         code, the tenant's room_charge_method_codes, or set mirroring = true if the provider \
+         was registered with MIRRORING"
+    );
+    ApiError::NoRoomChargePayment(seen)
 }
 
 /// `Accept` absent, or naming JSON, `application/*` or `*/*` with q > 0.
@@ -239,11 +274,16 @@ fn check_accept(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `application/json` (or `…+json`), parameters such as `charset=utf-8` allowed.
+/// A missing or empty `Content-Type` is read as JSON: Lightspeed does not list
+/// the header, and an example of its shows it empty.
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::UnsupportedMediaType)?;
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let value = value.to_str().map_err(|_| ApiError::UnsupportedMediaType)?;
+    if value.trim().is_empty() {
+        return Ok(());
+    }
     let media = value
         .split(';')
         .next()
@@ -362,6 +402,9 @@ mod tests {
                 "{bad}"
             );
         }
-        assert!(check_content_type(&headers(&[])).is_err());
+        // Missing or empty: read as JSON.
+        assert!(check_content_type(&headers(&[])).is_ok());
+        assert!(check_content_type(&headers(&[("content-type", "")])).is_ok());
+        assert!(check_content_type(&headers(&[("content-type", "  ")])).is_ok());
     }
 }

@@ -64,7 +64,7 @@ async fn posts_one_charge_per_item_with_the_documented_shape() {
     assert_eq!(first.body["vatType"], "Reduced", "the lines' mapped tax");
     assert_eq!(first.body["quantity"], 1);
     assert_eq!(first.body["amount"]["currency"], "EUR");
-    assert_eq!(first.body["amount"]["amount"].to_string(), "65.0");
+    assert_eq!(first.body["amount"]["amount"].to_string(), "66.0");
     let tip = &charges[1];
     assert_eq!(tip.receipt, format!("{reference}/2"));
     assert_eq!(tip.body["vatType"], "Without");
@@ -183,7 +183,7 @@ async fn too_many_requests_is_unavailable_and_the_retry_posts_once() {
     assert!(applied_amounts(&fake, &key).is_empty());
     let retry = app.charge(&key, SEED).await;
     assert_eq!(retry.status, 200, "{}", body_text(&retry));
-    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(660, 1)]);
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(670, 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,7 +209,7 @@ async fn a_partial_posting_is_unknown_and_the_retry_completes_it() {
         receipts,
         [format!("{reference}/1"), format!("{reference}/2")]
     );
-    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(660, 1)]);
+    assert_eq!(applied_amounts(&fake, &key), [Decimal::new(670, 1)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +244,7 @@ async fn search_finds_in_house_guests_by_room() {
     let app = app_for(&as_fake(&fake)).await;
     let q = |term: &str| {
         format!(
-            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+            "/lightspeed/search?term={term}&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
         )
     };
     let found = app.get(&q("102")).await.json();

@@ -10,7 +10,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 pub const SEED: &str = include_str!("../../fixtures/payloads/seed-example.json");
-pub const TENANT: &str = "quickbooks-123";
+/// The demo tenant's id (record keys, references, logs).
+pub const TENANT: &str = "demo";
+/// The demo tenant's pinned `businessExternalReference` (the seed's).
+pub const REFERENCE: &str = "quickbooks-123";
 pub const API_KEY: &str = "quickbooks-key-345";
 
 /// Which idempotency store an app runs on.
@@ -115,7 +118,7 @@ impl Answer {
             .as_str()
             .unwrap_or_else(|| panic!("no customerErrorMessage in {body}"));
         assert!(
-            !msg.is_empty() && msg.chars().count() <= 50,
+            !msg.is_empty() && msg.encode_utf16().count() <= 50,
             "bad message {msg:?}"
         );
         assert!(
@@ -125,6 +128,26 @@ impl Answer {
         assert!(
             body["code"].as_str().is_some_and(|c| !c.is_empty()),
             "no code in {body}"
+        );
+    }
+}
+
+impl Answer {
+    /// Lightspeed's search failure envelope: 200, `success` false, a staff
+    /// message of 1–50 UTF-16 units, no reservations, a machine `code`.
+    pub fn assert_search_failure(&self) {
+        assert_eq!(self.status, 200);
+        let body = self.json();
+        assert_eq!(body["success"], false, "{body}");
+        let msg = body["errorMessage"].as_str().unwrap_or("");
+        assert!(
+            !msg.is_empty() && msg.encode_utf16().count() <= 50,
+            "bad errorMessage {msg:?}"
+        );
+        assert_eq!(body["reservations"], serde_json::json!([]), "{body}");
+        assert!(
+            body["code"].as_str().is_some_and(|c| !c.is_empty()),
+            "{body}"
         );
     }
 }

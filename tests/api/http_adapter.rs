@@ -257,7 +257,7 @@ async fn the_bearer_token_is_sent_and_never_shown() {
     assert_eq!(answer.status, 200, "{}", body_text(&answer));
     let search = app
         .get(&format!(
-            "/lightspeed/search?term=doe&businessExternalReference={TENANT}&apiKey={API_KEY}"
+            "/lightspeed/search?term=doe&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
         ))
         .await;
     assert_eq!(search.status, 200, "{}", body_text(&search));

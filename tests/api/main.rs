@@ -23,3 +23,4 @@ mod redis_server;
 mod redis_store;
 mod replay;
 mod secrets;
+mod v2;

@@ -120,9 +120,9 @@ async fn the_order_carries_the_reference_exact_amounts_and_the_mapping() {
     assert!(items.iter().all(|i| i["UnitCount"].is_i64()));
     // The seed does not add up, so it is one consolidated item plus the tip,
     // written exactly as the decimals (no float on the way).
-    assert!(call.raw.contains(r#""GrossValue":65.0"#), "{}", call.raw);
+    assert!(call.raw.contains(r#""GrossValue":66.0"#), "{}", call.raw);
     assert!(call.raw.contains(r#""GrossValue":1.0"#), "{}", call.raw);
-    assert_eq!(order_total(order), Decimal::new(660, 1));
+    assert_eq!(order_total(order), Decimal::new(670, 1));
     let tip = items.iter().find(|i| i["Name"] == "Tip").unwrap();
     assert_eq!(tip["AccountingCategoryId"], fake_mews::TIPS_CATEGORY);
     // The answer names Mews's order.
@@ -137,13 +137,13 @@ async fn the_order_carries_the_reference_exact_amounts_and_the_mapping() {
 async fn an_itemized_receipt_carries_mapped_categories_and_tax_codes() {
     let fake = fake_mews::start().await;
     let app = app_on(&fake, |_, _| {}).await;
-    // 2 × 11.00 (tax on top) + 3.00 service charge + 1.50 tip = 26.50.
+    // 2 × 11.00 (tax on top) + 3.00 service charge = 25.00, plus the 1.50 tip on top.
     let body = seed_with(|v| {
         v["transactions"][0]["amount"] = Value::from(20.0);
         v["transactions"][0]["taxLines"] = serde_json::json!([
             {"taxId": "12345", "taxAmount": 2.00, "taxRate": 1.1, "taxIncluded": false}]);
         v["serviceCharge"] = serde_json::json!({"amount": 3.00, "type": "UNTAXED"});
-        v["payments"][0]["amount"] = Value::from(26.5);
+        v["payments"][0]["amount"] = Value::from(25.0);
         v["payments"][0]["gratuity"] = Value::from(1.5);
     });
     let answer = app.charge(&fresh_key(), &body).await;
@@ -351,7 +351,11 @@ async fn several_room_payments_post_the_exact_room_amount() {
     );
     let applied = applied_for(&fake, &key);
     assert_eq!(applied.len(), 1, "one order for the receipt");
-    assert_eq!(applied[0].amount, Decimal::new(660, 1), "32.00 + 34.00");
+    assert_eq!(
+        applied[0].amount,
+        Decimal::new(675, 1),
+        "32.00 + 1.00 + 34.00 + 0.50"
+    );
     let tip = fake.last_order()["Items"]
         .as_array()
         .unwrap()
@@ -375,8 +379,8 @@ async fn a_service_charge_receipt_posts_the_exact_room_amount() {
         "{}",
         String::from_utf8_lossy(&answer.bytes)
     );
-    assert_eq!(applied_for(&fake, &key)[0].amount, Decimal::new(660, 1));
-    assert_eq!(order_total(&fake.last_order()), Decimal::new(660, 1));
+    assert_eq!(applied_for(&fake, &key)[0].amount, Decimal::new(670, 1));
+    assert_eq!(order_total(&fake.last_order()), Decimal::new(670, 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,7 +518,7 @@ async fn search_matches_names_and_rooms_of_checked_in_guests() {
     let app = app_on(&fake, |_, _| {}).await;
     let q = |term: &str| {
         format!(
-            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+            "/lightspeed/search?term={term}&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
         )
     };
     let by_room = app.get(&q("102")).await.json();

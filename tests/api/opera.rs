@@ -47,7 +47,7 @@ pub const ITEMIZED: &str = r#"{"businessExternalReference":"quickbooks-123","api
     {"quantity":0.5,"amount":7.50,"description":"Cheese","groupId":25769803810,
      "taxLines":[{"taxId":"12345","taxAmount":0.68,"taxRate":1.1,"taxIncluded":true}]}],
   "serviceCharge":{"amount":3.00,"type":"UNTAXED"},
-  "payments":[{"amount":34.00,"gratuity":1.50,"methodCode":"IKPMS","reservationId":"001"}]}"#;
+  "payments":[{"amount":32.50,"gratuity":1.50,"methodCode":"IKPMS","reservationId":"001"}]}"#;
 
 fn body_text(a: &Answer) -> String {
     String::from_utf8_lossy(&a.bytes).into_owned()
@@ -68,7 +68,7 @@ async fn posts_the_documented_request_shape() {
     assert_eq!(charges[0]["transactionCode"], "2010");
     assert_eq!(charges[1]["transactionCode"], "9100");
     let text = serde_json::to_string(&charges).unwrap();
-    assert!(text.contains(r#""amount":65.0"#), "exact decimal: {text}");
+    assert!(text.contains(r#""amount":66.0"#), "exact decimal: {text}");
     assert!(text.contains(r#""amount":1.0"#), "exact decimal: {text}");
     for c in &charges {
         assert!(c["postingQuantity"].is_i64());
@@ -269,7 +269,7 @@ async fn concurrent_requests_share_one_token_fetch() {
         let app = app.clone();
         tokio::spawn(async move {
             app.get(&format!(
-                "/lightspeed/search?term=Smith&businessExternalReference={TENANT}&apiKey={API_KEY}"
+                "/lightspeed/search?term=Smith&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
             ))
             .await
         })
@@ -290,7 +290,7 @@ async fn search_finds_in_house_guests_by_room() {
     let app = app_for(&as_fake(&fake)).await;
     let q = |term: &str| {
         format!(
-            "/lightspeed/search?term={term}&businessExternalReference={TENANT}&apiKey={API_KEY}"
+            "/lightspeed/search?term={term}&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
         )
     };
     let found = app.get(&q("101")).await.json();

@@ -32,7 +32,7 @@ impl PmsInspector for MemoryInspector {
             .into_iter()
             .filter(|p| p.charge.reference == reference)
             .filter_map(|p| {
-                let room = p.charge.room.clone()?;
+                let room = p.charge.room().cloned()?;
                 Some(Posting {
                     amount: room.amount,
                     gratuity: Some(room.gratuity),
@@ -54,6 +54,7 @@ pub fn options(app: &TestApp) -> Options {
         timeout: Duration::from_secs(20),
         api_key: None,
         progress: false,
+        tenant: TENANT.into(),
     }
 }
 
@@ -391,7 +392,7 @@ async fn posted_is_checked_over_http_with_pms_inspect() {
                     match found {
                         None => HttpResponse::NotFound().finish(),
                         Some(p) => {
-                            let room = p.charge.room.clone().unwrap();
+                            let room = p.charge.room().cloned().unwrap();
                             HttpResponse::Ok().json(serde_json::json!({
                                 "pmsReference": p.pms_reference,
                                 "charge": {
@@ -452,6 +453,6 @@ async fn posted_is_checked_over_http_with_pms_inspect() {
             m[0].expected.as_str(),
             m[0].got.as_str()
         ),
-        ("posted.amount", "65.99", "66.0")
+        ("posted.amount", "65.99", "67.0")
     );
 }

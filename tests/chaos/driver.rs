@@ -78,9 +78,14 @@ fn charge(i: usize, rng: &mut Rng, run_id: &str) -> Charge {
     body["transactions"][0]["amount"] = number(amount.to_string());
     body["payments"][0]["amount"] = number(amount.to_string());
     body["payments"][0]["reservationId"] = Value::from(format!("RES-{}", 1000 + i % 400));
+    // The seed's tip (1.0) comes on top of the payment amount (the default reading).
+    let tip: Decimal = body["payments"][0]["gratuity"]
+        .to_string()
+        .parse()
+        .expect("the seed's gratuity is a decimal");
     Charge {
         key: format!("chaos-{run_id}-{i:06}"),
-        amount,
+        amount: amount + tip,
         body: serde_json::to_vec(&body).expect("serializable"),
     }
 }

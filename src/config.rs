@@ -39,6 +39,11 @@ command_timeout = "2s"
 accept_unsafe_redis = false
 memory_capacity = 100000
 
+[journal]
+retention = "90d"
+give_up_after = "24h"
+poll_interval = "500ms"
+
 [log]
 format = "auto"
 level = "info"
@@ -80,6 +85,36 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub capture: Option<CaptureSettings>,
+    pub journal: JournalSettings,
+}
+
+/// The posting journal and its worker (every charge seen until it is on a folio
+/// or on an operator's list).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalSettings {
+    /// How long entries are kept (and listed) after their last change.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// An entry still not settled this long after the receipt becomes
+    /// `needs_attention`.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// How often each replica's worker looks for due entries.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+/// What the POS hears, and who posts, when the PMS cannot take a charge now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenPmsUnavailable {
+    /// 500 to the POS; staff were told it failed, so chargebridge never posts it
+    /// by itself (an unknown outcome is only reconciled).
+    #[default]
+    Fail,
+    /// 200 `queued` to the POS; the worker posts it when the PMS takes it.
+    Queue,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -184,6 +219,9 @@ pub struct TenantSettings {
     /// and one without a room-charge payment is acknowledged, not refused.
     #[serde(default)]
     pub mirroring: bool,
+    /// `fail` (default) or `queue` (store and forward).
+    #[serde(default)]
+    pub when_pms_unavailable: WhenPmsUnavailable,
     pub pms: String,
     #[serde(default)]
     pub mapping: MappingSettings,
@@ -594,7 +632,16 @@ const TOP: &[Field] = &[
     opt("pms", Kind::PmsSections),
     opt("log", Kind::Section(LOG)),
     opt("capture", Kind::Section(CAPTURE)),
+    opt("journal", Kind::Section(JOURNAL)),
 ];
+
+const JOURNAL: &[Field] = &[
+    opt("retention", Kind::Duration),
+    opt("give_up_after", Kind::Duration),
+    opt("poll_interval", Kind::Duration),
+];
+
+const UNAVAILABLE_MODES: &[&str] = &["fail", "queue"];
 
 const SERVER: &[Field] = &[
     opt("listen", Kind::Text),
@@ -640,6 +687,10 @@ const TENANT: &[Field] = &[
     opt("room_charge_method_codes", Kind::TextList),
     opt("gratuity_included", Kind::Flag),
     opt("mirroring", Kind::Flag),
+    opt(
+        "when_pms_unavailable",
+        Kind::Choice("mode", UNAVAILABLE_MODES),
+    ),
     required(
         "pms",
         Kind::Text,

@@ -91,6 +91,33 @@ pub fn search_cache(outcome: &'static str) {
     counter!("chargebridge_search_cache_total", "outcome" => outcome).increment(1);
 }
 
+/// A journal entry written in this state (by a delivery, the worker or an operator).
+pub fn journal_transition(state: &'static str) {
+    counter!("chargebridge_journal_transitions_total", "state" => state).increment(1);
+}
+
+/// One turn of the worker at an entry, by the state it left the entry in.
+pub fn worker_attempt(outcome: &'static str) {
+    counter!("chargebridge_worker_attempts_total", "outcome" => outcome).increment(1);
+}
+
+/// Journal entries of a tenant in a state (refreshed by the worker's census).
+pub fn journal_entries(tenant: &str, state: &'static str, count: u64) {
+    gauge!("chargebridge_journal_entries", "tenant" => tenant.to_string(), "state" => state)
+        .set(count as f64);
+}
+
+/// Age in seconds of the oldest entry of a tenant in a state (0: none).
+pub fn journal_oldest(tenant: &str, state: &'static str, seconds: f64) {
+    gauge!("chargebridge_journal_oldest_entry_age_seconds", "tenant" => tenant.to_string(), "state" => state)
+        .set(seconds);
+}
+
+/// Makes a worker outcome series exist at 0.
+pub fn worker_attempt_zero(outcome: &'static str) {
+    counter!("chargebridge_worker_attempts_total", "outcome" => outcome).increment(0);
+}
+
 pub fn in_flight_conflict() {
     counter!("chargebridge_in_flight_conflicts_total").increment(1);
 }

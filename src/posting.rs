@@ -1,10 +1,17 @@
-//! Where a validated charge goes: through the idempotency layer to the tenant's
-//! PMS, exactly once, inside the request deadline. Knows nothing of HTTP.
+//! What happens to a charge: the state machine that the delivery (route), the
+//! journal's worker and operator actions all run. Knows nothing of HTTP.
 //!
-//! A receipt charged to several reservations (MULTI_PAYMENTS) is one posting per
-//! reservation ([`Charge::postings`]). They are posted in turn; each one on the
-//! folio is written into the idempotency record before the next, so a delivery
-//! that fails or dies half-way leaves only the rest to be posted later.
+//! * [`deliver`]: a delivery from Lightspeed. Takes the idempotency key, writes
+//!   the journal entry before the PMS is called, posts, then settles record and
+//!   entry together (one store round trip more than the idempotency layer alone).
+//! * [`work_entry`]: the worker's turn at a due entry (unknown outcome or queued
+//!   charge), under the entry's lease and the key's idempotency guard.
+//!
+//! Both post through [`run_postings`]: a receipt charged to several reservations
+//! (MULTI_PAYMENTS) is one posting per reservation ([`Charge::postings`]); each
+//! one on the folio is written into the idempotency record before the next, so
+//! whatever dies half-way leaves only the rest to be posted. Every path asks the
+//! PMS by reference before posting when an earlier attempt may have reached it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +19,13 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::config::WhenPmsUnavailable;
 use crate::domain::{Charge, IdempotencyKey, Tenant};
 use crate::error::ApiError;
 use crate::idempotency::{
     Begin, BeginError, Guard, Idempotency, PostedPart, StoredResponse, record_key,
 };
+use crate::journal::{Actor, Attempt, Journal, JournalEntry, JournalState, backoff, now_ms};
 use crate::metrics as m;
 use crate::pms::{PmsAdapter, PmsError, PostingReceipt};
 
@@ -40,7 +49,7 @@ impl Reply {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Posted<'a> {
+struct Success<'a> {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pms_reference: Option<&'a str>,
@@ -50,19 +59,31 @@ struct Posted<'a> {
     postings: &'a [PostedPart],
 }
 
-fn success_body(idempotency_key: &str, posted: &[PostedPart]) -> String {
-    let body = Posted {
-        // A receipt with no room-charge payment (MIRRORING) is acknowledged.
-        status: if posted.is_empty() {
-            "acknowledged"
-        } else {
-            "posted"
-        },
+/// The 200 body: `posted` (with the PMS reference), `acknowledged` (nothing to
+/// post) or `queued` (stored; chargebridge posts it).
+fn success_body(status: &'static str, idempotency_key: &str, posted: &[PostedPart]) -> String {
+    let body = Success {
+        status,
         pms_reference: posted.first().map(|p| p.pms_reference.as_str()),
         idempotency_key,
         postings: if posted.len() > 1 { posted } else { &[] },
     };
     serde_json::to_string(&body).unwrap_or_default()
+}
+
+fn ok_response(status: &'static str, key: &str, posted: &[PostedPart]) -> StoredResponse {
+    StoredResponse {
+        status: 200,
+        body: success_body(status, key, posted),
+    }
+}
+
+fn error_response(error: &ApiError) -> StoredResponse {
+    use actix_web::ResponseError;
+    StoredResponse {
+        status: error.status_code().as_u16(),
+        body: String::from_utf8_lossy(&error.body()).into_owned(),
+    }
 }
 
 pub struct Budget {
@@ -73,6 +94,13 @@ pub struct Budget {
 }
 
 impl Budget {
+    pub fn from_now(total: Duration, safety_margin: Duration) -> Self {
+        Budget {
+            deadline: Instant::now() + total,
+            safety_margin,
+        }
+    }
+
     fn pms_deadline(&self) -> Instant {
         self.deadline
             .checked_sub(self.safety_margin)
@@ -81,16 +109,252 @@ impl Budget {
 }
 
 /// Why one posting is not (known to be) on the folio.
+#[derive(Debug)]
 enum PostingFailure {
     Pms(PmsError),
     /// No time left to call the PMS: nothing was sent.
     Deadline,
 }
 
+impl PostingFailure {
+    fn outcome(&self) -> &'static str {
+        match self {
+            PostingFailure::Pms(e) => e.class(),
+            PostingFailure::Deadline => "deadline",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            PostingFailure::Pms(e) => e.to_string(),
+            PostingFailure::Deadline => "no time left for the PMS".into(),
+        }
+    }
+}
+
+/// What a run over the postings of one receipt came to.
+struct Run {
+    posted: Vec<PostedPart>,
+    refused: Vec<(String, String)>,
+    /// Reconciled and not at the PMS, and not posted (reconcile-only runs).
+    not_found: usize,
+    /// Stopped here: the rest is not known to be on the folio.
+    failure: Option<PostingFailure>,
+    attempts: Vec<Attempt>,
+}
+
+/// Posts (or, with `may_post` false, only looks up) every posting not yet on
+/// the folio, in order, keeping progress in the idempotency record.
+async fn run_postings(
+    pms: &dyn PmsAdapter,
+    postings: &[Arc<Charge>],
+    guard: &mut Guard<'_>,
+    may_post: bool,
+    by: Actor,
+    budget: &Budget,
+) -> Run {
+    let several = postings.len() > 1;
+    let mut run = Run {
+        posted: guard.posted().to_vec(),
+        refused: Vec::new(),
+        not_found: 0,
+        failure: None,
+        attempts: Vec::new(),
+    };
+    for posting in postings {
+        let Some(room) = posting.room() else { continue };
+        if run
+            .posted
+            .iter()
+            .any(|p| p.reservation_id == room.reservation_id)
+        {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outcome = post_once(pms, posting, guard.must_reconcile(), may_post, budget).await;
+        let attempt = |outcome: &str, message: Option<String>| Attempt {
+            at_ms: now_ms(),
+            by,
+            outcome: outcome.to_string(),
+            message,
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        };
+        match outcome {
+            Ok(Some(receipt)) => {
+                run.attempts.push(attempt("posted", None));
+                run.posted.push(PostedPart {
+                    reservation_id: room.reservation_id.clone(),
+                    pms_reference: receipt.pms_reference,
+                });
+                if several {
+                    settle_store(guard.record_progress(run.posted.clone()).await);
+                }
+            }
+            Ok(None) => {
+                run.attempts.push(attempt("not_found", None));
+                run.not_found += 1;
+            }
+            Err(PostingFailure::Pms(PmsError::Rejected(reason))) => {
+                tracing::info!(reservation = %room.reservation_id, %reason, "PMS rejected the charge");
+                run.attempts.push(attempt("rejected", Some(reason.clone())));
+                run.refused.push((room.reservation_id.clone(), reason));
+            }
+            Err(failure) => {
+                run.attempts
+                    .push(attempt(failure.outcome(), Some(failure.message())));
+                run.failure = Some(failure);
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// The 422 for refused postings: the PMS's own reason for a receipt with one
+/// reservation; which reservation was refused (and that the rest is on the
+/// folio) for several.
+fn refusal(refused: &[(String, String)], postings: usize, posted: usize) -> Option<ApiError> {
+    let (reservation, reason) = refused.first()?;
+    if postings <= 1 {
+        return Some(ApiError::PmsRejected(reason.clone()));
+    }
+    let others = if posted > 0 { "; others posted" } else { "" };
+    Some(ApiError::PmsRejected(format!(
+        "Res. {reservation} refused{others}: {reason}"
+    )))
+}
+
+/// Asks the PMS first when an earlier attempt may have reached it, then posts
+/// (when allowed). `Ok(None)`: not at the PMS and not posted.
+async fn post_once(
+    pms: &dyn PmsAdapter,
+    charge: &Arc<Charge>,
+    reconcile_first: bool,
+    may_post: bool,
+    budget: &Budget,
+) -> Result<Option<PostingReceipt>, PostingFailure> {
+    if reconcile_first {
+        let started = std::time::Instant::now();
+        let found = pms.reconcile(charge, budget.pms_deadline()).await;
+        m::pms_call(
+            pms.kind(),
+            "reconcile",
+            started.elapsed(),
+            found.as_ref().err(),
+        );
+        match found {
+            Ok(Some(receipt)) => {
+                tracing::info!(reference = %charge.reference, "reconciled: the PMS already has this charge");
+                return Ok(Some(receipt));
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, reference = %charge.reference, "reconciliation failed; outcome still unknown");
+                return Err(PostingFailure::Pms(PmsError::Unknown(e.to_string())));
+            }
+        }
+    }
+    if !may_post {
+        return Ok(None);
+    }
+    let pms_deadline = budget.pms_deadline();
+    if Instant::now() >= pms_deadline {
+        return Err(PostingFailure::Deadline);
+    }
+    let started = std::time::Instant::now();
+    // The adapter owns its deadline; this outer bound only guards against an
+    // adapter that ignores it. Cut off after sending, the outcome is unknown.
+    let outcome =
+        match tokio::time::timeout_at(budget.deadline, pms.post(charge, pms_deadline)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(PmsError::Unknown(
+                "adapter overran the request deadline".into(),
+            )),
+        };
+    m::pms_call(
+        pms.kind(),
+        "post",
+        started.elapsed(),
+        outcome.as_ref().err(),
+    );
+    outcome.map(Some).map_err(PostingFailure::Pms)
+}
+
+fn settle_store(result: Result<bool, crate::idempotency::StoreError>) {
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "idempotency lease lost before settling; the successor's record was kept"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not settle the idempotency record"),
+    }
+}
+
+fn settle_journal(result: Result<bool, crate::idempotency::StoreError>, entry: &JournalEntry) {
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            tenant = %entry.tenant, key = %entry.key,
+            "journal lease lost: a newer worker's entry was kept"
+        ),
+        Err(e) => tracing::error!(
+            error = %e, tenant = %entry.tenant, key = %entry.key, state = entry.state.as_str(),
+            "could not write the journal entry"
+        ),
+    }
+}
+
+/// Copies what the run learnt into the entry's postings and attempts.
+fn note_run(entry: &mut JournalEntry, run: &Run) {
+    for part in &run.posted {
+        if let Some(p) = entry
+            .postings
+            .iter_mut()
+            .find(|p| p.reservation_id == part.reservation_id)
+        {
+            p.pms_reference = Some(part.pms_reference.clone());
+        }
+    }
+    for attempt in &run.attempts {
+        entry.record_attempt(attempt.clone());
+    }
+    entry.updated_ms = now_ms();
+}
+
+/// How a record is settled together with its journal entry.
+enum Settle {
+    Complete(StoredResponse),
+    Release,
+    MarkUnknown,
+}
+
+async fn settle(
+    guard: Guard<'_>,
+    how: Settle,
+    journal: &Journal,
+    entry: &JournalEntry,
+    fence: Option<&str>,
+) {
+    let record = async {
+        match how {
+            Settle::Complete(response) => guard.complete(response).await,
+            Settle::Release => guard.release().await,
+            Settle::MarkUnknown => guard.mark_unknown().await,
+        }
+    };
+    // Different keys (and slots): sent together, one round trip.
+    let (record, written) = tokio::join!(record, journal.put(entry, fence));
+    settle_store(record);
+    settle_journal(written, entry);
+    m::journal_transition(entry.state.as_str());
+}
+
 /// Runs one delivery of `charge` to completion. Runs in its own task, so a client
 /// that hangs up cannot cut a posting in half.
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver(
     idempotency: &Idempotency,
+    journal: &Journal,
     tenant: Arc<Tenant>,
     charge: Charge,
     key: IdempotencyKey,
@@ -119,162 +383,307 @@ pub async fn deliver(
         }
         Begin::Owned(guard) => guard,
     };
-
-    let key_text = charge.idempotency_key.clone();
-    let postings: Vec<Arc<Charge>> = charge.postings().into_iter().map(Arc::new).collect();
-    let several = postings.len() > 1;
-    let pms = tenant.pms.as_ref();
-    let mut posted: Vec<PostedPart> = guard.posted().to_vec();
-    let mut refused: Vec<(String, String)> = Vec::new();
-    for posting in postings.iter().filter(|p| p.needs_posting()) {
-        let Some(room) = posting.room() else { continue };
-        if posted
-            .iter()
-            .any(|p| p.reservation_id == room.reservation_id)
-        {
-            continue;
-        }
-        match post_once(pms, posting, guard.must_reconcile(), &budget).await {
-            Ok(receipt) => {
-                posted.push(PostedPart {
-                    reservation_id: room.reservation_id.clone(),
-                    pms_reference: receipt.pms_reference,
-                });
-                if several {
-                    settle_store(guard.record_progress(posted.clone()).await);
-                }
-            }
-            Err(PostingFailure::Pms(PmsError::Rejected(reason))) => {
-                tracing::info!(reservation = %room.reservation_id, %reason, "PMS rejected the charge");
-                refused.push((room.reservation_id.clone(), reason));
-            }
-            Err(failure) => return settle_failure(guard, failure, &posted).await,
-        }
-    }
-
-    if let Some(error) = refusal(&refused, postings.len(), posted.len()) {
-        if !posted.is_empty() {
-            tracing::error!(
-                refused = refused.len(),
-                posted = posted.len(),
-                "receipt posted in part: a person must settle the refused reservations"
-            );
-        }
-        let response = StoredResponse {
-            status: 422,
-            body: String::from_utf8_lossy(&error.body()).into_owned(),
-        };
-        settle_store(guard.complete(response.clone()).await);
+    let postings: Vec<Arc<Charge>> = charge
+        .clone()
+        .postings()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let mut entry = JournalEntry::new(
+        &charge,
+        &postings,
+        &fp,
+        tenant.when_pms_unavailable,
+        now_ms(),
+    );
+    if !charge.needs_posting() {
+        entry.state = JournalState::Acknowledged;
+        entry.answered = Some(200);
+        let response = ok_response("acknowledged", key.as_str(), &[]);
+        settle(
+            guard,
+            Settle::Complete(response.clone()),
+            journal,
+            &entry,
+            None,
+        )
+        .await;
         return Ok(Reply::fresh(response));
     }
-    let response = StoredResponse {
-        status: 200,
-        body: success_body(&key_text, &posted),
-    };
+
+    // Written before the PMS is called; due for the worker only once this
+    // delivery's lease is over (it will have settled long before).
+    entry.next_attempt_ms = Some(now_ms() + idempotency.lease_ms());
+    match journal.create(&entry).await {
+        Ok(None) => {}
+        Ok(Some(earlier)) => carry_over(&mut entry, earlier),
+        Err(e) => {
+            // Fail closed: a charge the journal cannot hold is not posted.
+            settle_store(guard.release().await);
+            return Err(ApiError::StoreUnavailable(e.0));
+        }
+    }
+
+    let run = run_postings(
+        tenant.pms.as_ref(),
+        &postings,
+        &mut guard,
+        true,
+        Actor::Delivery,
+        &budget,
+    )
+    .await;
+    note_run(&mut entry, &run);
+    entry.next_attempt_ms = None;
+    let queue = tenant.when_pms_unavailable == WhenPmsUnavailable::Queue;
+
+    if let Some(failure) = run.failure {
+        let nothing_out = run.posted.is_empty() && !guard.must_reconcile();
+        let maybe_applied = matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)));
+        let error = match failure {
+            PostingFailure::Deadline => ApiError::DeadlineExceeded,
+            PostingFailure::Pms(PmsError::Unavailable(d)) => ApiError::PmsUnavailable(d),
+            PostingFailure::Pms(PmsError::Unknown(d)) => ApiError::PmsOutcomeUnknown(d),
+            PostingFailure::Pms(PmsError::Rejected(r)) => ApiError::PmsRejected(r),
+        };
+        if queue {
+            // Store and forward: the POS hears "queued", the worker posts.
+            entry.state = JournalState::Queued;
+            entry.next_attempt_ms = Some(now_ms() + backoff(0).as_millis() as u64);
+            entry.answered = Some(200);
+            let response = ok_response("queued", key.as_str(), &run.posted);
+            tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
+            settle(
+                guard,
+                Settle::Complete(response.clone()),
+                journal,
+                &entry,
+                None,
+            )
+            .await;
+            return Ok(Reply::fresh(response));
+        }
+        entry.answered = Some(500);
+        if nothing_out && !maybe_applied {
+            entry.state = JournalState::Failed;
+            settle(guard, Settle::Release, journal, &entry, None).await;
+        } else {
+            // The PMS may have it: the worker reconciles within seconds.
+            entry.state = JournalState::Unknown;
+            entry.next_attempt_ms = Some(now_ms() + backoff(0).as_millis() as u64);
+            settle(guard, Settle::MarkUnknown, journal, &entry, None).await;
+        }
+        return Err(error);
+    }
+
+    if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
+        entry.state = if run.posted.is_empty() {
+            JournalState::Rejected
+        } else {
+            tracing::error!(
+                tenant = %tenant.id, key = %key, refused = run.refused.len(), posted = run.posted.len(),
+                "receipt posted in part: a person must settle the refused reservations"
+            );
+            JournalState::NeedsAttention
+        };
+        entry.answered = Some(422);
+        let response = error_response(&error);
+        settle(
+            guard,
+            Settle::Complete(response.clone()),
+            journal,
+            &entry,
+            None,
+        )
+        .await;
+        return Ok(Reply::fresh(response));
+    }
+    entry.state = JournalState::Posted;
+    entry.answered = Some(200);
+    let response = ok_response("posted", key.as_str(), &run.posted);
     // The PMS has the charge whatever happens to the record now, so the answer is
     // 200 either way; a record we failed to write is found again by reconciliation.
-    settle_store(guard.complete(response.clone()).await);
+    settle(
+        guard,
+        Settle::Complete(response.clone()),
+        journal,
+        &entry,
+        None,
+    )
+    .await;
     Ok(Reply::fresh(response))
 }
 
-/// The 422 for refused postings: the PMS's own reason for a receipt with one
-/// reservation; which reservation was refused (and that the rest is on the
-/// folio) for several.
-fn refusal(refused: &[(String, String)], postings: usize, posted: usize) -> Option<ApiError> {
-    let (reservation, reason) = refused.first()?;
-    if postings <= 1 {
-        return Some(ApiError::PmsRejected(reason.clone()));
-    }
-    let others = if posted > 0 { "; others posted" } else { "" };
-    Some(ApiError::PmsRejected(format!(
-        "Res. {reservation} refused{others}: {reason}"
-    )))
-}
-
-/// Posts one charge, asking the PMS first when an earlier attempt may have
-/// reached it.
-async fn post_once(
-    pms: &dyn PmsAdapter,
-    charge: &Arc<Charge>,
-    reconcile_first: bool,
-    budget: &Budget,
-) -> Result<PostingReceipt, PostingFailure> {
-    if reconcile_first {
-        let started = std::time::Instant::now();
-        let found = pms.reconcile(charge, budget.pms_deadline()).await;
-        m::pms_call(
-            pms.kind(),
-            "reconcile",
-            started.elapsed(),
-            found.as_ref().err(),
-        );
-        match found {
-            Ok(Some(receipt)) => {
-                tracing::info!(reference = %charge.reference, "reconciled: the PMS already has this charge");
-                return Ok(receipt);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, reference = %charge.reference, "reconciliation failed; outcome still unknown");
-                return Err(PostingFailure::Pms(PmsError::Unknown(e.to_string())));
-            }
+/// A re-delivery of a key the journal knows: its history stays.
+fn carry_over(entry: &mut JournalEntry, earlier: JournalEntry) {
+    entry.created_ms = earlier.created_ms;
+    entry.worker_attempts = earlier.worker_attempts;
+    let mut attempts = earlier.attempts;
+    attempts.append(&mut entry.attempts);
+    entry.attempts = attempts;
+    for p in &mut entry.postings {
+        if let Some(known) = earlier
+            .postings
+            .iter()
+            .find(|e| e.reservation_id == p.reservation_id)
+        {
+            p.pms_reference.clone_from(&known.pms_reference);
         }
     }
-    let pms_deadline = budget.pms_deadline();
-    if Instant::now() >= pms_deadline {
-        return Err(PostingFailure::Deadline);
-    }
-    let started = std::time::Instant::now();
-    // The adapter owns its deadline; this outer bound only guards against an
-    // adapter that ignores it. Cut off after sending, the outcome is unknown.
-    let outcome =
-        match tokio::time::timeout_at(budget.deadline, pms.post(charge, pms_deadline)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(PmsError::Unknown(
-                "adapter overran the request deadline".into(),
-            )),
-        };
-    m::pms_call(
-        pms.kind(),
-        "post",
-        started.elapsed(),
-        outcome.as_ref().err(),
-    );
-    outcome.map_err(PostingFailure::Pms)
 }
 
-/// A posting that is not known to be on the folio. The key is released only
-/// when nothing of this receipt can be at the PMS; otherwise the record says
-/// "unknown" (with what is posted), and the next delivery reconciles first.
-async fn settle_failure(
-    guard: Guard<'_>,
-    failure: PostingFailure,
-    posted: &[PostedPart],
-) -> Result<Reply, ApiError> {
-    let nothing_out = posted.is_empty() && !guard.must_reconcile();
-    let error = match failure {
-        PostingFailure::Deadline => ApiError::DeadlineExceeded,
-        PostingFailure::Pms(PmsError::Unavailable(detail)) => ApiError::PmsUnavailable(detail),
-        PostingFailure::Pms(PmsError::Unknown(detail)) => {
-            settle_store(guard.mark_unknown().await);
-            return Err(ApiError::PmsOutcomeUnknown(detail));
-        }
-        PostingFailure::Pms(PmsError::Rejected(reason)) => ApiError::PmsRejected(reason),
+/// What the worker did with an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkOutcome {
+    /// Not due any more, or another worker had it.
+    Skipped,
+    /// A delivery holds the key: looked at again shortly.
+    Busy,
+    /// The entry moved on (or was rescheduled) to this state.
+    Now(JournalState),
+}
+
+/// The worker's turn at one due entry, which it holds the lease of (`owner`).
+pub async fn work_entry(
+    idempotency: &Idempotency,
+    journal: &Journal,
+    tenant: &Tenant,
+    key: &str,
+    owner: &str,
+    give_up_after: Duration,
+    budget: Budget,
+) -> Result<WorkOutcome, crate::idempotency::StoreError> {
+    let Some(mut entry) = journal.get(&tenant.id, key).await? else {
+        return Ok(WorkOutcome::Skipped);
     };
-    if nothing_out {
-        settle_store(guard.release().await);
-    } else {
-        settle_store(guard.mark_unknown().await);
+    let now = now_ms();
+    if !entry.state.is_open() || entry.next_attempt_ms.is_none_or(|at| at > now) {
+        return Ok(WorkOutcome::Skipped);
     }
-    Err(error)
+    let age = Duration::from_millis(now.saturating_sub(entry.created_ms));
+    if age > give_up_after {
+        tracing::error!(
+            tenant = %entry.tenant, key = %entry.key, state = entry.state.as_str(),
+            "posting given up after journal.give_up_after: a person must settle it"
+        );
+        entry.state = JournalState::NeedsAttention;
+        entry.next_attempt_ms = None;
+        entry.updated_ms = now;
+        settle_journal(journal.put(&entry, Some(owner)).await, &entry);
+        m::journal_transition(entry.state.as_str());
+        return Ok(WorkOutcome::Now(entry.state));
+    }
+    let Ok(record_key) =
+        IdempotencyKey::parse(entry.key.as_bytes()).map(|k| record_key(&tenant.id, &k))
+    else {
+        return Ok(WorkOutcome::Skipped);
+    };
+    let guard = match idempotency.take_over(record_key, &entry.fingerprint).await {
+        Ok(Some(guard)) => guard,
+        Ok(None) => {
+            entry.next_attempt_ms = Some(now + 1_000);
+            entry.record_attempt(Attempt {
+                at_ms: now,
+                by: Actor::Worker,
+                outcome: "busy".into(),
+                message: Some("a delivery of this key is in progress".into()),
+                latency_ms: 0,
+            });
+            settle_journal(journal.put(&entry, Some(owner)).await, &entry);
+            return Ok(WorkOutcome::Busy);
+        }
+        Err(BeginError::Store(e)) => return Err(e),
+        Err(e) => {
+            tracing::error!(tenant = %entry.tenant, key = %entry.key, error = %e, "journal entry does not match its idempotency record");
+            entry.state = JournalState::NeedsAttention;
+            entry.next_attempt_ms = None;
+            settle_journal(journal.put(&entry, Some(owner)).await, &entry);
+            return Ok(WorkOutcome::Now(entry.state));
+        }
+    };
+    let state = finish(guard, journal, tenant, &mut entry, owner, budget).await;
+    m::worker_attempt(state.as_str());
+    Ok(WorkOutcome::Now(state))
 }
 
-fn settle_store(result: Result<bool, crate::idempotency::StoreError>) {
-    match result {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            "idempotency lease lost before settling; the successor's record was kept"
-        ),
-        Err(e) => tracing::error!(error = %e, "could not settle the idempotency record"),
+/// Reconciles (and, for a queued charge, posts) under the key's guard, then
+/// settles record and entry. A `fail`-mode charge is never posted here: staff
+/// were told it failed.
+async fn finish(
+    mut guard: Guard<'_>,
+    journal: &Journal,
+    tenant: &Tenant,
+    entry: &mut JournalEntry,
+    owner: &str,
+    budget: Budget,
+) -> JournalState {
+    let queued = entry.state == JournalState::Queued;
+    let postings: Vec<Arc<Charge>> = entry
+        .charge
+        .clone()
+        .postings()
+        .into_iter()
+        .map(Arc::new)
+        .collect();
+    let run = run_postings(
+        tenant.pms.as_ref(),
+        &postings,
+        &mut guard,
+        queued,
+        Actor::Worker,
+        &budget,
+    )
+    .await;
+    note_run(entry, &run);
+    entry.worker_attempts += 1;
+    let all = postings.iter().filter(|p| p.needs_posting()).count();
+    let fence = Some(owner);
+    if let Some(failure) = &run.failure {
+        // Still open: look again after the backoff.
+        tracing::info!(tenant = %entry.tenant, key = %entry.key, outcome = failure.outcome(), "journal entry not settled yet");
+        entry.next_attempt_ms = Some(now_ms() + backoff(entry.worker_attempts).as_millis() as u64);
+        let how = if queued {
+            Settle::Complete(ok_response("queued", &entry.key, &run.posted))
+        } else {
+            Settle::MarkUnknown
+        };
+        settle(guard, how, journal, entry, fence).await;
+        return entry.state;
     }
+    entry.next_attempt_ms = None;
+    if run.posted.len() == all {
+        entry.state = JournalState::Posted;
+        let response = ok_response("posted", &entry.key, &run.posted);
+        tracing::info!(tenant = %entry.tenant, key = %entry.key, "journal entry posted by the worker");
+        settle(guard, Settle::Complete(response), journal, entry, fence).await;
+        return entry.state;
+    }
+    if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
+        // Accepted as queued (the POS heard 200), then refused: only a person
+        // can settle this with the guest.
+        tracing::error!(
+            tenant = %entry.tenant, key = %entry.key, reason = %error,
+            "queued charge refused by the PMS: needs attention"
+        );
+        entry.state = JournalState::NeedsAttention;
+        settle(
+            guard,
+            Settle::Complete(error_response(&error)),
+            journal,
+            entry,
+            fence,
+        )
+        .await;
+        return entry.state;
+    }
+    // Reconciled, and not (all) at the PMS, in fail mode.
+    if run.posted.is_empty() {
+        entry.state = JournalState::Failed;
+        settle(guard, Settle::Release, journal, entry, fence).await;
+    } else {
+        tracing::error!(tenant = %entry.tenant, key = %entry.key, "receipt half posted: needs attention");
+        entry.state = JournalState::NeedsAttention;
+        settle(guard, Settle::MarkUnknown, journal, entry, fence).await;
+    }
+    entry.state
 }

@@ -22,6 +22,8 @@ pub struct AppState {
     pub tenants: Tenants,
     pub pms: PmsRegistry,
     pub idempotency: Idempotency,
+    /// Every accepted charge until it is on a folio or an operator's list.
+    pub journal: crate::journal::Journal,
     /// Guest searches: coalesced per tenant and term, answers cached briefly.
     pub search: crate::guest_search::GuestSearch,
     /// Set on SIGTERM/SIGINT: `/readyz` fails so load balancers stop sending.
@@ -48,6 +50,8 @@ pub struct Application {
     server: Server,
     state: web::Data<AppState>,
     accept_unsafe_redis: bool,
+    worker: crate::worker::WorkerSettings,
+    shutdown_grace: std::time::Duration,
 }
 
 impl Application {
@@ -76,6 +80,28 @@ impl Application {
                     RedisStore::new(&url, settings.idempotency.command_timeout)
                         .map_err(|e| StartupError::Other(e.0))?,
                 ))
+            }
+        };
+        let journal = match settings.idempotency.store {
+            StoreKind::Memory => {
+                crate::journal::Journal::Memory(crate::journal::memory::MemoryJournal::new(
+                    settings.journal.retention,
+                    settings.idempotency.memory_capacity,
+                ))
+            }
+            StoreKind::Redis => {
+                let url = settings
+                    .idempotency
+                    .redis_url()
+                    .map_err(StartupError::Other)?;
+                crate::journal::Journal::Redis(
+                    crate::journal::redis::RedisJournal::new(
+                        &url,
+                        settings.idempotency.command_timeout,
+                        settings.journal.retention,
+                    )
+                    .map_err(|e| StartupError::Other(e.0))?,
+                )
             }
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
@@ -116,6 +142,7 @@ impl Application {
             tenants,
             pms,
             idempotency,
+            journal,
             search: crate::guest_search::GuestSearch::new(settings.server.search_cache),
             draining: AtomicBool::new(false),
             capture,
@@ -151,6 +178,12 @@ impl Application {
             server,
             state,
             accept_unsafe_redis: settings.idempotency.accept_unsafe_redis,
+            worker: crate::worker::WorkerSettings {
+                poll_interval: settings.journal.poll_interval,
+                give_up_after: settings.journal.give_up_after,
+                lease: settings.idempotency.lease,
+            },
+            shutdown_grace: settings.server.shutdown_grace,
         })
     }
 
@@ -180,7 +213,24 @@ impl Application {
             state.draining.store(true, Ordering::SeqCst);
             handle.stop(true).await;
         });
-        self.server.await
+        crate::worker::register_metrics(&self.state);
+        let worker = tokio::spawn(crate::worker::run(
+            self.state.clone().into_inner(),
+            self.worker,
+        ));
+        let served = self.server.await;
+        // The server stops on a signal or `handle().stop`: the worker stops
+        // taking entries and settles the ones it holds.
+        self.state.draining.store(true, Ordering::SeqCst);
+        if tokio::time::timeout(self.shutdown_grace, worker)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "journal worker still busy at the end of shutdown_grace; its leases expire"
+            );
+        }
+        served
     }
 }
 

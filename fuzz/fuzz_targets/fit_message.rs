@@ -1,9 +1,9 @@
 //! `error::fit_message`: any text becomes a valid `customerErrorMessage`.
 //!
-//! Invariants (src/error.rs, ../shared/SPEC.md: "≤ 50 characters, counted as
-//! Unicode scalar values, no control characters"; fixtures/README.md: "1–50
-//! printable characters"):
-//! - at most 50 `char`s, no control character, no leading/trailing space;
+//! Invariants (src/error.rs: at most 50 UTF-16 code units, as Lightspeed's Java
+//! POS counts them, no control characters; fixtures/README.md: "1–50 printable
+//! characters"):
+//! - at most 50 UTF-16 units, no control character, no leading/trailing space;
 //! - empty only when the text has nothing but white space and control characters;
 //! - idempotent: fit(fit(x)) == fit(x);
 //! - text that fits after clean-up is returned as it is; longer text is a prefix

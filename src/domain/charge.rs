@@ -8,7 +8,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{IdempotencyKey, Tenant};
@@ -23,7 +23,7 @@ const MAX_SCALE: u32 = 8;
 
 /// The reference every posting carries so the PMS can find it again: derived from
 /// tenant and idempotency key, so a retry (or a lost Redis record) yields the same.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PostingReference(String);
 
@@ -64,11 +64,11 @@ impl fmt::Display for PostingReference {
 }
 
 /// An id with its display name (revenue center, staff, accounting group).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Named {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -88,7 +88,7 @@ impl Named {
 }
 
 /// The part of the receipt paid "to room".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomCharge {
     pub reservation_id: String,
@@ -101,41 +101,44 @@ pub struct RoomCharge {
     pub payment_method: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaxItem {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tax_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(
+        default,
         with = "rust_decimal::serde::str_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub amount: Option<Decimal>,
     /// As Lightspeed sends it (its example uses a multiplier: 1.1 for 10 %).
     #[serde(
+        default,
         with = "rust_decimal::serde::str_option",
         skip_serializing_if = "Option::is_none"
     )]
     pub rate: Option<Decimal>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub included: Option<bool>,
     /// The tenant's PMS tax code for this tax (`[tenants.mapping] taxes`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pms_tax_code: Option<String>,
 }
 
 /// One itemized sale line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Line {
     pub description: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
     #[serde(with = "rust_decimal::serde::str")]
     pub quantity: Decimal,
     #[serde(
+        default,
         with = "rust_decimal::serde::str_option",
         skip_serializing_if = "Option::is_none"
     )]
@@ -143,14 +146,15 @@ pub struct Line {
     #[serde(with = "rust_decimal::serde::str")]
     pub amount: Decimal,
     pub line_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounting_group: Option<Named>,
     /// The tenant's PMS revenue / transaction code for the accounting group.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staff: Option<Named>,
     #[serde(
+        default,
         with = "rust_decimal::serde::str_option",
         skip_serializing_if = "Option::is_none"
     )]
@@ -158,7 +162,7 @@ pub struct Line {
     pub tax_lines: Vec<TaxItem>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceChargeItem {
     #[serde(with = "rust_decimal::serde::str")]
@@ -168,28 +172,28 @@ pub struct ServiceChargeItem {
 }
 
 /// The receipt's identifiers, kept for the PMS and for people reading logs.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceiptRefs {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt_id: Option<String>,
     /// `fiscId`, else `uuid`, else the deprecated `identifier`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fisc_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_account_id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Charge {
     pub tenant: String,
     pub idempotency_key: String,
     pub reference: PostingReference,
     pub receipt: ReceiptRefs,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub currency: String,
     /// One per reservation the receipt is charged to, in the order the payments
@@ -199,27 +203,27 @@ pub struct Charge {
     /// A refund or void (negative room amount); `receipt.initial_account_id` links
     /// it to the original sale.
     pub refund: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opened_at: Option<DateTime<Utc>>,
     pub closed_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revenue_center: Option<Named>,
     /// The tenant's PMS outlet / service for the revenue center.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outlet: Option<String>,
     /// PMS codes for the tip and service-charge parts, where the tenant maps them.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gratuity_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_charge_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Named>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub covers: Option<u32>,
     pub lines: Vec<Line>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_charge: Option<ServiceChargeItem>,
 }
 

@@ -21,6 +21,8 @@ pub struct Tenant {
     pub gratuity_included: bool,
     /// MIRRORING: receipts without a room charge are acknowledged, not refused.
     pub mirroring: bool,
+    /// What the POS hears, and who posts, when the PMS cannot take a charge now.
+    pub when_pms_unavailable: crate::config::WhenPmsUnavailable,
     /// Name of the `[pms.NAME]` section.
     pub pms_name: String,
     pub pms: Arc<dyn PmsAdapter>,
@@ -46,6 +48,7 @@ impl Tenant {
             room_charge_method_codes: vec!["IKPMS".to_string()],
             gratuity_included: false,
             mirroring: false,
+            when_pms_unavailable: Default::default(),
             pms_name: String::new(),
             pms: Arc::new(crate::pms::memory::MemoryPms::new(Default::default())),
             mapping: MappingSettings::default(),
@@ -92,6 +95,7 @@ impl Tenants {
                 room_charge_method_codes: t.room_charge_method_codes.clone(),
                 gratuity_included: t.gratuity_included,
                 mirroring: t.mirroring,
+                when_pms_unavailable: t.when_pms_unavailable,
                 pms_name: t.pms.clone(),
                 pms: adapter.clone(),
                 mapping: t.mapping.clone(),
@@ -119,6 +123,11 @@ impl Tenants {
     /// The tenant whose key this is, without a reference check (offline tools).
     pub fn find_by_key(&self, api_key: &str) -> Option<&Arc<Tenant>> {
         self.by_key_digest.get(&digest(api_key))
+    }
+
+    /// Every tenant, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Tenant>> {
+        self.by_id.values()
     }
 
     pub fn len(&self) -> usize {

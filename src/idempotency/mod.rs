@@ -1,4 +1,4 @@
-//! Idempotency semantics (SPEC section 2), written once over the store trait.
+//! Idempotency semantics (README "Redis in production"), written once over the store trait.
 //!
 //! A delivery either **owns** its key (and must finish with `complete`,
 //! `release` or `mark_unknown`) or is answered from the record of the delivery
@@ -94,6 +94,11 @@ impl Idempotency {
         &self.store
     }
 
+    /// The claim's lease in milliseconds.
+    pub fn lease_ms(&self) -> u64 {
+        u64::try_from(self.settings.lease.as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
     fn in_progress(&self, owner: &str, fp: &str) -> Record {
         Record {
             owner: owner.to_string(),
@@ -178,6 +183,60 @@ impl Idempotency {
                 )));
             }
             // Someone else changed the record meanwhile: look again.
+        }
+    }
+}
+
+impl Idempotency {
+    /// Takes the key for the journal's worker, whatever its final answer says
+    /// (a queued answer is final for replays but not for the charge): `None`
+    /// while a delivery holds it. The guard always reconciles first.
+    pub async fn take_over(
+        &self,
+        record_key: String,
+        fp: &str,
+    ) -> Result<Option<Guard<'_>>, BeginError> {
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let mut mine = self.in_progress(&owner, fp);
+        let existing = match self
+            .store
+            .claim(&record_key, &mine, self.settings.retention)
+            .await?
+        {
+            // Gone (released, expired or lost): the journal says the PMS may
+            // have it, so it is reconciled all the same.
+            Claim::Claimed => {
+                return Ok(Some(Guard::new(
+                    self,
+                    record_key,
+                    owner,
+                    fp,
+                    Some(Vec::new()),
+                )));
+            }
+            Claim::Existing(existing) => existing,
+        };
+        if existing.fp != fp {
+            return Err(BeginError::Reused);
+        }
+        if existing.state == RecordState::InProgress && !existing.lease_expired(now_ms()) {
+            return Ok(None);
+        }
+        mine.posted = existing.posted.clone();
+        if self
+            .store
+            .replace_if_owner(&record_key, &existing.owner, &mine, self.settings.retention)
+            .await?
+        {
+            Ok(Some(Guard::new(
+                self,
+                record_key,
+                owner,
+                fp,
+                Some(existing.posted),
+            )))
+        } else {
+            Ok(None)
         }
     }
 }

@@ -196,7 +196,7 @@ impl RedisStore {
         Ok(conn.clone())
     }
 
-    async fn query<T: FromRedisValue>(
+    pub(crate) async fn query<T: FromRedisValue>(
         &self,
         what: &str,
         cmd: &redis::Cmd,
@@ -226,8 +226,22 @@ impl RedisStore {
         key: &str,
         args: &[&[u8]],
     ) -> Result<T, StoreError> {
+        self.invoke_keys(what, script, &[key], args).await
+    }
+
+    /// Runs `script` on `keys` (all in one hash slot on Cluster) with `args`.
+    pub(crate) async fn invoke_keys<T: FromRedisValue>(
+        &self,
+        what: &str,
+        script: &Script,
+        keys: &[&str],
+        args: &[&[u8]],
+    ) -> Result<T, StoreError> {
         let conn = self.connection().await?;
-        let mut invocation = script.key(key);
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
         for arg in args {
             invocation.arg(*arg);
         }

@@ -199,8 +199,19 @@ async fn handle(
         safety_margin: state.server.pms_safety_margin,
     };
     let task = actix_web::rt::spawn(
-        async move { posting::deliver(&app.idempotency, tenant, charge, key, fp, budget).await }
-            .instrument(tracing::Span::current()),
+        async move {
+            posting::deliver(
+                &app.idempotency,
+                &app.journal,
+                tenant,
+                charge,
+                key,
+                fp,
+                budget,
+            )
+            .await
+        }
+        .instrument(tracing::Span::current()),
     );
     match task.await {
         Ok(result) => result,

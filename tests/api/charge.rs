@@ -1,4 +1,4 @@
-//! `POST /lightspeed/charge`: every row of SPEC section 1, on both stores.
+//! `POST /lightspeed/charge`: every row of the status table (README "Endpoints"), on both stores.
 
 use std::time::Duration;
 

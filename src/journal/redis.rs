@@ -1,0 +1,314 @@
+//! The journal in Redis, next to the idempotency records.
+//!
+//! Every key of a tenant carries the hash tag `{<tenant id>}`, so an entry, its
+//! lease and its indexes live in one slot and change together in one script,
+//! on a single node or on Redis Cluster:
+//!
+//! * `chargebridge:journal:{t}:e:<key>`: the entry (JSON), expiring `retention`
+//!   after its last change;
+//! * `chargebridge:journal:{t}:lease:<key>`: the worker's lease (owner token);
+//! * `chargebridge:journal:{t}:time`: every entry by creation time;
+//! * `chargebridge:journal:{t}:state:<state>`: the entries in each state, by
+//!   creation time;
+//! * `chargebridge:journal:{t}:due`: the entries the worker must look at, by
+//!   when.
+//!
+//! Index members older than `retention` are trimmed on every write.
+
+use std::time::Duration;
+
+use redis::Script;
+use secrecy::SecretString;
+
+use super::memory::{cursor_of, parse_cursor};
+use super::{JournalBackend, JournalEntry, JournalState, Page, Query, now_ms};
+use crate::idempotency::StoreError;
+use crate::idempotency::redis::RedisStore;
+
+/// KEYS: entry, lease, time, due, then one per state (in `JournalState::ALL`
+/// order). ARGV: entry JSON, member, state position (1-based), created ms,
+/// next attempt ms or "", ttl ms, fence owner or "", trim cutoff ms, "1" to
+/// write only a new entry (an existing one is returned instead).
+const PUT: &str = r#"
+if ARGV[9] == '1' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return existing end
+end
+if ARGV[7] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[7] then return 0 end
+for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
+redis.call('ZADD', KEYS[4 + tonumber(ARGV[3])], ARGV[4], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+else
+  redis.call('ZREM', KEYS[4], ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
+for i = 5, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[8]) end
+return 1
+"#;
+
+/// KEYS: lease. ARGV: owner, ttl ms.
+const LEASE: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"#;
+
+/// KEYS: lease. ARGV: owner.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"#;
+
+pub struct RedisJournal {
+    store: RedisStore,
+    retention: Duration,
+    put_script: Script,
+    lease_script: Script,
+    release_script: Script,
+}
+
+fn prefix(tenant: &str) -> String {
+    format!("chargebridge:journal:{{{tenant}}}:")
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl RedisJournal {
+    pub fn new(
+        url: &SecretString,
+        command_timeout: Duration,
+        retention: Duration,
+    ) -> Result<Self, StoreError> {
+        Ok(RedisJournal {
+            store: RedisStore::new(url, command_timeout)?,
+            retention,
+            put_script: Script::new(PUT),
+            lease_script: Script::new(LEASE),
+            release_script: Script::new(RELEASE),
+        })
+    }
+
+    fn state_keys(tenant: &str) -> Vec<String> {
+        let p = prefix(tenant);
+        JournalState::ALL
+            .iter()
+            .map(|s| format!("{p}state:{}", s.as_str()))
+            .collect()
+    }
+
+    async fn entries(
+        &self,
+        tenant: &str,
+        keys: &[String],
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = prefix(tenant);
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(format!("{p}e:{k}"));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.store.query("journal mget", &cmd).await?;
+        values
+            .into_iter()
+            .flatten()
+            .map(|v| JournalEntry::decode(&v))
+            .collect()
+    }
+}
+
+impl RedisJournal {
+    async fn write(
+        &self,
+        entry: &JournalEntry,
+        fence: Option<&str>,
+        only_new: bool,
+    ) -> Result<redis::Value, StoreError> {
+        let p = prefix(&entry.tenant);
+        let mut keys = vec![
+            format!("{p}e:{}", entry.key),
+            format!("{p}lease:{}", entry.key),
+            format!("{p}time"),
+            format!("{p}due"),
+        ];
+        keys.extend(Self::state_keys(&entry.tenant));
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let position = (entry.state.index() + 1).to_string();
+        let created = entry.created_ms.to_string();
+        let next = entry
+            .next_attempt_ms
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        let ttl = ms(self.retention).to_string();
+        let cutoff = now_ms().saturating_sub(ms(self.retention)).to_string();
+        let json = entry.encode();
+        self.store
+            .invoke_keys(
+                "journal put",
+                &self.put_script,
+                &keys,
+                &[
+                    &json,
+                    entry.key.as_bytes(),
+                    position.as_bytes(),
+                    created.as_bytes(),
+                    next.as_bytes(),
+                    ttl.as_bytes(),
+                    fence.unwrap_or("").as_bytes(),
+                    cutoff.as_bytes(),
+                    if only_new { b"1" } else { b"0" },
+                ],
+            )
+            .await
+    }
+}
+
+impl JournalBackend for RedisJournal {
+    async fn put(&self, entry: &JournalEntry, fence: Option<&str>) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.write(entry, fence, false).await?,
+            redis::Value::Int(1)
+        ))
+    }
+
+    async fn create(&self, entry: &JournalEntry) -> Result<Option<JournalEntry>, StoreError> {
+        match self.write(entry, None, true).await? {
+            redis::Value::BulkString(existing) => JournalEntry::decode(&existing).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    async fn get(&self, tenant: &str, key: &str) -> Result<Option<JournalEntry>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(format!("{}e:{key}", prefix(tenant)));
+        let value: Option<Vec<u8>> = self.store.query("journal get", &cmd).await?;
+        value.map(|v| JournalEntry::decode(&v)).transpose()
+    }
+
+    async fn due(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(format!("{}due", prefix(tenant)))
+            .arg("-inf")
+            .arg(now_ms)
+            .arg("BYSCORE")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        self.store.query("journal due", &cmd).await
+    }
+
+    async fn lease(
+        &self,
+        tenant: &str,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let lease = format!("{}lease:{key}", prefix(tenant));
+        let ttl = ms(ttl).to_string();
+        let taken: i64 = self
+            .store
+            .invoke_keys(
+                "journal lease",
+                &self.lease_script,
+                &[&lease],
+                &[owner.as_bytes(), ttl.as_bytes()],
+            )
+            .await?;
+        Ok(taken == 1)
+    }
+
+    async fn release(&self, tenant: &str, key: &str, owner: &str) -> Result<(), StoreError> {
+        let lease = format!("{}lease:{key}", prefix(tenant));
+        let _: i64 = self
+            .store
+            .invoke_keys(
+                "journal release",
+                &self.release_script,
+                &[&lease],
+                &[owner.as_bytes()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list(&self, tenant: &str, query: &Query) -> Result<Page, StoreError> {
+        let p = prefix(tenant);
+        let index = match query.state {
+            Some(s) => format!("{p}state:{}", s.as_str()),
+            None => format!("{p}time"),
+        };
+        let after = query.cursor.as_deref().and_then(parse_cursor);
+        let mut max = query
+            .until_ms
+            .map_or("+inf".to_string(), |u| format!("({u}"));
+        if let Some((created, _)) = &after {
+            max = created.to_string();
+        }
+        let min = query.since_ms.map_or("-inf".to_string(), |s| s.to_string());
+        let limit = query.limit.max(1);
+        // A few more than a page: members sharing the cursor's millisecond that
+        // were already shown are skipped below.
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&index)
+            .arg(&max)
+            .arg(&min)
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 64)
+            .arg("WITHSCORES");
+        let scored: Vec<(String, u64)> = self.store.query("journal list", &cmd).await?;
+        let mut members: Vec<(u64, String)> = scored
+            .into_iter()
+            .map(|(k, s)| (s, k))
+            .filter(|(s, k)| after.as_ref().is_none_or(|(c, ck)| (*s, k) < (*c, ck)))
+            .collect();
+        members.sort_by(|a, b| b.cmp(a));
+        let more = members.len() > limit;
+        members.truncate(limit);
+        let keys: Vec<String> = members.iter().map(|(_, k)| k.clone()).collect();
+        let mut entries = self.entries(tenant, &keys).await?;
+        entries.sort_by(|a, b| (b.created_ms, &b.key).cmp(&(a.created_ms, &a.key)));
+        let next_cursor = if more {
+            members.last().map(|(s, k)| cursor_of(*s, k))
+        } else {
+            None
+        };
+        Ok(Page {
+            entries,
+            next_cursor,
+        })
+    }
+
+    async fn census(
+        &self,
+        tenant: &str,
+    ) -> Result<Vec<(JournalState, u64, Option<u64>)>, StoreError> {
+        let mut out = Vec::with_capacity(JournalState::ALL.len());
+        for (state, key) in JournalState::ALL.iter().zip(Self::state_keys(tenant)) {
+            let count: u64 = self
+                .store
+                .query("journal census", redis::cmd("ZCARD").arg(&key))
+                .await?;
+            let mut first = redis::cmd("ZRANGE");
+            first.arg(&key).arg(0).arg(0).arg("WITHSCORES");
+            let oldest: Vec<(String, u64)> = self.store.query("journal census", &first).await?;
+            out.push((*state, count, oldest.first().map(|(_, s)| *s)));
+        }
+        Ok(out)
+    }
+}

@@ -94,14 +94,14 @@ impl Application {
                     .idempotency
                     .redis_url()
                     .map_err(StartupError::Other)?;
-                crate::journal::Journal::Redis(
+                crate::journal::Journal::Redis(Box::new(
                     crate::journal::redis::RedisJournal::new(
                         &url,
                         settings.idempotency.command_timeout,
                         settings.journal.retention,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,
-                )
+                ))
             }
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;

@@ -310,7 +310,7 @@ pub trait JournalBackend: Send + Sync {
 /// The configured backend, chosen once at start-up.
 pub enum Journal {
     Memory(memory::MemoryJournal),
-    Redis(redis::RedisJournal),
+    Redis(Box<redis::RedisJournal>),
 }
 
 macro_rules! dispatch {

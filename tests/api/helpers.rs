@@ -30,6 +30,8 @@ pub enum StoreChoice {
 
 pub struct TestApp {
     pub address: String,
+    /// The id of the app's first tenant (`demo`, or its own on shared Redis).
+    pub tenant: String,
     pub state: Arc<AppState>,
     pub client: reqwest::Client,
     pub handle: actix_web::dev::ServerHandle,
@@ -50,11 +52,13 @@ pub fn settings(store: &StoreChoice, tweak: impl FnOnce(&mut Settings)) -> Setti
         StoreChoice::Redis => {
             s.idempotency.store = StoreKind::Redis;
             s.idempotency.redis_url = Some(SecretString::from(crate::redis_server::shared_url()));
+            own_tenant_id(&mut s);
         }
         StoreChoice::Cluster => {
             s.idempotency.store = StoreKind::Redis;
             s.idempotency.redis_url =
                 Some(SecretString::from(crate::redis_server::shared_cluster_url()));
+            own_tenant_id(&mut s);
         }
         StoreChoice::RedisAt(url) => {
             s.idempotency.store = StoreKind::Redis;
@@ -66,11 +70,24 @@ pub fn settings(store: &StoreChoice, tweak: impl FnOnce(&mut Settings)) -> Setti
     s
 }
 
+/// Apps on the shared test Redis each get a tenant id of their own: the journal
+/// workers of concurrent tests would otherwise work each other's entries (as
+/// replicas of one tenant rightly do) against their own memory PMSs.
+fn own_tenant_id(s: &mut Settings) {
+    let id = format!("demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    s.tenants[0].id = Some(id);
+}
+
 pub async fn spawn_app(store: StoreChoice) -> TestApp {
     spawn_with(settings(&store, |_| {})).await
 }
 
 pub async fn spawn_with(settings: Settings) -> TestApp {
+    let tenant = settings
+        .tenants
+        .first()
+        .and_then(|t| t.id.clone())
+        .unwrap_or_default();
     let app = Application::build(settings).expect("app builds");
     let port = app.port();
     let state = app.state();
@@ -78,6 +95,7 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
+        tenant,
         state,
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

@@ -14,6 +14,7 @@ mod hard_kill;
 mod helpers;
 mod hostile;
 mod http_adapter;
+mod journal;
 mod malformed;
 mod mews;
 mod opera;

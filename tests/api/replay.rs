@@ -54,7 +54,7 @@ pub fn options(app: &TestApp) -> Options {
         timeout: Duration::from_secs(20),
         api_key: None,
         progress: false,
-        tenant: TENANT.into(),
+        tenant: app.tenant.clone(),
     }
 }
 

@@ -325,7 +325,7 @@ async fn several_reservations_are_one_posting_each(store: StoreChoice) {
         assert_eq!(room.amount, dec(amount));
         assert_eq!(
             posting.charge.reference,
-            PostingReference::derive_for_reservation(TENANT, &k, reservation),
+            PostingReference::derive_for_reservation(&app.tenant, &k, reservation),
             "its own reference"
         );
         // The items are shared so that each folio adds up to its own amount.

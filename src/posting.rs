@@ -117,6 +117,18 @@ enum PostingFailure {
 }
 
 impl PostingFailure {
+    /// When the worker should try again after `attempt` attempts: the backoff,
+    /// or longer when the PMS asked for a pause.
+    fn next_attempt_ms(&self, attempt: u32) -> u64 {
+        let mut wait = backoff(attempt);
+        if let PostingFailure::Pms(e) = self
+            && let Some(asked) = e.retry_after()
+        {
+            wait = wait.max(asked);
+        }
+        now_ms() + u64::try_from(wait.as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
     fn outcome(&self) -> &'static str {
         match self {
             PostingFailure::Pms(e) => e.class(),
@@ -438,6 +450,7 @@ pub async fn deliver(
     let queue = tenant.when_pms_unavailable == WhenPmsUnavailable::Queue;
 
     if let Some(failure) = run.failure {
+        let retry_at = failure.next_attempt_ms(0);
         let nothing_out = run.posted.is_empty() && !guard.must_reconcile();
         let maybe_applied = matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)));
         let error = match failure {
@@ -449,7 +462,7 @@ pub async fn deliver(
         if queue {
             // Store and forward: the POS hears "queued", the worker posts.
             entry.state = JournalState::Queued;
-            entry.next_attempt_ms = Some(now_ms() + backoff(0).as_millis() as u64);
+            entry.next_attempt_ms = Some(retry_at);
             entry.answered = Some(200);
             let response = ok_response("queued", key.as_str(), &run.posted);
             tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
@@ -470,7 +483,7 @@ pub async fn deliver(
         } else {
             // The PMS may have it: the worker reconciles within seconds.
             entry.state = JournalState::Unknown;
-            entry.next_attempt_ms = Some(now_ms() + backoff(0).as_millis() as u64);
+            entry.next_attempt_ms = Some(retry_at);
             settle(guard, Settle::MarkUnknown, journal, &entry, None).await;
         }
         return Err(error);
@@ -641,7 +654,7 @@ async fn finish(
     if let Some(failure) = &run.failure {
         // Still open: look again after the backoff.
         tracing::info!(tenant = %entry.tenant, key = %entry.key, outcome = failure.outcome(), "journal entry not settled yet");
-        entry.next_attempt_ms = Some(now_ms() + backoff(entry.worker_attempts).as_millis() as u64);
+        entry.next_attempt_ms = Some(failure.next_attempt_ms(entry.worker_attempts));
         let how = if queued {
             Settle::Complete(ok_response("queued", &entry.key, &run.posted))
         } else {

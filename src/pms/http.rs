@@ -410,7 +410,13 @@ fn classify_status(
     }
     let not_applied = || PmsError::Unavailable(format!("PMS answered HTTP {code}"));
     match code {
-        429 | 503 => Attempt::Retry(not_applied(), retry_after.unwrap_or(BACKOFF)),
+        429 | 503 => {
+            let error = match retry_after {
+                Some(wait) => PmsError::rate_limited(format!("PMS answered HTTP {code}"), wait),
+                None => not_applied(),
+            };
+            Attempt::Retry(error, retry_after.unwrap_or(BACKOFF))
+        }
         408 => Attempt::Done(Err(not_applied())),
         409 => Attempt::Done(Err(PmsError::Unknown(
             "PMS is still processing this reference (HTTP 409)".into(),

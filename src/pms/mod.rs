@@ -80,7 +80,30 @@ pub enum PmsError {
     Unknown(String),
 }
 
+/// How [`PmsError::rate_limited`] writes the wait into an unavailable error.
+const RETRY_AFTER_MARK: &str = " (retry after ";
+
 impl PmsError {
+    /// Not applied, and the PMS asked for a pause (429 with `Retry-After`): the
+    /// journal's worker waits at least that long before the next attempt.
+    pub fn rate_limited(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        PmsError::Unavailable(format!(
+            "{}{RETRY_AFTER_MARK}{} ms)",
+            detail.into(),
+            wait.as_millis()
+        ))
+    }
+
+    /// The pause a rate-limited PMS asked for, if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        let PmsError::Unavailable(detail) = self else {
+            return None;
+        };
+        let (_, rest) = detail.rsplit_once(RETRY_AFTER_MARK)?;
+        let ms: u64 = rest.strip_suffix(" ms)")?.parse().ok()?;
+        Some(std::time::Duration::from_millis(ms))
+    }
+
     /// Short label for metrics and logs.
     pub fn class(&self) -> &'static str {
         match self {
@@ -143,4 +166,22 @@ pub trait PmsAdapter: Send + Sync + 'static {
 
     /// Whether the PMS can be reached with the configured credentials.
     async fn health(&self) -> Result<(), PmsError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_rate_limit_carries_its_wait() {
+        let e = PmsError::rate_limited("PMS answered HTTP 429", Duration::from_secs(30));
+        assert_eq!(e.class(), "unavailable");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
+        assert_eq!(PmsError::Unavailable("down".into()).retry_after(), None);
+        assert_eq!(
+            PmsError::Unknown("x (retry after 5 ms)".into()).retry_after(),
+            None
+        );
+    }
 }

@@ -380,3 +380,38 @@ async fn latency_http_adapter_vs_memory() {
     report("http", http);
     assert_eq!(fake.applied().len(), WARM_UP + N);
 }
+
+/// Store and forward against a rate-limited PMS: the charge is queued and the
+/// worker waits at least as long as the PMS asked before its next attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_queued_charge_waits_for_retry_after() {
+    let fake = start_fake(None).await;
+    let pms = dyn_fake(&fake).settings();
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.pms.insert("fake".into(), pms);
+        s.tenants[0].pms = "fake".into();
+        s.tenants[0].when_pms_unavailable = chargebridge::config::WhenPmsUnavailable::Queue;
+    }))
+    .await;
+    fake.push(HttpFault::TooMany(Some("30")));
+    let key = fresh_key();
+    let before = chargebridge::journal::now_ms();
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.json()["status"], "queued");
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.state, chargebridge::journal::JournalState::Queued);
+    let next = entry.next_attempt_ms.unwrap();
+    assert!(
+        next >= before + 30_000,
+        "the next attempt waits for Retry-After: in {} ms",
+        next - before
+    );
+    assert_eq!(fake.charge_requests(), 1);
+}

@@ -712,9 +712,11 @@ fn main() {
          {table}\n\
          ## Against the baseline\n\n\
          | run | throughput vs baseline | p99 vs baseline (×) |\n|---|---:|---:|\n{ratios}\n\
-         Redis round trips per delivery: a new key costs 2 (`SET … NX PX … GET` claims it or returns the \
-         existing record; one `EVALSHA` stores the answer, fenced on the owner token); a replay costs 1 (the \
-         claim returns the stored answer). Errors across chargebridge runs: {all_errors}.\n\n\
+         Redis round trips per delivery: a new key costs 3 (`SET … NX PX … GET` claims it or returns the \
+         existing record; one `EVALSHA` writes the posting journal's entry and its indexes before the PMS is \
+         called; then the answer's `EVALSHA`, fenced on the owner token, and the journal's update are sent \
+         together); a replay costs 1 (the claim returns the stored answer; the journal is not touched). \
+         Before the journal a new key cost 2. Errors across chargebridge runs: {all_errors}.\n\n\
          {targets}\n\
          {}\n\
          {NOTES}",

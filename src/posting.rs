@@ -363,7 +363,6 @@ async fn settle(
 
 /// Runs one delivery of `charge` to completion. Runs in its own task, so a client
 /// that hangs up cannot cut a posting in half.
-#[allow(clippy::too_many_arguments)]
 pub async fn deliver(
     idempotency: &Idempotency,
     journal: &Journal,
@@ -373,18 +372,7 @@ pub async fn deliver(
     fp: String,
     budget: Budget,
 ) -> Result<Reply, ApiError> {
-    let begin = idempotency
-        .begin(record_key(&tenant.id, &key), &fp, budget.pms_deadline())
-        .await
-        .map_err(|e| match e {
-            BeginError::Reused => ApiError::IdempotencyKeyReused,
-            BeginError::InProgress => {
-                m::in_flight_conflict();
-                ApiError::InProgress
-            }
-            BeginError::Store(e) => ApiError::StoreUnavailable(e.0),
-        })?;
-    let mut guard = match begin {
+    let guard = match take_key(idempotency, &tenant, &key, &fp, &budget).await? {
         Begin::Replay(response) => {
             m::replay();
             return Ok(Reply {
@@ -410,85 +398,23 @@ pub async fn deliver(
     );
     if !charge.needs_posting() {
         entry.state = JournalState::Acknowledged;
-        entry.answered = Some(200);
-        let response = ok_response("acknowledged", key.as_str(), &[]);
-        settle(
+        return Ok(answer(
             guard,
-            Settle::Complete(response.clone()),
             journal,
-            &entry,
-            None,
+            &mut entry,
+            ok_response("acknowledged", key.as_str(), &[]),
         )
-        .await;
-        return Ok(Reply::fresh(response));
+        .await);
     }
-
-    // Written before the PMS is called; due for the worker only once this
-    // delivery's lease is over (it will have settled long before).
-    entry.next_attempt_ms = Some(now_ms() + idempotency.lease_ms());
-    match journal.create(&entry).await {
-        Ok(None) => {}
-        Ok(Some(earlier)) => carry_over(&mut entry, earlier),
-        Err(e) => {
-            // Fail closed: a charge the journal cannot hold is not posted.
-            settle_store(guard.release().await);
-            return Err(ApiError::StoreUnavailable(e.0));
-        }
-    }
-
-    let run = run_postings(
-        tenant.pms.as_ref(),
-        &postings,
-        &mut guard,
-        true,
-        Actor::Delivery,
-        &budget,
-    )
-    .await;
+    let mut guard = open_entry(journal, &mut entry, guard, idempotency.lease_ms()).await?;
+    let pms = tenant.pms.as_ref();
+    let run = run_postings(pms, &postings, &mut guard, true, Actor::Delivery, &budget).await;
     note_run(&mut entry, &run);
     entry.next_attempt_ms = None;
-    let queue = tenant.when_pms_unavailable == WhenPmsUnavailable::Queue;
-
     if let Some(failure) = run.failure {
-        let retry_at = failure.next_attempt_ms(0);
-        let nothing_out = run.posted.is_empty() && !guard.must_reconcile();
-        let maybe_applied = matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)));
-        let error = match failure {
-            PostingFailure::Deadline => ApiError::DeadlineExceeded,
-            PostingFailure::Pms(PmsError::Unavailable(d)) => ApiError::PmsUnavailable(d),
-            PostingFailure::Pms(PmsError::Unknown(d)) => ApiError::PmsOutcomeUnknown(d),
-            PostingFailure::Pms(PmsError::Rejected(r)) => ApiError::PmsRejected(r),
-        };
-        if queue {
-            // Store and forward: the POS hears "queued", the worker posts.
-            entry.state = JournalState::Queued;
-            entry.next_attempt_ms = Some(retry_at);
-            entry.answered = Some(200);
-            let response = ok_response("queued", key.as_str(), &run.posted);
-            tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
-            settle(
-                guard,
-                Settle::Complete(response.clone()),
-                journal,
-                &entry,
-                None,
-            )
-            .await;
-            return Ok(Reply::fresh(response));
-        }
-        entry.answered = Some(500);
-        if nothing_out && !maybe_applied {
-            entry.state = JournalState::Failed;
-            settle(guard, Settle::Release, journal, &entry, None).await;
-        } else {
-            // The PMS may have it: the worker reconciles within seconds.
-            entry.state = JournalState::Unknown;
-            entry.next_attempt_ms = Some(retry_at);
-            settle(guard, Settle::MarkUnknown, journal, &entry, None).await;
-        }
-        return Err(error);
+        let posted = run.posted;
+        return not_posted(guard, journal, &mut entry, &tenant, failure, &posted).await;
     }
-
     if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
         entry.state = if run.posted.is_empty() {
             JournalState::Rejected
@@ -499,32 +425,120 @@ pub async fn deliver(
             );
             JournalState::NeedsAttention
         };
-        entry.answered = Some(422);
-        let response = error_response(&error);
-        settle(
-            guard,
-            Settle::Complete(response.clone()),
-            journal,
-            &entry,
-            None,
-        )
-        .await;
-        return Ok(Reply::fresh(response));
+        return Ok(answer(guard, journal, &mut entry, error_response(&error)).await);
     }
-    entry.state = JournalState::Posted;
-    entry.answered = Some(200);
-    let response = ok_response("posted", key.as_str(), &run.posted);
     // The PMS has the charge whatever happens to the record now, so the answer is
     // 200 either way; a record we failed to write is found again by reconciliation.
+    entry.state = JournalState::Posted;
+    Ok(answer(
+        guard,
+        journal,
+        &mut entry,
+        ok_response("posted", key.as_str(), &run.posted),
+    )
+    .await)
+}
+
+/// Takes the idempotency key (or finds its final answer to replay).
+async fn take_key<'a>(
+    idempotency: &'a Idempotency,
+    tenant: &Tenant,
+    key: &IdempotencyKey,
+    fp: &str,
+    budget: &Budget,
+) -> Result<Begin<'a>, ApiError> {
+    idempotency
+        .begin(record_key(&tenant.id, key), fp, budget.pms_deadline())
+        .await
+        .map_err(|e| match e {
+            BeginError::Reused => ApiError::IdempotencyKeyReused,
+            BeginError::InProgress => {
+                m::in_flight_conflict();
+                ApiError::InProgress
+            }
+            BeginError::Store(e) => ApiError::StoreUnavailable(e.0),
+        })
+}
+
+/// Writes the entry before the PMS is called. It is due for the worker only
+/// once this delivery's lease is over (the delivery settles long before). A
+/// journal that cannot hold the charge means it is not posted (fail closed).
+async fn open_entry<'a>(
+    journal: &Journal,
+    entry: &mut JournalEntry,
+    guard: Guard<'a>,
+    lease_ms: u64,
+) -> Result<Guard<'a>, ApiError> {
+    entry.next_attempt_ms = Some(now_ms() + lease_ms);
+    match journal.create(entry).await {
+        Ok(None) => Ok(guard),
+        Ok(Some(earlier)) => {
+            carry_over(entry, earlier);
+            Ok(guard)
+        }
+        Err(e) => {
+            settle_store(guard.release().await);
+            Err(ApiError::StoreUnavailable(e.0))
+        }
+    }
+}
+
+/// A final answer: stored for replays, written into the entry with it.
+async fn answer(
+    guard: Guard<'_>,
+    journal: &Journal,
+    entry: &mut JournalEntry,
+    response: StoredResponse,
+) -> Reply {
+    entry.answered = Some(response.status);
     settle(
         guard,
         Settle::Complete(response.clone()),
         journal,
-        &entry,
+        entry,
         None,
     )
     .await;
-    Ok(Reply::fresh(response))
+    Reply::fresh(response)
+}
+
+/// The PMS could not take (all of) the charge now. `queue` tenants: the POS
+/// hears "queued" and the worker posts it. `fail` tenants: 500; the key is
+/// freed when nothing can be at the PMS, else the worker reconciles.
+async fn not_posted(
+    guard: Guard<'_>,
+    journal: &Journal,
+    entry: &mut JournalEntry,
+    tenant: &Tenant,
+    failure: PostingFailure,
+    posted: &[PostedPart],
+) -> Result<Reply, ApiError> {
+    let retry_at = failure.next_attempt_ms(0);
+    let nothing_out = posted.is_empty() && !guard.must_reconcile();
+    let maybe_applied = matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)));
+    let error = match failure {
+        PostingFailure::Deadline => ApiError::DeadlineExceeded,
+        PostingFailure::Pms(PmsError::Unavailable(d)) => ApiError::PmsUnavailable(d),
+        PostingFailure::Pms(PmsError::Unknown(d)) => ApiError::PmsOutcomeUnknown(d),
+        PostingFailure::Pms(PmsError::Rejected(r)) => ApiError::PmsRejected(r),
+    };
+    if tenant.when_pms_unavailable == WhenPmsUnavailable::Queue {
+        tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
+        entry.state = JournalState::Queued;
+        entry.next_attempt_ms = Some(retry_at);
+        let response = ok_response("queued", &entry.key, posted);
+        return Ok(answer(guard, journal, entry, response).await);
+    }
+    entry.answered = Some(500);
+    if nothing_out && !maybe_applied {
+        entry.state = JournalState::Failed;
+        settle(guard, Settle::Release, journal, entry, None).await;
+    } else {
+        entry.state = JournalState::Unknown;
+        entry.next_attempt_ms = Some(retry_at);
+        settle(guard, Settle::MarkUnknown, journal, entry, None).await;
+    }
+    Err(error)
 }
 
 /// A re-delivery of a key the journal knows: its history stays.
@@ -573,18 +587,8 @@ pub async fn work_entry(
     if !entry.state.is_open() || entry.next_attempt_ms.is_none_or(|at| at > now) {
         return Ok(WorkOutcome::Skipped);
     }
-    let age = Duration::from_millis(now.saturating_sub(entry.created_ms));
-    if age > give_up_after {
-        tracing::error!(
-            tenant = %entry.tenant, key = %entry.key, state = entry.state.as_str(),
-            "posting given up after journal.give_up_after: a person must settle it"
-        );
-        entry.state = JournalState::NeedsAttention;
-        entry.next_attempt_ms = None;
-        entry.updated_ms = now;
-        settle_journal(journal.put(&entry, Some(owner)).await, &entry);
-        m::journal_transition(entry.state.as_str());
-        return Ok(WorkOutcome::Now(entry.state));
+    if Duration::from_millis(now.saturating_sub(entry.created_ms)) > give_up_after {
+        return Ok(give_up(journal, &mut entry, owner).await);
     }
     let Ok(record_key) =
         IdempotencyKey::parse(entry.key.as_bytes()).map(|k| record_key(&tenant.id, &k))
@@ -593,18 +597,7 @@ pub async fn work_entry(
     };
     let guard = match idempotency.take_over(record_key, &entry.fingerprint).await {
         Ok(Some(guard)) => guard,
-        Ok(None) => {
-            entry.next_attempt_ms = Some(now + 1_000);
-            entry.record_attempt(Attempt {
-                at_ms: now,
-                by: Actor::Worker,
-                outcome: "busy".into(),
-                message: Some("a delivery of this key is in progress".into()),
-                latency_ms: 0,
-            });
-            settle_journal(journal.put(&entry, Some(owner)).await, &entry);
-            return Ok(WorkOutcome::Busy);
-        }
+        Ok(None) => return Ok(busy(journal, &mut entry, owner).await),
         Err(BeginError::Store(e)) => return Err(e),
         Err(e) => {
             tracing::error!(tenant = %entry.tenant, key = %entry.key, error = %e, "journal entry does not match its idempotency record");
@@ -617,6 +610,35 @@ pub async fn work_entry(
     let state = finish(guard, journal, tenant, &mut entry, owner, budget).await;
     m::worker_attempt(state.as_str());
     Ok(WorkOutcome::Now(state))
+}
+
+/// Open too long (`journal.give_up_after`): a person must settle it.
+async fn give_up(journal: &Journal, entry: &mut JournalEntry, owner: &str) -> WorkOutcome {
+    tracing::error!(
+        tenant = %entry.tenant, key = %entry.key, state = entry.state.as_str(),
+        "posting given up after journal.give_up_after: a person must settle it"
+    );
+    entry.state = JournalState::NeedsAttention;
+    entry.next_attempt_ms = None;
+    entry.updated_ms = now_ms();
+    settle_journal(journal.put(entry, Some(owner)).await, entry);
+    m::journal_transition(entry.state.as_str());
+    WorkOutcome::Now(entry.state)
+}
+
+/// A delivery of this key is in progress: look again in a second.
+async fn busy(journal: &Journal, entry: &mut JournalEntry, owner: &str) -> WorkOutcome {
+    let now = now_ms();
+    entry.next_attempt_ms = Some(now + 1_000);
+    entry.record_attempt(Attempt {
+        at_ms: now,
+        by: Actor::Worker,
+        outcome: "busy".into(),
+        message: Some("a delivery of this key is in progress".into()),
+        latency_ms: 0,
+    });
+    settle_journal(journal.put(entry, Some(owner)).await, entry);
+    WorkOutcome::Busy
 }
 
 /// Reconciles (and, for a queued charge, posts) under the key's guard, then

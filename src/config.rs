@@ -86,6 +86,45 @@ pub struct Settings {
     #[serde(default)]
     pub capture: Option<CaptureSettings>,
     pub journal: JournalSettings,
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// The operator API and console (`/admin/`): off unless a token is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Name of an environment variable holding the token
+    /// (conventionally `CHARGEBRIDGE_ADMIN_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<String>,
+}
+
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminSettings")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+impl AdminSettings {
+    pub fn token_sources(&self) -> secret::Sources<'_> {
+        secret::Sources::new("token", &self.token, &self.token_env, &self.token_file)
+    }
+
+    /// The admin token, `None` when the operator surface is off.
+    pub fn resolve_token(&self) -> Result<Option<SecretString>, ConfigError> {
+        self.token_sources()
+            .resolve()
+            .map_err(|e| ConfigError::Invalid(format!("admin.{e}")))
+    }
 }
 
 /// The posting journal and its worker (every charge seen until it is on a folio
@@ -222,6 +261,12 @@ pub struct TenantSettings {
     /// `fail` (default) or `queue` (store and forward).
     #[serde(default)]
     pub when_pms_unavailable: WhenPmsUnavailable,
+    /// IANA time zone of the business dates in reports (`Europe/Amsterdam`).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// Local time at which a business date starts (the night-audit cut-off).
+    #[serde(default = "default_business_day_starts")]
+    pub business_day_starts: String,
     pub pms: String,
     #[serde(default)]
     pub mapping: MappingSettings,
@@ -349,6 +394,14 @@ pub struct LogSettings {
 pub struct CaptureSettings {
     /// Directory where every delivery is written as a fixture (secrets redacted).
     pub dir: String,
+}
+
+fn default_time_zone() -> String {
+    "UTC".to_string()
+}
+
+fn default_business_day_starts() -> String {
+    "04:00".to_string()
 }
 
 fn default_room_codes() -> Vec<String> {
@@ -551,12 +604,42 @@ impl Settings {
                     format!("{at}.room_charge_method_codes is empty"),
                 );
             }
+            if t.time_zone.parse::<chrono_tz::Tz>().is_err() {
+                add(
+                    &[&key("time_zone")],
+                    format!(
+                        "{at}.time_zone `{}` is not an IANA time zone; write e.g. \"Europe/Amsterdam\"",
+                        t.time_zone
+                    ),
+                );
+            }
+            if chrono::NaiveTime::parse_from_str(&t.business_day_starts, "%H:%M").is_err() {
+                add(
+                    &[&key("business_day_starts")],
+                    format!(
+                        "{at}.business_day_starts `{}` is not a time of day; write e.g. \"04:00\"",
+                        t.business_day_starts
+                    ),
+                );
+            }
             if let Err(e) = t.api_key_sources().required_origin() {
                 add(
                     &[&key("api_key"), &key("api_key_env"), &key("api_key_file")],
                     format!("{at}: {e}"),
                 );
             }
+        }
+        if let Err(e) = self.admin.token_sources().origin() {
+            add(
+                &["admin.token", "admin.token_env", "admin.token_file"],
+                format!("admin.{e}"),
+            );
+        }
+        if self.journal.poll_interval.is_zero() {
+            add(
+                &["journal.poll_interval"],
+                "journal.poll_interval must be positive".to_string(),
+            );
         }
         if let Err(e) = self.idempotency.redis_url_sources().origin() {
             add(
@@ -633,6 +716,13 @@ const TOP: &[Field] = &[
     opt("log", Kind::Section(LOG)),
     opt("capture", Kind::Section(CAPTURE)),
     opt("journal", Kind::Section(JOURNAL)),
+    opt("admin", Kind::Section(ADMIN)),
+];
+
+const ADMIN: &[Field] = &[
+    opt("token", Kind::Secret),
+    opt("token_env", Kind::Text),
+    opt("token_file", Kind::Text),
 ];
 
 const JOURNAL: &[Field] = &[
@@ -691,6 +781,8 @@ const TENANT: &[Field] = &[
         "when_pms_unavailable",
         Kind::Choice("mode", UNAVAILABLE_MODES),
     ),
+    opt("time_zone", Kind::Text),
+    opt("business_day_starts", Kind::Text),
     required(
         "pms",
         Kind::Text,

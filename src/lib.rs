@@ -4,6 +4,7 @@
 //! Data flows one way: `routes` → `lightspeed` (wire model) → `domain::Charge` →
 //! `posting` (through `idempotency`) → `pms` adapter → response.
 
+pub mod admin;
 pub mod capture;
 pub mod check_config;
 pub mod cli;

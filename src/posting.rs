@@ -607,7 +607,13 @@ pub async fn work_entry(
             return Ok(WorkOutcome::Now(entry.state));
         }
     };
-    let state = finish(guard, journal, tenant, &mut entry, owner, budget).await;
+    let queued = entry.state == JournalState::Queued;
+    let turn = Turn {
+        may_post: queued,
+        by: Actor::Worker,
+        owner,
+    };
+    let state = finish(guard, journal, tenant, &mut entry, turn, budget).await;
     m::worker_attempt(state.as_str());
     Ok(WorkOutcome::Now(state))
 }
@@ -641,18 +647,26 @@ async fn busy(journal: &Journal, entry: &mut JournalEntry, owner: &str) -> WorkO
     WorkOutcome::Busy
 }
 
-/// Reconciles (and, for a queued charge, posts) under the key's guard, then
-/// settles record and entry. A `fail`-mode charge is never posted here: staff
-/// were told it failed.
+/// Who works an entry, and whether it may post (a queued charge, or an
+/// operator's retry) or only look the charge up (an unknown outcome in `fail`
+/// mode: staff were told it failed).
+struct Turn<'a> {
+    may_post: bool,
+    by: Actor,
+    /// The journal lease holder; every entry write is fenced on it.
+    owner: &'a str,
+}
+
+/// Reconciles (and, when allowed, posts) under the key's guard, then settles
+/// record and entry together.
 async fn finish(
     mut guard: Guard<'_>,
     journal: &Journal,
     tenant: &Tenant,
     entry: &mut JournalEntry,
-    owner: &str,
+    turn: Turn<'_>,
     budget: Budget,
 ) -> JournalState {
-    let queued = entry.state == JournalState::Queued;
     let postings: Vec<Arc<Charge>> = entry
         .charge
         .clone()
@@ -660,58 +674,39 @@ async fn finish(
         .into_iter()
         .map(Arc::new)
         .collect();
-    let run = run_postings(
-        tenant.pms.as_ref(),
-        &postings,
-        &mut guard,
-        queued,
-        Actor::Worker,
-        &budget,
-    )
-    .await;
+    let pms = tenant.pms.as_ref();
+    let run = run_postings(pms, &postings, &mut guard, turn.may_post, turn.by, &budget).await;
     note_run(entry, &run);
-    entry.worker_attempts += 1;
-    let all = postings.iter().filter(|p| p.needs_posting()).count();
-    let fence = Some(owner);
+    if turn.by == Actor::Worker {
+        entry.worker_attempts += 1;
+    }
+    let fence = Some(turn.owner);
     if let Some(failure) = &run.failure {
-        // Still open: look again after the backoff.
-        tracing::info!(tenant = %entry.tenant, key = %entry.key, outcome = failure.outcome(), "journal entry not settled yet");
-        entry.next_attempt_ms = Some(failure.next_attempt_ms(entry.worker_attempts));
-        let how = if queued {
-            Settle::Complete(ok_response("queued", &entry.key, &run.posted))
-        } else {
-            Settle::MarkUnknown
-        };
+        let how = still_open(entry, failure, &run.posted);
         settle(guard, how, journal, entry, fence).await;
         return entry.state;
     }
     entry.next_attempt_ms = None;
+    let all = postings.iter().filter(|p| p.needs_posting()).count();
     if run.posted.len() == all {
         entry.state = JournalState::Posted;
+        entry.answered = Some(200);
         let response = ok_response("posted", &entry.key, &run.posted);
-        tracing::info!(tenant = %entry.tenant, key = %entry.key, "journal entry posted by the worker");
+        tracing::info!(tenant = %entry.tenant, key = %entry.key, by = ?turn.by, "journal entry posted");
         settle(guard, Settle::Complete(response), journal, entry, fence).await;
         return entry.state;
     }
     if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
-        // Accepted as queued (the POS heard 200), then refused: only a person
-        // can settle this with the guest.
+        // Refused after the POS was told otherwise: only a person can settle it.
         tracing::error!(
             tenant = %entry.tenant, key = %entry.key, reason = %error,
-            "queued charge refused by the PMS: needs attention"
+            "charge refused by the PMS after it was accepted: needs attention"
         );
         entry.state = JournalState::NeedsAttention;
-        settle(
-            guard,
-            Settle::Complete(error_response(&error)),
-            journal,
-            entry,
-            fence,
-        )
-        .await;
+        settle(guard, Settle::Complete(error_response(&error)), journal, entry, fence).await;
         return entry.state;
     }
-    // Reconciled, and not (all) at the PMS, in fail mode.
+    // Looked up, and not (all) at the PMS, in fail mode.
     if run.posted.is_empty() {
         entry.state = JournalState::Failed;
         settle(guard, Settle::Release, journal, entry, fence).await;
@@ -721,4 +716,151 @@ async fn finish(
         settle(guard, Settle::MarkUnknown, journal, entry, fence).await;
     }
     entry.state
+}
+
+/// The PMS could not be reached (or its answer was lost) this time. An outcome
+/// that may have been applied is `unknown` (reconciled next); an open entry is
+/// looked at again after the backoff; a closed one (an operator's retry of a
+/// failed entry) stays as it was.
+fn still_open(entry: &mut JournalEntry, failure: &PostingFailure, posted: &[PostedPart]) -> Settle {
+    tracing::info!(tenant = %entry.tenant, key = %entry.key, outcome = failure.outcome(), "journal entry not settled yet");
+    if matches!(failure, PostingFailure::Pms(PmsError::Unknown(_))) {
+        entry.state = JournalState::Unknown;
+    }
+    if !entry.state.is_open() {
+        entry.next_attempt_ms = None;
+        return if posted.is_empty() {
+            Settle::Release
+        } else {
+            Settle::MarkUnknown
+        };
+    }
+    entry.next_attempt_ms = Some(failure.next_attempt_ms(entry.worker_attempts));
+    if entry.state == JournalState::Queued {
+        Settle::Complete(ok_response("queued", &entry.key, posted))
+    } else {
+        Settle::MarkUnknown
+    }
+}
+
+/// Why an operator action could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("no such entry")]
+    NotFound,
+    #[error("the entry is being worked on; try again in a moment")]
+    Busy,
+    #[error("an entry that is {0} cannot be {1}")]
+    WrongState(&'static str, &'static str),
+    #[error(transparent)]
+    Store(#[from] crate::idempotency::StoreError),
+}
+
+/// An operator's retry: reconcile, then post now with the same reference
+/// (a `failed`, `queued`, `unknown` or `needs_attention` entry).
+pub async fn operator_retry(
+    idempotency: &Idempotency,
+    journal: &Journal,
+    tenant: &Tenant,
+    key: &str,
+    budget: Budget,
+) -> Result<JournalEntry, OperatorError> {
+    let owner = format!("operator-{}", uuid::Uuid::new_v4().simple());
+    let mut entry = leased(journal, tenant, key, &owner, idempotency.lease_ms()).await?;
+    let result = async {
+        if !matches!(
+            entry.state,
+            JournalState::Failed
+                | JournalState::Queued
+                | JournalState::Unknown
+                | JournalState::NeedsAttention
+        ) {
+            return Err(OperatorError::WrongState(entry.state.as_str(), "retried"));
+        }
+        let record_key = IdempotencyKey::parse(entry.key.as_bytes())
+            .map(|k| record_key(&tenant.id, &k))
+            .map_err(|_| OperatorError::NotFound)?;
+        let guard = match idempotency.take_over(record_key, &entry.fingerprint).await {
+            Ok(Some(guard)) => guard,
+            Ok(None) => return Err(OperatorError::Busy),
+            Err(BeginError::Store(e)) => return Err(e.into()),
+            Err(_) => return Err(OperatorError::WrongState("inconsistent", "retried")),
+        };
+        let turn = Turn {
+            may_post: true,
+            by: Actor::Operator,
+            owner: &owner,
+        };
+        finish(guard, journal, tenant, &mut entry, turn, budget).await;
+        Ok(entry.clone())
+    }
+    .await;
+    let _ = journal.release(&tenant.id, key, &owner).await;
+    result
+}
+
+/// Closes an entry handled outside chargebridge, with the operator's note.
+/// Never posts.
+pub async fn operator_resolve(
+    journal: &Journal,
+    tenant: &Tenant,
+    key: &str,
+    note: &str,
+    lease_ms: u64,
+) -> Result<JournalEntry, OperatorError> {
+    let owner = format!("operator-{}", uuid::Uuid::new_v4().simple());
+    let mut entry = leased(journal, tenant, key, &owner, lease_ms).await?;
+    let result = async {
+        if matches!(
+            entry.state,
+            JournalState::Posted | JournalState::Acknowledged | JournalState::Resolved
+        ) {
+            return Err(OperatorError::WrongState(entry.state.as_str(), "resolved"));
+        }
+        entry.state = JournalState::Resolved;
+        entry.note = Some(note.to_string());
+        entry.next_attempt_ms = None;
+        entry.updated_ms = now_ms();
+        entry.record_attempt(Attempt {
+            at_ms: entry.updated_ms,
+            by: Actor::Operator,
+            outcome: "resolved".into(),
+            message: Some(note.to_string()),
+            latency_ms: 0,
+        });
+        if !journal.put(&entry, Some(&owner)).await? {
+            return Err(OperatorError::Busy);
+        }
+        m::journal_transition(entry.state.as_str());
+        Ok(entry.clone())
+    }
+    .await;
+    let _ = journal.release(&tenant.id, key, &owner).await;
+    result
+}
+
+/// The entry, under a lease for `owner` (so no worker works it meanwhile).
+async fn leased(
+    journal: &Journal,
+    tenant: &Tenant,
+    key: &str,
+    owner: &str,
+    lease_ms: u64,
+) -> Result<JournalEntry, OperatorError> {
+    if journal.get(&tenant.id, key).await?.is_none() {
+        return Err(OperatorError::NotFound);
+    }
+    if !journal
+        .lease(&tenant.id, key, owner, Duration::from_millis(lease_ms))
+        .await?
+    {
+        return Err(OperatorError::Busy);
+    }
+    match journal.get(&tenant.id, key).await? {
+        Some(entry) => Ok(entry),
+        None => {
+            let _ = journal.release(&tenant.id, key, owner).await;
+            Err(OperatorError::NotFound)
+        }
+    }
 }

@@ -24,6 +24,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Every accepted charge until it is on a folio or an operator's list.
     pub journal: crate::journal::Journal,
+    /// The operator API and console (`/admin`), off without a token.
+    pub admin: crate::admin::AdminAccess,
     /// Guest searches: coalesced per tenant and term, answers cached briefly.
     pub search: crate::guest_search::GuestSearch,
     /// Set on SIGTERM/SIGINT: `/readyz` fails so load balancers stop sending.
@@ -143,6 +145,13 @@ impl Application {
             pms,
             idempotency,
             journal,
+            admin: crate::admin::AdminAccess::new(
+                settings
+                    .admin
+                    .resolve_token()?
+                    .as_ref()
+                    .map(secrecy::ExposeSecret::expose_secret),
+            ),
             search: crate::guest_search::GuestSearch::new(settings.server.search_cache),
             draining: AtomicBool::new(false),
             capture,
@@ -154,6 +163,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(routes::query_config())
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
+                .configure(crate::admin::configure)
                 .configure(routes::configure)
         })
         .listen(listener)

@@ -23,6 +23,9 @@ pub struct Tenant {
     pub mirroring: bool,
     /// What the POS hears, and who posts, when the PMS cannot take a charge now.
     pub when_pms_unavailable: crate::config::WhenPmsUnavailable,
+    /// Business dates (reports) are in this zone and start at `business_day_starts`.
+    pub time_zone: chrono_tz::Tz,
+    pub business_day_starts: chrono::NaiveTime,
     /// Name of the `[pms.NAME]` section.
     pub pms_name: String,
     pub pms: Arc<dyn PmsAdapter>,
@@ -49,6 +52,8 @@ impl Tenant {
             gratuity_included: false,
             mirroring: false,
             when_pms_unavailable: Default::default(),
+            time_zone: chrono_tz::UTC,
+            business_day_starts: chrono::NaiveTime::MIN,
             pms_name: String::new(),
             pms: Arc::new(crate::pms::memory::MemoryPms::new(Default::default())),
             mapping: MappingSettings::default(),
@@ -96,6 +101,13 @@ impl Tenants {
                 gratuity_included: t.gratuity_included,
                 mirroring: t.mirroring,
                 when_pms_unavailable: t.when_pms_unavailable,
+                // Both checked by `Settings::check`.
+                time_zone: t.time_zone.parse().unwrap_or(chrono_tz::UTC),
+                business_day_starts: chrono::NaiveTime::parse_from_str(
+                    &t.business_day_starts,
+                    "%H:%M",
+                )
+                .unwrap_or(chrono::NaiveTime::MIN),
                 pms_name: t.pms.clone(),
                 pms: adapter.clone(),
                 mapping: t.mapping.clone(),

@@ -703,7 +703,14 @@ async fn finish(
             "charge refused by the PMS after it was accepted: needs attention"
         );
         entry.state = JournalState::NeedsAttention;
-        settle(guard, Settle::Complete(error_response(&error)), journal, entry, fence).await;
+        settle(
+            guard,
+            Settle::Complete(error_response(&error)),
+            journal,
+            entry,
+            fence,
+        )
+        .await;
         return entry.state;
     }
     // Looked up, and not (all) at the PMS, in fail mode.

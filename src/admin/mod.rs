@@ -87,7 +87,11 @@ async fn not_found() -> HttpResponse {
 /// `Ok` when the request may use the admin API; the answer to send otherwise.
 pub(crate) fn gate(req: &HttpRequest, state: &AppState) -> Result<(), HttpResponse> {
     if !state.admin.enabled() {
-        return Err(error(404, "not_found", "the admin API is off (no [admin] token)"));
+        return Err(error(
+            404,
+            "not_found",
+            "the admin API is off (no [admin] token)",
+        ));
     }
     if state.admin.allows(req) {
         Ok(())
@@ -98,7 +102,10 @@ pub(crate) fn gate(req: &HttpRequest, state: &AppState) -> Result<(), HttpRespon
     }
 }
 
-pub(crate) fn tenant<'a>(state: &'a AppState, id: &str) -> Result<&'a std::sync::Arc<Tenant>, HttpResponse> {
+pub(crate) fn tenant<'a>(
+    state: &'a AppState,
+    id: &str,
+) -> Result<&'a std::sync::Arc<Tenant>, HttpResponse> {
     state
         .tenants
         .by_id(id)
@@ -111,7 +118,11 @@ const CONSOLE: &str = include_str!("console.html");
 /// holds no data; it asks for the token and calls the API.
 async fn console(state: web::Data<AppState>) -> HttpResponse {
     if !state.admin.enabled() {
-        return error(404, "not_found", "the admin console is off (no [admin] token)");
+        return error(
+            404,
+            "not_found",
+            "the admin console is off (no [admin] token)",
+        );
     }
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -179,7 +190,11 @@ fn summary(e: &JournalEntry) -> Summary<'_> {
         updated_at: rfc3339(e.updated_ms),
         currency: &e.charge.currency,
         amount: total_of(e).to_string(),
-        reservations: e.postings.iter().map(|p| p.reservation_id.as_str()).collect(),
+        reservations: e
+            .postings
+            .iter()
+            .map(|p| p.reservation_id.as_str())
+            .collect(),
         receipt_id: e.charge.receipt.receipt_id.as_deref(),
         refund: e.charge.refund,
         attempts: e.attempts.len(),
@@ -209,7 +224,11 @@ fn parse_time(text: &str) -> Option<u64> {
 }
 
 /// `GET /admin/v1/postings`: entries newest first, one tenant or all.
-async fn list(req: HttpRequest, q: web::Query<ListQuery>, state: web::Data<AppState>) -> HttpResponse {
+async fn list(
+    req: HttpRequest,
+    q: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(refused) = gate(&req, &state) {
         return refused;
     }
@@ -269,7 +288,11 @@ async fn list(req: HttpRequest, q: web::Query<ListQuery>, state: web::Data<AppSt
 }
 
 /// `GET /admin/v1/postings/{tenant}/{key}`: the whole entry with its attempts.
-async fn show(req: HttpRequest, path: web::Path<(String, String)>, state: web::Data<AppState>) -> HttpResponse {
+async fn show(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(refused) = gate(&req, &state) {
         return refused;
     }
@@ -295,13 +318,21 @@ fn operator_error(e: OperatorError) -> HttpResponse {
         OperatorError::WrongState(..) => error(409, "wrong_state", &e.to_string()),
         OperatorError::Store(e) => {
             tracing::warn!(error = %e, "admin action: store not reachable");
-            error(503, "store_unavailable", "the journal cannot be written now")
+            error(
+                503,
+                "store_unavailable",
+                "the journal cannot be written now",
+            )
         }
     }
 }
 
 /// `POST …/retry`: reconcile, then post now with the same reference.
-async fn retry(req: HttpRequest, path: web::Path<(String, String)>, state: web::Data<AppState>) -> HttpResponse {
+async fn retry(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(refused) = gate(&req, &state) {
         return refused;
     }
@@ -310,7 +341,10 @@ async fn retry(req: HttpRequest, path: web::Path<(String, String)>, state: web::
         Ok(t) => t.clone(),
         Err(refused) => return refused,
     };
-    let budget = Budget::from_now(state.server.request_deadline, state.server.pms_safety_margin);
+    let budget = Budget::from_now(
+        state.server.request_deadline,
+        state.server.pms_safety_margin,
+    );
     let result = operator_retry(&state.idempotency, &state.journal, &t, &key, budget).await;
     match result {
         Ok(entry) => {
@@ -346,10 +380,20 @@ async fn resolve(
         Err(refused) => return refused,
     };
     let note = match serde_json::from_slice::<ResolveBody>(&body) {
-        Ok(b) if !b.note.trim().is_empty() => b.note.trim().chars().take(MAX_NOTE).collect::<String>(),
+        Ok(b) if !b.note.trim().is_empty() => {
+            b.note.trim().chars().take(MAX_NOTE).collect::<String>()
+        }
         _ => return error(400, "invalid_body", "send {\"note\": \"what was done\"}"),
     };
-    match operator_resolve(&state.journal, &t, &key, &note, state.idempotency.lease_ms()).await {
+    match operator_resolve(
+        &state.journal,
+        &t,
+        &key,
+        &note,
+        state.idempotency.lease_ms(),
+    )
+    .await
+    {
         Ok(entry) => {
             tracing::info!(actor = ACTOR, action = "resolve", tenant = %t.id, idempotency_key = %key, note = %note, "admin action");
             HttpResponse::Ok().json(entry)

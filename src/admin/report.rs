@@ -118,7 +118,10 @@ pub fn csv(d: &Daily) -> String {
         "{},{},refunds,{},{},{}\n",
         d.tenant, d.date, d.refunds.count, d.refunds.total, d.currency
     ));
-    out.push_str(&format!("{},{},tips,,{},{}\n", d.tenant, d.date, d.tips, d.currency));
+    out.push_str(&format!(
+        "{},{},tips,,{},{}\n",
+        d.tenant, d.date, d.tips, d.currency
+    ));
     out.push_str(&format!(
         "{},{},posted_total,,{},{}\n",
         d.tenant, d.date, d.posted_total, d.currency
@@ -126,7 +129,11 @@ pub fn csv(d: &Daily) -> String {
     out
 }
 
-pub async fn daily(req: HttpRequest, q: web::Query<ReportQuery>, state: web::Data<AppState>) -> HttpResponse {
+pub async fn daily(
+    req: HttpRequest,
+    q: web::Query<ReportQuery>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
     if let Err(refused) = gate(&req, &state) {
         return refused;
     }
@@ -183,7 +190,10 @@ pub async fn daily(req: HttpRequest, q: web::Query<ReportQuery>, state: web::Dat
             .content_type("text/csv; charset=utf-8")
             .insert_header((
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"chargebridge-{}-{}.csv\"", report.tenant, report.date),
+                format!(
+                    "attachment; filename=\"chargebridge-{}-{}.csv\"",
+                    report.tenant, report.date
+                ),
             ))
             .body(csv(&report))
     } else {

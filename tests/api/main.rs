@@ -1,6 +1,7 @@
 //! One test binary for the HTTP API: the real app on a random port per test,
 //! a real Redis started by the harness, no mocks.
 
+mod admin;
 mod apaleo;
 mod charge;
 mod conformance;

@@ -73,6 +73,11 @@ pub struct MemoryPmsSettings {
     /// How long each guest search takes (tests of search coalescing).
     #[serde(default, with = "humantime_serde")]
     pub search_delay: Duration,
+    /// While a file exists at this path the PMS is down (every post and
+    /// reconciliation unavailable): `touch` it to take the demo PMS down, remove
+    /// it to bring it back, without a restart.
+    #[serde(default)]
+    pub down_file: Option<String>,
 }
 
 impl Default for MemoryPmsSettings {
@@ -86,6 +91,7 @@ impl Default for MemoryPmsSettings {
             retain_postings: default_retain_postings(),
             retain_references: default_retain_references(),
             search_delay: Duration::ZERO,
+            down_file: None,
         }
     }
 }
@@ -221,6 +227,14 @@ impl MemoryPms {
         PostingReceipt { pms_reference }
     }
 
+    /// The operator's switch: the down file exists.
+    fn is_down(&self) -> bool {
+        self.settings
+            .down_file
+            .as_deref()
+            .is_some_and(|path| std::path::Path::new(path).exists())
+    }
+
     fn next_fault(&self, charge: &Charge) -> Option<Fault> {
         let mut state = self.lock();
         state.posts_attempted += 1;
@@ -228,6 +242,9 @@ impl MemoryPms {
             return Some(fault);
         }
         drop(state);
+        if self.is_down() {
+            return Some(Fault::Unavailable);
+        }
         let from_trigger = if self.settings.triggers {
             charge
                 .room()
@@ -297,6 +314,11 @@ impl PmsAdapter for MemoryPms {
         charge: &Charge,
         _deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
+        if self.is_down() {
+            return Err(PmsError::Unavailable(
+                "memory PMS is down (down_file exists)".into(),
+            ));
+        }
         let state = self.lock();
         Ok(state
             .by_reference
@@ -338,6 +360,11 @@ impl PmsAdapter for MemoryPms {
     }
 
     async fn health(&self) -> Result<(), PmsError> {
+        if self.is_down() {
+            return Err(PmsError::Unavailable(
+                "memory PMS is down (down_file exists)".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -369,4 +396,24 @@ fn demo_guests() -> Vec<GuestSettings> {
         guest("003", "201", "Suite", "Zoë Müller", Some(2000), true, true),
         guest("004", "202", "Double", "Arthur Dent", None, false, false),
     ]
+}
+
+#[cfg(test)]
+mod down_file_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_down_file_takes_the_pms_down_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("down");
+        let pms = MemoryPms::new(MemoryPmsSettings {
+            down_file: Some(path.display().to_string()),
+            ..Default::default()
+        });
+        assert!(pms.health().await.is_ok());
+        std::fs::write(&path, "").unwrap();
+        assert!(matches!(pms.health().await, Err(PmsError::Unavailable(_))));
+        std::fs::remove_file(&path).unwrap();
+        assert!(pms.health().await.is_ok());
+    }
 }

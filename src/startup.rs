@@ -190,6 +190,7 @@ impl Application {
             accept_unsafe_redis: settings.idempotency.accept_unsafe_redis,
             worker: crate::worker::WorkerSettings {
                 poll_interval: settings.journal.poll_interval,
+                retention: settings.journal.retention,
                 give_up_after: settings.journal.give_up_after,
                 lease: settings.idempotency.lease,
             },

@@ -27,6 +27,8 @@ const CENSUS_EVERY: Duration = Duration::from_secs(10);
 
 pub struct WorkerSettings {
     pub poll_interval: Duration,
+    /// `journal.retention`: older index members are trimmed by the census.
+    pub retention: Duration,
     pub give_up_after: Duration,
     /// Longer than one entry's work (the request deadline).
     pub lease: Duration,
@@ -49,6 +51,7 @@ pub async fn run(state: Arc<AppState>, settings: WorkerSettings) {
         }
         if census_due <= std::time::Instant::now() {
             census(&state).await;
+            trim(&state, settings.retention).await;
             census_due = std::time::Instant::now() + CENSUS_EVERY;
         }
         tokio::time::sleep(settings.poll_interval).await;
@@ -122,6 +125,16 @@ pub async fn census(state: &AppState) {
                 }
             }
             Err(e) => tracing::debug!(tenant = %tenant.id, error = %e, "journal census failed"),
+        }
+    }
+}
+
+/// Applies the journal's retention to its indexes, off the request path.
+async fn trim(state: &AppState, retention: Duration) {
+    let before = now_ms().saturating_sub(u64::try_from(retention.as_millis()).unwrap_or(u64::MAX));
+    for tenant in state.tenants.iter() {
+        if let Err(e) = state.journal.trim(&tenant.id, before).await {
+            tracing::debug!(tenant = %tenant.id, error = %e, "journal trim failed");
         }
     }
 }

@@ -193,6 +193,14 @@ impl JournalBackend for MemoryJournal {
         })
     }
 
+    async fn trim(&self, _tenant: &str, before_ms: u64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state
+            .entries
+            .retain(|_, e| e.updated_ms >= before_ms || e.state.is_open());
+        Ok(())
+    }
+
     async fn census(
         &self,
         tenant: &str,

@@ -298,6 +298,14 @@ pub trait JournalBackend: Send + Sync {
         query: &Query,
     ) -> impl std::future::Future<Output = Result<Page, StoreError>> + Send;
 
+    /// Forgets index members (and, in memory, settled entries) older than
+    /// `before_ms`: the retention, applied off the request path.
+    fn trim(
+        &self,
+        tenant: &str,
+        before_ms: u64,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
     /// How many entries are in each state, and the creation time of the oldest
     /// one per state (for metrics and alerts).
     fn census(
@@ -363,6 +371,10 @@ impl Journal {
 
     pub async fn list(&self, tenant: &str, query: &Query) -> Result<Page, StoreError> {
         dispatch!(self, "journal_list", j => j.list(tenant, query))
+    }
+
+    pub async fn trim(&self, tenant: &str, before_ms: u64) -> Result<(), StoreError> {
+        dispatch!(self, "journal_trim", j => j.trim(tenant, before_ms))
     }
 
     pub async fn census(

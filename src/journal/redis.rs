@@ -13,7 +13,11 @@
 //! * `chargebridge:journal:{t}:due`: the entries the worker must look at, by
 //!   when.
 //!
-//! Index members older than `retention` are trimmed on every write.
+//! * `chargebridge:journal:{t}:s:<key>`: the index the entry is in, so a write
+//!   moves it between two indexes instead of touching all of them.
+//!
+//! Index members older than `retention` are trimmed by the worker's census
+//! (every few seconds), not on the request path.
 
 use std::time::Duration;
 
@@ -21,31 +25,34 @@ use redis::Script;
 use secrecy::SecretString;
 
 use super::memory::{cursor_of, parse_cursor};
-use super::{JournalBackend, JournalEntry, JournalState, Page, Query, now_ms};
+use super::{JournalBackend, JournalEntry, JournalState, Page, Query};
 use crate::idempotency::StoreError;
 use crate::idempotency::redis::RedisStore;
 
-/// KEYS: entry, lease, time, due, then one per state (in `JournalState::ALL`
-/// order). ARGV: entry JSON, member, state position (1-based), created ms,
-/// next attempt ms or "", ttl ms, fence owner or "", trim cutoff ms, "1" to
-/// write only a new entry (an existing one is returned instead).
+/// KEYS: entry, lease, time, due, state (the entry's index position), then one
+/// index per state (in `JournalState::ALL` order). ARGV: entry JSON, member,
+/// state position (1-based), created ms, next attempt ms or "", ttl ms, fence
+/// owner or "", "1" to write only a new entry (an existing one is returned
+/// instead). Touches only the indexes that change: a few commands per write.
 const PUT: &str = r#"
-if ARGV[9] == '1' then
+if ARGV[8] == '1' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end
 end
 if ARGV[7] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[7] then return 0 end
-for i = 5, #KEYS do redis.call('ZREM', KEYS[i], ARGV[2]) end
-redis.call('ZADD', KEYS[4 + tonumber(ARGV[3])], ARGV[4], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2])
+local old = redis.call('GET', KEYS[5])
+if old ~= ARGV[3] then
+  if old then redis.call('ZREM', KEYS[5 + tonumber(old)], ARGV[2]) end
+  redis.call('ZADD', KEYS[5 + tonumber(ARGV[3])], ARGV[4], ARGV[2])
+end
+if not old then redis.call('ZADD', KEYS[3], ARGV[4], ARGV[2]) end
 if ARGV[5] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
 else
   redis.call('ZREM', KEYS[4], ARGV[2])
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[6])
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[8])
-for i = 5, #KEYS do redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[8]) end
+redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[6])
 return 1
 "#;
 
@@ -137,6 +144,7 @@ impl RedisJournal {
             format!("{p}lease:{}", entry.key),
             format!("{p}time"),
             format!("{p}due"),
+            format!("{p}s:{}", entry.key),
         ];
         keys.extend(Self::state_keys(&entry.tenant));
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -147,7 +155,6 @@ impl RedisJournal {
             .map(|n| n.to_string())
             .unwrap_or_default();
         let ttl = ms(self.retention).to_string();
-        let cutoff = now_ms().saturating_sub(ms(self.retention)).to_string();
         let json = entry.encode();
         self.store
             .invoke_keys(
@@ -162,7 +169,6 @@ impl RedisJournal {
                     next.as_bytes(),
                     ttl.as_bytes(),
                     fence.unwrap_or("").as_bytes(),
-                    cutoff.as_bytes(),
                     if only_new { b"1" } else { b"0" },
                 ],
             )
@@ -292,6 +298,19 @@ impl JournalBackend for RedisJournal {
             entries,
             next_cursor,
         })
+    }
+
+    async fn trim(&self, tenant: &str, before_ms: u64) -> Result<(), StoreError> {
+        let p = prefix(tenant);
+        let mut keys = vec![format!("{p}time"), format!("{p}due")];
+        keys.extend(Self::state_keys(tenant));
+        let before = format!("({before_ms}");
+        for key in keys {
+            let mut cmd = redis::cmd("ZREMRANGEBYSCORE");
+            cmd.arg(&key).arg("-inf").arg(&before);
+            let _: i64 = self.store.query("journal trim", &cmd).await?;
+        }
+        Ok(())
     }
 
     async fn census(

@@ -59,16 +59,28 @@ pub fn check_payload(body: &[u8], tenants: &Tenants) -> Result<String, ApiError>
     };
     let key = IdempotencyKey::parse(b"validate").map_err(|_| ApiError::Internal("key".into()))?;
     let charge = Charge::from_wire(&wire, tenant, &key, chrono::Utc::now())?;
-    Ok(match charge.room() {
-        Some(room) => format!(
-            "room charge {} {} to reservation {}{}{}",
-            room.amount,
-            charge.currency,
-            room.reservation_id,
-            if charge.refund { " (refund)" } else { "" },
-            note
+    let refund = if charge.refund { " (refund)" } else { "" };
+    Ok(match charge.rooms.as_slice() {
+        [] if tenant.mirroring => {
+            format!("no room-charge payment: acknowledged without posting (MIRRORING){note}")
+        }
+        [] => format!(
+            "no room-charge payment: refused with 422 no_room_charge_payment \
+             (unless the tenant has mirroring = true){note}"
         ),
-        None => format!("no room-charge payment: acknowledged without posting{note}"),
+        [room] => format!(
+            "room charge {} {} to reservation {}{refund}{note}",
+            room.amount, charge.currency, room.reservation_id
+        ),
+        rooms => format!(
+            "room charges to {} reservations: {}{refund}{note}",
+            rooms.len(),
+            rooms
+                .iter()
+                .map(|r| format!("{} {} to {}", r.amount, charge.currency, r.reservation_id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     })
 }
 

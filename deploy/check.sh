@@ -6,6 +6,9 @@
 # secrets outside ConfigMaps), and, when a chargebridge binary and
 # redis-server are at hand, starts three replicas on the deploy configuration
 # against one Redis and checks a duplicate delivery is replayed, not re-posted.
+# The Prometheus alerting rules (deploy/prometheus/alerts.yml) are checked
+# against src/metrics.rs, and with `promtool` (when on PATH) by check rules and
+# rule unit tests.
 # Access logs must never print the query string (Lightspeed's guest search
 # carries the apiKey there): haproxy.cfg's log format is checked offline, and
 # the smoke test runs HAProxy (Debian: apt-get install haproxy; required with

@@ -45,6 +45,10 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Register and inspect this service at Lightspeed (PMS provider API).
     Lightspeed(crate::lightspeed_cli::LightspeedArgs),
+    /// Operator: journal entries (list, show, retry, resolve) over the admin API.
+    Postings(crate::admin_cli::PostingsArgs),
+    /// Operator: the daily report (night audit) over the admin API.
+    Report(crate::admin_cli::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -54,6 +58,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::CheckConfig { config } => crate::check_config::run(config.as_deref()),
         Command::Replay(args) => crate::replay::run_cli(args),
         Command::Lightspeed(args) => crate::lightspeed_cli::run(args),
+        Command::Postings(args) => crate::admin_cli::run_postings(args),
+        Command::Report(args) => crate::admin_cli::run_report(args),
     }
 }
 

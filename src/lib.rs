@@ -5,6 +5,7 @@
 //! `posting` (through `idempotency`) → `pms` adapter → response.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod capture;
 pub mod check_config;
 pub mod cli;

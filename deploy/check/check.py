@@ -23,6 +23,14 @@ pinned tools). Every check prints one line; any FAIL makes the exit status 1.
    copies too, so it can fail. No Ingress annotation logs $request & co.
 6. Dockerfile: builder builds the release binary with --locked after a
    dependency-only layer; the final stage is small and runs as a non-root USER.
+6b. Alerts: deploy/prometheus/alerts.yml parses; every rule has alert, expr,
+   for, labels.severity, annotations summary/description and a runbook_url into
+   docs/operations.md (an existing heading); every metric in an expr is one of
+   src/metrics.rs (or a _bucket/_count/_sum of a histogram there), with labels
+   it has, state/class values the code gives them, rate() on counters and
+   delta() on gauges. With promtool on PATH: `promtool check rules` and rule
+   unit tests (each alert fires on its series, across two replicas, and not on
+   healthy ones or before its `for`).
 7. Smoke (when a chargebridge binary and redis-server exist): three replicas on
    deploy/chargebridge.toml against one redis-server started with compose.yaml's
    flags, and one instance on the ConfigMap's TOML and the Deployment's env
@@ -1032,6 +1040,297 @@ def check_dockerfile(rep: Report, root: Path):
 
 
 # --------------------------------------------------------------------------
+# 6b: Prometheus alerting rules (deploy/prometheus/alerts.yml)
+
+ALERT_SEVERITIES = {"critical", "warning", "info"}
+# Labels Prometheus adds to every scraped series (usable in by/on clauses).
+TARGET_LABELS = {"instance", "job", "pod", "namespace", "container", "service", "node"}
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
+    "unless", "bool", "offset", "inf", "nan",
+}
+COUNTER_FUNCS = {"rate", "irate", "increase", "resets"}
+GAUGE_FUNCS = {"delta", "idelta", "deriv", "predict_linear"}
+
+
+def declared_metrics(root: Path) -> dict[str, dict]:
+    """Metric names of src/metrics.rs: {name: {"kind": counter|gauge|histogram, "labels": set}}."""
+    text = (root / "src" / "metrics.rs").read_text(encoding="utf-8")
+    out: dict[str, dict] = {}
+    for m in re.finditer(r'\b(counter|gauge|histogram)!\(\s*"([a-zA-Z_:][a-zA-Z0-9_:]*)"', text):
+        end = text.find(";", m.end())
+        call = text[m.end(): end if end >= 0 else len(text)]
+        labels = set(re.findall(r'"([a-zA-Z_][a-zA-Z0-9_]*)"\s*=>', call))
+        entry = out.setdefault(m.group(2), {"kind": m.group(1), "labels": set()})
+        entry["labels"] |= labels
+    return out
+
+
+def label_values(root: Path) -> dict[str, set[str]]:
+    """Values the code gives the `state` and `class` labels."""
+    journal = (root / "src" / "journal" / "mod.rs").read_text(encoding="utf-8")
+    pms = (root / "src" / "pms" / "mod.rs").read_text(encoding="utf-8")
+    return {
+        "state": set(re.findall(r'JournalState::\w+ => "([a-z_]+)"', journal)),
+        "class": set(re.findall(r'PmsError::\w+\(_\) => "([a-z_]+)"', pms)),
+    }
+
+
+def markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    in_code = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        m = re.match(r"#{1,6}\s+(.*?)\s*#*\s*$", line)
+        if m and not in_code:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-")
+            anchors.add(slug)
+    return anchors
+
+
+def promql_parts(expr: str):
+    """(metric names, [(metric, label, op, value)], grouping labels, [(func, metric)])
+    of a PromQL expression: enough of the grammar for the rules here."""
+    selectors = []
+    for m in re.finditer(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{([^}]*)\}", expr):
+        for lm in re.finditer(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"', m.group(2)):
+            selectors.append((m.group(1), lm.group(1), lm.group(2), lm.group(3)))
+    grouping = set()
+    for m in re.finditer(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)", expr):
+        grouping |= {x.strip() for x in m.group(1).split(",") if x.strip()}
+    calls = re.findall(r"\b([a-z_]+)\s*\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*[\[{]", expr)
+    bare = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    bare = re.sub(r"\{[^}]*\}", " ", bare)
+    bare = re.sub(r"\[[^\]]*\]", " ", bare)
+    bare = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", bare)
+    names = set()
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", bare):
+        word = m.group(1)
+        if word.lower() in PROMQL_WORDS or re.fullmatch(r"\d.*", word):
+            continue
+        names.add(word)
+    return names, selectors, grouping, calls
+
+
+def metric_base(name: str, metrics: dict[str, dict]):
+    """The declared metric a series name belongs to, and the extra labels it has."""
+    if name in metrics:
+        return name, set()
+    for suffix in ("_bucket", "_count", "_sum"):
+        base = name[: -len(suffix)] if name.endswith(suffix) else None
+        if base and metrics.get(base, {}).get("kind") == "histogram":
+            return base, ({"le"} if suffix == "_bucket" else set())
+    return None, set()
+
+
+def series_kind(name: str, metrics: dict[str, dict]) -> str | None:
+    base, _ = metric_base(name, metrics)
+    if base is None:
+        return None
+    return "counter" if base != name else metrics[base]["kind"]
+
+
+# Rule unit tests for `promtool test rules`: every alert fires on the series
+# that should fire it (across two replicas reporting the same journal), and not
+# on healthy ones or too early. Run against a copy of the rules without
+# annotations (promtool compares rendered annotations; `check rules` validates
+# their templates).
+ALERT_UNIT_TESTS = {
+    "evaluation_interval": "1m",
+    "tests": [
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_journal_entries{tenant="h1",state="needs_attention",instance="a"}', "values": "0 1x20"},
+                {"series": 'chargebridge_journal_entries{tenant="h1",state="needs_attention",instance="b"}', "values": "0 1x20"},
+                {"series": 'chargebridge_journal_entries{tenant="ok",state="needs_attention",instance="a"}', "values": "0x20"},
+                {"series": 'chargebridge_journal_entries{tenant="h1",state="failed",instance="a"}', "values": "3x20"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "ChargebridgeNeedsAttention", "exp_alerts": []},
+                {"eval_time": "7m", "alertname": "ChargebridgeNeedsAttention",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "h1"}}]},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_journal_oldest_entry_age_seconds{tenant="h1",state="queued",instance="a"}', "values": "0+60x30"},
+                {"series": 'chargebridge_journal_oldest_entry_age_seconds{tenant="h1",state="queued",instance="b"}', "values": "0+60x30"},
+                {"series": 'chargebridge_journal_oldest_entry_age_seconds{tenant="h2",state="needs_attention",instance="a"}', "values": "5000x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "15m", "alertname": "ChargebridgeQueueStale", "exp_alerts": []},
+                {"eval_time": "19m", "alertname": "ChargebridgeQueueStale",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "tenant": "h1"}}]},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_journal_entries{tenant="h1",state="queued",instance="a"}', "values": "0+1x60"},
+                {"series": 'chargebridge_journal_entries{tenant="flat",state="queued",instance="a"}', "values": "5x60"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "5m", "alertname": "ChargebridgeQueueGrowing", "exp_alerts": []},
+                {"eval_time": "30m", "alertname": "ChargebridgeQueueGrowing",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "h1"}}]},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_journal_entries{tenant="h1",state="unknown",instance="a"}', "values": "2x30"},
+                {"series": 'chargebridge_journal_entries{tenant="ok",state="unknown",instance="a"}', "values": "0x30"},
+                {"series": 'chargebridge_journal_entries{tenant="blip",state="unknown",instance="a"}', "values": "0 0 1 1 0x27"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "5m", "alertname": "ChargebridgeUnknownOutcomes", "exp_alerts": []},
+                {"eval_time": "12m", "alertname": "ChargebridgeUnknownOutcomes",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "h1"}}]},
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_pms_errors_total{adapter="opera",op="post",class="unavailable",instance="a"}', "values": "0+3x30"},
+                {"series": 'chargebridge_pms_duration_seconds_count{adapter="opera",op="post",instance="a"}', "values": "0+10x30"},
+                {"series": 'chargebridge_pms_errors_total{adapter="mews",op="post",class="rejected",instance="a"}', "values": "0+5x30"},
+                {"series": 'chargebridge_pms_duration_seconds_count{adapter="mews",op="post",instance="a"}', "values": "0+10x30"},
+                {"series": 'chargebridge_pms_errors_total{adapter="apaleo",op="post",class="unknown",instance="a"}', "values": "0+1x30"},
+                {"series": 'chargebridge_pms_duration_seconds_count{adapter="apaleo",op="post",instance="a"}', "values": "0+100x30"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "3m", "alertname": "ChargebridgePmsErrors", "exp_alerts": []},
+                {"eval_time": "15m", "alertname": "ChargebridgePmsErrors",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "adapter": "opera"}}]},
+            ],
+        },
+    ],
+}
+
+
+def check_alerts(rep: Report, root: Path, work: Path) -> None:
+    path = root / "deploy" / "prometheus" / "alerts.yml"
+    rel = path.relative_to(root)
+    rep.section(f"Prometheus alerting rules ({rel})")
+    try:
+        (doc,) = load_yaml_docs(path)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        rep.fail(f"{rel}: {e}")
+        return
+    metrics = declared_metrics(root)
+    values = label_values(root)
+    runbook_doc = root / "docs" / "operations.md"
+    anchors = markdown_anchors(runbook_doc) if runbook_doc.is_file() else set()
+    rep.check(len(metrics) >= 10, f"src/metrics.rs declares {len(metrics)} metrics")
+    rep.check(bool(values["state"]) and bool(values["class"]),
+              f"journal states ({len(values['state'])}) and PMS error classes ({len(values['class'])}) read from src/")
+    groups = (doc or {}).get("groups")
+    if not rep.check(isinstance(groups, list) and groups, f"{rel}: has rule groups"):
+        return
+    names = []
+    for g in groups:
+        gname = g.get("name", "?")
+        rules = g.get("rules") or []
+        rep.check(bool(g.get("name")) and bool(rules), f"group {gname}: named, with rules")
+        for r in rules:
+            name = r.get("alert")
+            where = f"{gname}/{name or r.get('record', '?')}"
+            if not rep.check(bool(name), f"{where}: an alerting rule (alert:)"):
+                continue
+            names.append(name)
+            problems = []
+            expr = r.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                problems.append("no expr")
+                expr = ""
+            try:
+                if parse_duration(r.get("for", "")) <= 0:
+                    problems.append("`for` is zero")
+            except ValueError:
+                problems.append(f"`for` missing or not a duration: {r.get('for')!r}")
+            severity = (r.get("labels") or {}).get("severity")
+            if severity not in ALERT_SEVERITIES:
+                problems.append(f"labels.severity {severity!r} not one of {sorted(ALERT_SEVERITIES)}")
+            ann = r.get("annotations") or {}
+            for key in ("summary", "description"):
+                if not str(ann.get(key, "")).strip():
+                    problems.append(f"no annotations.{key}")
+            runbook = str(ann.get("runbook_url", ""))
+            page, _, anchor = runbook.partition("#")
+            if page != "docs/operations.md":
+                problems.append(f"annotations.runbook_url {runbook!r} does not point to docs/operations.md")
+            elif anchor and anchor not in anchors:
+                problems.append(f"annotations.runbook_url: no heading #{anchor} in docs/operations.md")
+            rep.check(not problems, f"{where}: expr, for, labels.severity={severity}, summary, description, runbook",
+                      "; ".join(problems))
+
+            used, selectors, grouping, calls = promql_parts(expr)
+            problems = []
+            labels_in_expr = set(TARGET_LABELS)
+            for n in sorted(used):
+                base, extra = metric_base(n, metrics)
+                if base is None:
+                    problems.append(f"{n} is not a metric of src/metrics.rs (nor a _bucket/_count/_sum of a histogram there)")
+                else:
+                    labels_in_expr |= metrics[base]["labels"] | extra
+            for metric, label, op, value in selectors:
+                base, extra = metric_base(metric, metrics)
+                if base is None:
+                    continue
+                if label not in metrics[base]["labels"] | extra | TARGET_LABELS:
+                    problems.append(f"{metric} has no label {label}")
+                if label in values and op in ("=", "!=") and value not in values[label]:
+                    problems.append(f"{label}={value!r} is not a value chargebridge gives it ({sorted(values[label])})")
+                if label in values and op in ("=~", "!~") and re.fullmatch(r"[a-z_|]+", value):
+                    for v in value.split("|"):
+                        if v not in values[label]:
+                            problems.append(f"{label}=~ names {v!r}, not a value chargebridge gives it")
+            for g_label in sorted(grouping - labels_in_expr):
+                problems.append(f"groups by {g_label}, a label none of its metrics has")
+            for func, metric in calls:
+                kind = series_kind(metric, metrics)
+                if func in COUNTER_FUNCS and kind not in (None, "counter"):
+                    problems.append(f"{func}() of {metric}, a {kind}")
+                if func in GAUGE_FUNCS and kind not in (None, "gauge"):
+                    problems.append(f"{func}() of {metric}, a {kind} (use rate/increase)")
+            rep.check(bool(used) and not problems,
+                      f"{where}: metrics {', '.join(sorted(used)) or '(none)'} exist with these labels",
+                      "; ".join(problems) or "uses no metric")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    rep.check(not dupes, f"{len(names)} alert names, each once", ", ".join(dupes))
+
+    promtool = shutil.which("promtool")
+    if not promtool:
+        rep.skip("promtool not installed: `promtool check rules` and the rule unit tests not run "
+                 "(Debian: apt-get install prometheus)")
+        return
+    r = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    rep.check(r.returncode == 0, f"promtool check rules {rel}", (r.stdout + r.stderr).strip()[-600:])
+    outdir = work / "alerts-test"
+    outdir.mkdir(parents=True, exist_ok=True)
+    stripped = copy.deepcopy(doc)
+    for g in stripped["groups"]:
+        for rule in g.get("rules") or []:
+            rule.pop("annotations", None)
+    (outdir / "rules.yml").write_text(yaml.safe_dump(stripped, sort_keys=False))
+    tests = {"rule_files": ["rules.yml"], **ALERT_UNIT_TESTS}
+    (outdir / "tests.yml").write_text(yaml.safe_dump(tests, sort_keys=False))
+    tested = {t["alertname"] for case in ALERT_UNIT_TESTS["tests"] for t in case["alert_rule_test"]}
+    rep.check(tested == set(names), "every alert has a rule unit test",
+              f"untested: {sorted(set(names) - tested)}, unknown: {sorted(tested - set(names))}")
+    r = subprocess.run([promtool, "test", "rules", "tests.yml"], cwd=outdir,
+                       capture_output=True, text=True, timeout=60)
+    rep.check(r.returncode == 0,
+              f"promtool test rules: each alert fires when it should and not before "
+              f"({len(ALERT_UNIT_TESTS['tests'])} cases, written to {outdir.relative_to(root)})",
+              (r.stdout + r.stderr).strip()[-1500:])
+
+
+# --------------------------------------------------------------------------
 # 7: smoke
 
 
@@ -1407,6 +1706,7 @@ def main() -> int:
     check_ingress_logs(rep, rendered)
     docker_cmd = check_dockerfile(rep, root)
     compose_info = check_compose(rep, deploy, opts.compose_schema, docker_cmd)
+    check_alerts(rep, root, opts.work)
     check_smoke(rep, root, smoke, compose_info, rendered)
     took = time.monotonic() - started
     print(f"\n{rep.passed} passed, {len(rep.failed)} failed, {len(rep.skipped)} skipped ({took:.1f}s)")

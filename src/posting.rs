@@ -138,7 +138,9 @@ impl PostingFailure {
 
     fn message(&self) -> String {
         match self {
-            PostingFailure::Pms(e) => e.to_string(),
+            PostingFailure::Pms(
+                PmsError::Rejected(m) | PmsError::Unavailable(m) | PmsError::Unknown(m),
+            ) => m.clone(),
             PostingFailure::Deadline => "no time left for the PMS".into(),
         }
     }

@@ -691,8 +691,8 @@ async fn finish(
     entry.next_attempt_ms = None;
     let all = postings.iter().filter(|p| p.needs_posting()).count();
     if run.posted.len() == all {
+        // `answered` stays what the POS heard; re-deliveries now replay 200.
         entry.state = JournalState::Posted;
-        entry.answered = Some(200);
         let response = ok_response("posted", &entry.key, &run.posted);
         tracing::info!(tenant = %entry.tenant, key = %entry.key, by = ?turn.by, "journal entry posted");
         settle(guard, Settle::Complete(response), journal, entry, fence).await;

@@ -298,12 +298,8 @@ async fn show(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refused) = gate(&req, &state) {
-        return refused;
-    }
-    let (tenant_id, key) = path.into_inner();
-    let t = match tenant(&state, &tenant_id) {
-        Ok(t) => t,
+    let (t, key) = match gated_entry(&req, &state, path) {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
     match state.journal.get(&t.id, &key).await {
@@ -314,6 +310,18 @@ async fn show(
             error(503, "store_unavailable", "the journal cannot be read now")
         }
     }
+}
+
+/// The gate, then the `{tenant}/{key}` of an entry's path.
+#[allow(clippy::result_large_err)]
+fn gated_entry(
+    req: &HttpRequest,
+    state: &AppState,
+    path: web::Path<(String, String)>,
+) -> Result<(std::sync::Arc<Tenant>, String), HttpResponse> {
+    gate(req, state)?;
+    let (tenant_id, key) = path.into_inner();
+    Ok((tenant(state, &tenant_id)?.clone(), key))
 }
 
 fn operator_error(e: OperatorError) -> HttpResponse {
@@ -338,12 +346,8 @@ async fn retry(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refused) = gate(&req, &state) {
-        return refused;
-    }
-    let (tenant_id, key) = path.into_inner();
-    let t = match tenant(&state, &tenant_id) {
-        Ok(t) => t.clone(),
+    let (t, key) = match gated_entry(&req, &state, path) {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
     let budget = Budget::from_now(
@@ -376,12 +380,8 @@ async fn resolve(
     body: web::Bytes,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if let Err(refused) = gate(&req, &state) {
-        return refused;
-    }
-    let (tenant_id, key) = path.into_inner();
-    let t = match tenant(&state, &tenant_id) {
-        Ok(t) => t.clone(),
+    let (t, key) = match gated_entry(&req, &state, path) {
+        Ok(found) => found,
         Err(refused) => return refused,
     };
     let note = match serde_json::from_slice::<ResolveBody>(&body) {

@@ -28,6 +28,7 @@ pub fn handle() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder was installed first (embedding apps).
         let _ = metrics::set_global_recorder(recorder);
+        describe();
         // Histograms buffer raw samples until upkeep folds them into buckets:
         // without this, an unscraped process would grow without bound.
         let upkeep = handle.clone();
@@ -41,6 +42,71 @@ pub fn handle() -> &'static PrometheusHandle {
             });
         handle
     })
+}
+
+/// HELP text for every series (the exporter writes TYPE from the kind).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "chargebridge_requests_total",
+        "Requests by route, HTTP status and machine code."
+    );
+    describe_histogram!(
+        "chargebridge_request_duration_seconds",
+        "Time to answer, by route."
+    );
+    describe_counter!(
+        "chargebridge_idempotent_replays_total",
+        "Deliveries answered from a stored answer."
+    );
+    describe_counter!(
+        "chargebridge_in_flight_waits_total",
+        "Duplicates that waited for the delivery holding their key."
+    );
+    describe_counter!(
+        "chargebridge_in_flight_conflicts_total",
+        "Duplicates answered 409 after in_flight_wait."
+    );
+    describe_gauge!(
+        "chargebridge_in_flight_requests",
+        "Charge requests being handled now."
+    );
+    describe_histogram!(
+        "chargebridge_store_duration_seconds",
+        "Idempotency and journal store calls, by operation."
+    );
+    describe_counter!(
+        "chargebridge_store_errors_total",
+        "Failed store calls, by operation."
+    );
+    describe_histogram!(
+        "chargebridge_pms_duration_seconds",
+        "PMS calls, by adapter and operation."
+    );
+    describe_counter!(
+        "chargebridge_pms_errors_total",
+        "Failed PMS calls, by adapter, operation and class."
+    );
+    describe_counter!(
+        "chargebridge_search_cache_total",
+        "Guest searches by how they were answered: hit, coalesced or miss."
+    );
+    describe_gauge!(
+        "chargebridge_journal_entries",
+        "Posting journal entries by tenant and state (refreshed by the worker)."
+    );
+    describe_gauge!(
+        "chargebridge_journal_oldest_entry_age_seconds",
+        "Age of the oldest queued / needs_attention entry by tenant (0: none)."
+    );
+    describe_counter!(
+        "chargebridge_journal_transitions_total",
+        "Journal entries written, by the state written."
+    );
+    describe_counter!(
+        "chargebridge_worker_attempts_total",
+        "The worker's turns at due entries, by the state they left."
+    );
 }
 
 /// The text exposition.

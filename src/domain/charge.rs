@@ -488,6 +488,22 @@ fn warn_if_tip_reading_contradicts(
     lines: &[Line],
     service_charge: Option<&ServiceChargeItem>,
 ) {
+    if let Some(setting) = tip_reading_contradiction(wire, tenant, rooms, lines, service_charge) {
+        tracing::warn!(
+            tenant = %tenant.id,
+            "this receipt adds up only if the tip is read the other way: check the tenant's {setting}"
+        );
+    }
+}
+
+/// The setting that would make this receipt add up, when the tenant's does not.
+fn tip_reading_contradiction(
+    wire: &v1::ChargeTransaction,
+    tenant: &Tenant,
+    rooms: &[RoomCharge],
+    lines: &[Line],
+    service_charge: Option<&ServiceChargeItem>,
+) -> Option<&'static str> {
     let fully_room_charged = !wire.payments.is_empty()
         && wire.payments.iter().all(|p| {
             p.method_code
@@ -496,24 +512,15 @@ fn warn_if_tip_reading_contradicts(
         });
     let tips: Decimal = rooms.iter().map(|r| r.gratuity).sum();
     if !fully_room_charged || tips.is_zero() || lines.is_empty() {
-        return;
+        return None;
     }
     let items: Decimal = lines.iter().map(Line::gross).sum::<Decimal>()
         + service_charge.map_or(Decimal::ZERO, |s| s.amount);
     let paid: Decimal = wire.payments.iter().filter_map(|p| p.amount).sum();
-    let (fits_other, setting) = if tenant.gratuity_included {
-        (paid == items, "gratuity_included = false")
+    if tenant.gratuity_included {
+        (paid == items).then_some("gratuity_included = false")
     } else {
-        (paid == items + tips, "gratuity_included = true")
-    };
-    if fits_other {
-        tracing::warn!(
-            tenant = %tenant.id,
-            %paid,
-            %tips,
-            items = %items,
-            "this receipt adds up only if the tip is read the other way: check the tenant's {setting}"
-        );
+        (paid == items + tips).then_some("gratuity_included = true")
     }
 }
 
@@ -671,6 +678,40 @@ fn convert_line(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reading(body: &str, included: bool) -> Option<&'static str> {
+        let wire = crate::lightspeed::parse_charge(body.as_bytes()).unwrap();
+        let mut tenant = Tenant::offline("t");
+        tenant.gratuity_included = included;
+        let key = IdempotencyKey::parse(b"k").unwrap();
+        let c = Charge::from_wire(&wire, &tenant, &key, Utc::now()).unwrap();
+        tip_reading_contradiction(
+            &wire,
+            &tenant,
+            &c.rooms,
+            &c.lines,
+            c.service_charge.as_ref(),
+        )
+    }
+
+    #[test]
+    fn a_receipt_that_fits_only_the_other_tip_reading_is_flagged() {
+        // Lightspeed's example: lines 11, amount 11, tip 1 on top.
+        let on_top = r#"{"apiKey":"k","transactions":[{"amount":11}],
+            "payments":[{"amount":11,"gratuity":1,"methodCode":"IKPMS","reservationId":"1"}]}"#;
+        // The same receipt with the tip inside the amount.
+        let inside = r#"{"apiKey":"k","transactions":[{"amount":11}],
+            "payments":[{"amount":12,"gratuity":1,"methodCode":"IKPMS","reservationId":"1"}]}"#;
+        assert_eq!(reading(on_top, false), None);
+        assert_eq!(reading(inside, true), None);
+        assert_eq!(reading(inside, false), Some("gratuity_included = true"));
+        assert_eq!(reading(on_top, true), Some("gratuity_included = false"));
+        // Partly paid by card: the arithmetic proves nothing.
+        let partial = r#"{"apiKey":"k","transactions":[{"amount":11}],
+            "payments":[{"amount":6,"gratuity":1,"methodCode":"IKPMS","reservationId":"1"},
+                        {"amount":6,"methodCode":"CARD"}]}"#;
+        assert_eq!(reading(partial, false), None);
+    }
 
     #[test]
     fn max_money_is_ten_to_the_fifteenth() {

@@ -490,3 +490,37 @@ async fn the_journal_store_keeps_its_promises(store: StoreChoice) {
     assert_eq!(oldest_queued, Some(now - 2000));
 }
 both_stores!(journal_store, the_journal_store_keeps_its_promises);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_series_exist_from_start_up_with_help_and_type() {
+    let app = spawn_with(settings(&StoreChoice::Memory, fast_worker)).await;
+    // The worker registers them as it starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = String::from_utf8(app.get("/metrics").await.bytes).unwrap();
+    for name in [
+        "chargebridge_journal_entries",
+        "chargebridge_journal_oldest_entry_age_seconds",
+        "chargebridge_worker_attempts_total",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no HELP for {name}"
+        );
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "no TYPE for {name}"
+        );
+    }
+    let tenant = &app.tenant;
+    for state in ["needs_attention", "queued", "posted", "failed"] {
+        assert!(
+            text.contains(&format!(
+                "chargebridge_journal_entries{{tenant=\"{tenant}\",state=\"{state}\"}}"
+            )),
+            "no {state} series for {tenant}"
+        );
+    }
+    assert!(text.contains(&format!(
+        "chargebridge_journal_oldest_entry_age_seconds{{tenant=\"{tenant}\",state=\"needs_attention\"}} 0"
+    )));
+}

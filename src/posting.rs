@@ -468,15 +468,29 @@ async fn take_key<'a>(
 async fn open_entry<'a>(
     journal: &Journal,
     entry: &mut JournalEntry,
-    guard: Guard<'a>,
+    mut guard: Guard<'a>,
     lease_ms: u64,
 ) -> Result<Guard<'a>, ApiError> {
     entry.next_attempt_ms = Some(now_ms() + lease_ms);
     match journal.create(entry).await {
         Ok(None) => Ok(guard),
         Ok(Some(earlier)) => {
+            // A re-delivery of a known key: the entry goes back to unknown and
+            // due (one more write, on this path only), so a delivery that dies
+            // or loses its last write is still finished by the worker.
+            // The journal knows this key. Unless it was definitely not posted,
+            // the PMS is asked first, whatever the record says (it may be lost).
+            if earlier.state != JournalState::Failed {
+                guard.require_reconcile();
+            }
             carry_over(entry, earlier);
-            Ok(guard)
+            match journal.put(entry, None).await {
+                Ok(_) => Ok(guard),
+                Err(e) => {
+                    settle_store(guard.release().await);
+                    Err(ApiError::StoreUnavailable(e.0))
+                }
+            }
         }
         Err(e) => {
             settle_store(guard.release().await);
@@ -609,9 +623,9 @@ pub async fn work_entry(
             return Ok(WorkOutcome::Now(entry.state));
         }
     };
-    let queued = entry.state == JournalState::Queued;
+    // Store and forward: the POS was told it would be posted.
     let turn = Turn {
-        may_post: queued,
+        may_post: entry.mode == WhenPmsUnavailable::Queue,
         by: Actor::Worker,
         owner,
     };
@@ -733,7 +747,11 @@ async fn finish(
 /// failed entry) stays as it was.
 fn still_open(entry: &mut JournalEntry, failure: &PostingFailure, posted: &[PostedPart]) -> Settle {
     tracing::info!(tenant = %entry.tenant, key = %entry.key, outcome = failure.outcome(), "journal entry not settled yet");
-    if matches!(failure, PostingFailure::Pms(PmsError::Unknown(_))) {
+    // A charge the POS heard "queued" for stays queued: the worker looks it up
+    // and posts it. In fail mode a possibly applied charge is only reconciled.
+    if entry.mode == WhenPmsUnavailable::Fail
+        && matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)))
+    {
         entry.state = JournalState::Unknown;
     }
     if !entry.state.is_open() {

@@ -278,6 +278,12 @@ impl<'a> Guard<'a> {
         self.reconcile_first
     }
 
+    /// Something outside the record (the posting journal) says an earlier
+    /// attempt may have reached the PMS: ask it before posting.
+    pub fn require_reconcile(&mut self) {
+        self.reconcile_first = true;
+    }
+
     /// Postings an earlier delivery of this key already put on the folio.
     pub fn posted(&self) -> &[PostedPart] {
         &self.posted

@@ -524,3 +524,63 @@ async fn journal_series_exist_from_start_up_with_help_and_type() {
         "chargebridge_journal_oldest_entry_age_seconds{{tenant=\"{tenant}\",state=\"needs_attention\"}} 0"
     )));
 }
+
+/// Found by the chaos run: a queued charge whose look-up failed while the PMS
+/// was down was demoted to `unknown`, then marked `failed` and never posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_charge_stays_queued_through_an_outage_and_is_posted_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = dir.path().join("pms-down");
+    let down_path = down.display().to_string();
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        queue_mode(s);
+        s.pms.insert(
+            "demo".into(),
+            PmsSettings::Memory(MemoryPmsSettings {
+                down_file: Some(down_path),
+                ..Default::default()
+            }),
+        );
+    }))
+    .await;
+    std::fs::write(&down, "").unwrap();
+    let key = fresh_key();
+    assert_eq!(app.charge(&key, SEED).await.json()["status"], "queued");
+    // The worker meets the outage (its look-ups fail) a few times.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let e = entry(&app, &key).await.unwrap();
+    assert_eq!(e.state, JournalState::Queued, "{:?}", e.attempts);
+    assert!(
+        e.attempts
+            .iter()
+            .any(|a| a.by == chargebridge::journal::Actor::Worker)
+    );
+    std::fs::remove_file(&down).unwrap();
+    wait_for_state(&app, &key, JournalState::Posted, Duration::from_secs(10)).await;
+    assert_eq!(app.applied_for(&key), 1);
+}
+
+/// Found by the chaos run: a re-delivery of a `failed` key left the entry
+/// `failed` (not due) until its last write, so a lost write hid a posted charge.
+/// The re-delivery now puts the entry back to `unknown` and due first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivery_reopens_its_entry_before_calling_the_pms() {
+    let app = spawn_with(settings(&StoreChoice::Memory, fast_worker)).await;
+    let key = fresh_key();
+    app.push_fault(Fault::Unavailable);
+    assert_eq!(app.charge(&key, SEED).await.status, 500);
+    assert_eq!(entry(&app, &key).await.unwrap().state, JournalState::Failed);
+    app.push_fault(Fault::Slow(Duration::from_millis(800)));
+    let resend = app.charge_in_background(&key, SEED);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let during = entry(&app, &key).await.unwrap();
+    assert_eq!(
+        during.state,
+        JournalState::Unknown,
+        "reopened while at the PMS"
+    );
+    assert!(during.next_attempt_ms.is_some(), "and due for the worker");
+    let answer = resend.await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(entry(&app, &key).await.unwrap().state, JournalState::Posted);
+}

@@ -8,15 +8,29 @@
 //! (half at the same moment to the other process, half later), and retries each
 //! delivery without a final answer until it gets one. Midway it kills one
 //! chargebridge process with SIGKILL while postings are in flight (and starts it
-//! again), and later crashes Redis with SIGKILL (and starts it again).
+//! again), then takes the whole PMS down for 2 s (503 to every POST and
+//! lookup), and later crashes Redis with SIGKILL (and starts it again).
 //!
-//! Then it settles accounts: each key answered 200 has exactly one booking with
+//! Two tenants share the PMS: one in `when_pms_unavailable = "fail"`, one in
+//! `"queue"`. For 40 % of the charges the POS behaves like real Lightspeed and
+//! closes the order at the first answer that is not final: no retry, no re-send.
+//! Nothing may depend on a re-send: the journal's worker (in every process)
+//! reconciles unknown outcomes and posts queued charges by itself.
+//!
+//! Then it waits (at most 30 s) until no journal entry is `queued` or `unknown`
+//! and settles accounts: each key answered 200 has exactly one booking with
 //! the right amount and the PMS reference the 200 named; no booking was applied
-//! twice; no key without a 200 was charged; nothing lost. Any violation exits 1.
+//! twice; no key refused was charged; nothing lost; and the journal agrees with
+//! the PMS for every key: an entry for every charge that reached it, none left
+//! open, `posted` exactly when booked (with that reference), a queued charge
+//! posted (or `needs_attention` after a refusal), and in fail mode no POST after
+//! the POS heard its last answer (the worker only reconciles). Any violation
+//! exits 1.
 //!
 //! `cargo test --test chaos` runs the short mode (CI); `tests/chaos/run.sh` the
 //! long one (10 000 deliveries, release build). Flags: `--deliveries N`,
-//! `--processes N`, `--concurrency N`, `--seed N`, `--keep-logs`, and
+//! `--processes N`, `--concurrency N`, `--seed N`, `--keep-logs`,
+//! `--no-pms-outage` (skip the 2 s PMS outage), and
 //! `--sabotage memory-store|no-aof` (a broken set-up: the run then succeeds only
 //! if the checks catch the double postings it causes).
 
@@ -35,12 +49,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use driver::{Counters, Final, Plan};
+use chargebridge::config::WhenPmsUnavailable;
+use chargebridge::journal::{Actor, Journal, JournalEntry, JournalState};
+use driver::{Counters, Delivered, Final, Plan};
+use futures_util::StreamExt;
 use pms_sim::{Fault, PmsSimulator, Timing};
 use redis_server::{RedisServer, free_port, wait_for_port};
 use rng::Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chargebridge");
+
+/// `[journal] poll_interval` of every process.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the workers get, after the driver is done, to close every entry.
+const JOURNAL_SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// A fail-mode POST this long after the POS's last answer for its key cannot
+/// be the delivery's own (the worker must never post in fail mode).
+const LATE_POST_TOLERANCE: Duration = Duration::from_millis(500);
+
+fn mode_name(mode: WhenPmsUnavailable) -> &'static str {
+    match mode {
+        WhenPmsUnavailable::Fail => "fail",
+        WhenPmsUnavailable::Queue => "queue",
+    }
+}
 
 struct Args {
     deliveries: usize,
@@ -49,6 +81,8 @@ struct Args {
     seed: u64,
     keep_logs: bool,
     sabotage: Option<Sabotage>,
+    /// Take the PMS down for `PMS_OUTAGE` midway (on unless `--no-pms-outage`).
+    pms_outage: bool,
 }
 
 /// Deliberately broken set-ups that must make the run fail: proof that the
@@ -69,6 +103,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         seed: 0x00c4_a05e,
         keep_logs: false,
         sabotage: None,
+        pms_outage: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -87,6 +122,7 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--concurrency" => args.concurrency = number("--concurrency")?.max(1) as usize,
             "--seed" => args.seed = number("--seed")?,
             "--keep-logs" => args.keep_logs = true,
+            "--no-pms-outage" => args.pms_outage = false,
             "--sabotage" => {
                 args.sabotage = match it.next().as_deref() {
                     Some("memory-store") => Some(Sabotage::MemoryStore),
@@ -137,17 +173,29 @@ impl Bridge {
     fn new(dir: &Path, n: usize, redis_url: &str, pms_url: &str, store: &str) -> Bridge {
         let port = free_port();
         let config = dir.join(format!("bridge-{n}.toml"));
+        let tenants: String = driver::TENANTS
+            .iter()
+            .map(|t| {
+                format!(
+                    "[[tenants]]\nid = \"{}\"\napi_key = \"{}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
+                     when_pms_unavailable = \"{}\"\n",
+                    t.id,
+                    t.api_key,
+                    mode_name(t.mode),
+                )
+            })
+            .collect();
         std::fs::write(
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\nrequest_deadline = \"2s\"\npms_safety_margin = \"200ms\"\n\
                  [idempotency]\nstore = \"{store}\"\nredis_url = \"{redis_url}\"\nlease = \"3s\"\n\
                  in_flight_wait = \"1s\"\ncommand_timeout = \"500ms\"\n\
+                 [journal]\npoll_interval = \"{}ms\"\n\
                  [log]\nlevel = \"warn\"\nformat = \"json\"\n\
-                 [[tenants]]\nid = \"{}\"\napi_key = \"{}\"\ncurrency = \"EUR\"\npms = \"hotel\"\n\
+                 {tenants}\
                  [pms.hotel]\nadapter = \"http\"\nurl = \"{pms_url}\"\ntimeout = \"1500ms\"\nmax_retries = 1\n",
-                driver::TENANT,
-                driver::API_KEY,
+                POLL_INTERVAL.as_millis(),
             ),
         )
         .expect("write config");
@@ -205,6 +253,8 @@ struct Events {
     postings_in_flight_at_kill: usize,
     redis_crashes: usize,
     redis_outage: Duration,
+    pms_outages: usize,
+    pms_outage: Duration,
 }
 
 async fn chaos(args: Args) -> bool {
@@ -257,6 +307,7 @@ async fn chaos(args: Args) -> bool {
 
     let events = tokio::spawn(chaos_events(
         plan.launches.len(),
+        args.pms_outage,
         progress.clone(),
         pms.clone(),
         bridges.clone(),
@@ -272,10 +323,17 @@ async fn chaos(args: Args) -> bool {
     )
     .await;
     let events = events.await.expect("chaos events");
-    // Answers held back by the simulator land before the books are closed.
-    tokio::time::sleep(timing.hold).await;
+    // Answers held back by the simulator land before the books are closed, and
+    // the workers finish what the deliveries left open. With a memory store
+    // per process the journal is in each process's memory: nothing to read.
+    let journal = if store == "redis" {
+        Some(read_journal(&redis_url, &plan, timing.hold, JOURNAL_SETTLE_LIMIT).await)
+    } else {
+        tokio::time::sleep(timing.hold).await;
+        None
+    };
 
-    let accounts = settle(&plan, &outcomes, &pms);
+    let accounts = settle(&plan, &outcomes, &pms, journal.as_ref());
     report(
         &args,
         &plan,
@@ -307,9 +365,14 @@ async fn chaos(args: Args) -> bool {
     passed
 }
 
-/// Kills a bridge mid-posting at 35 % of the launches and crashes Redis at 65 %.
+/// How long the PMS is down (503 to everything) in the middle of the run.
+const PMS_OUTAGE: Duration = Duration::from_secs(2);
+
+/// Kills a bridge mid-posting at 35 % of the launches, takes the PMS down at
+/// 50 % and crashes Redis at 65 %.
 async fn chaos_events(
     launches: usize,
+    pms_outage: bool,
     progress: Arc<AtomicUsize>,
     pms: Arc<PmsSimulator>,
     bridges: Arc<std::sync::Mutex<Vec<Bridge>>>,
@@ -337,6 +400,16 @@ async fn chaos_events(
     tokio::time::sleep(Duration::from_secs(1)).await;
     tokio::task::block_in_place(|| bridges.lock().expect("bridges")[1].start());
 
+    if pms_outage {
+        reached(0.50).await;
+        let down = Instant::now();
+        pms.set_down(true);
+        tokio::time::sleep(PMS_OUTAGE).await;
+        pms.set_down(false);
+        events.pms_outages += 1;
+        events.pms_outage = down.elapsed();
+    }
+
     reached(0.65).await;
     let down = Instant::now();
     tokio::task::block_in_place(|| {
@@ -350,11 +423,96 @@ async fn chaos_events(
     events
 }
 
+/// The journal as the workers left it.
+struct JournalView {
+    /// By idempotency key (keys are unique across the run's tenants).
+    entries: HashMap<String, JournalEntry>,
+    /// From the end of the driver until no entry was `queued` or `unknown`.
+    settled_after: Duration,
+    /// Entries still `queued` or `unknown` by the census when the wait ended.
+    open_at_end: u64,
+    /// Keys whose entry could not be read.
+    unreadable: Vec<String>,
+}
+
+/// Entries `queued` or `unknown`, over every tenant (`None`: Redis not reachable).
+async fn open_entries(journal: &Journal) -> Option<u64> {
+    let mut open = 0;
+    for tenant in &driver::TENANTS {
+        let census = journal.census(tenant.id).await.ok()?;
+        open += census
+            .iter()
+            .filter(|(state, _, _)| state.is_open())
+            .map(|(_, count, _)| count)
+            .sum::<u64>();
+    }
+    Some(open)
+}
+
+/// Waits (at least `at_least`, at most `at_most`) until no entry is open, then
+/// reads every key's entry.
+async fn read_journal(
+    redis_url: &str,
+    plan: &Plan,
+    at_least: Duration,
+    at_most: Duration,
+) -> JournalView {
+    let journal = Journal::Redis(Box::new(
+        chargebridge::journal::redis::RedisJournal::new(
+            &secrecy::SecretString::from(redis_url.to_string()),
+            Duration::from_secs(2),
+            Duration::from_secs(90 * 86_400),
+        )
+        .expect("journal client"),
+    ));
+    let started = Instant::now();
+    let open_at_end = loop {
+        let open = open_entries(&journal).await;
+        let waited = started.elapsed();
+        if (open == Some(0) && waited >= at_least) || waited >= at_most {
+            break open.unwrap_or(u64::MAX);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let settled_after = started.elapsed();
+    let journal = &journal;
+    let read: Vec<(String, Result<Option<JournalEntry>, String>)> =
+        futures_util::stream::iter(plan.charges.iter())
+            .map(|charge| async move {
+                let mut result = journal.get(charge.tenant().id, &charge.key).await;
+                if result.is_err() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    result = journal.get(charge.tenant().id, &charge.key).await;
+                }
+                (charge.key.clone(), result.map_err(|e| e.0))
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+    let mut view = JournalView {
+        entries: HashMap::new(),
+        settled_after,
+        open_at_end,
+        unreadable: Vec::new(),
+    };
+    for (key, result) in read {
+        match result {
+            Ok(Some(entry)) => {
+                view.entries.insert(key, entry);
+            }
+            Ok(None) => {}
+            Err(e) => view.unreadable.push(format!("{key}: {e}")),
+        }
+    }
+    view
+}
+
 /// The books closed: what each key was answered and what the PMS holds.
 #[derive(Default)]
 struct Accounts {
     keys: usize,
     posted: usize,
+    queued: usize,
     refused: usize,
     exactly_once: usize,
     double_applied: Vec<String>,
@@ -367,6 +525,58 @@ struct Accounts {
     unexpected: Vec<String>,
     protocol: Vec<String>,
     faults_hit: HashMap<Fault, (usize, usize)>,
+    /// Fail mode: a POST that came after the POS heard its last answer.
+    fail_mode_late_post: Vec<String>,
+    journal: Option<JournalAccounts>,
+}
+
+/// The journal's side of the books (only when it is in the shared Redis).
+#[derive(Default)]
+struct JournalAccounts {
+    settled_after: Duration,
+    /// Final state by tenant mode.
+    states: HashMap<(&'static str, JournalState), usize>,
+    /// The POS closed the order without any final answer.
+    never_resent: HashMap<&'static str, usize>,
+    /// … of which the worker settled (reconciled or posted).
+    never_resent_by_worker: HashMap<&'static str, usize>,
+    /// … of which ended on the folio.
+    never_resent_posted: HashMap<&'static str, usize>,
+    /// Keys answered 200 queued, and the ones the worker then posted.
+    queued_keys: usize,
+    queued_posted_by_worker: usize,
+    queued_needs_attention: usize,
+    /// No entry, and nothing that could have reached the PMS (the delivery
+    /// never got past the store: a kill or Redis outage before the entry).
+    no_entry_nothing_sent: usize,
+    /// Answered 422 refused, entry `failed` (not `rejected`): the delivery's
+    /// write was lost and the worker only found the charge absent.
+    refused_but_failed: usize,
+    entry_missing: Vec<String>,
+    entry_open: Vec<String>,
+    posted_entry_without_booking: Vec<String>,
+    booking_without_posted_entry: Vec<String>,
+    failed_entry_posted_later: Vec<String>,
+    queued_not_posted: Vec<String>,
+    disagrees_with_answer: Vec<String>,
+    needs_attention_without_refusal: Vec<String>,
+    unexpected_state: Vec<String>,
+    unreadable: Vec<String>,
+}
+
+impl JournalAccounts {
+    fn violations(&self) -> usize {
+        self.entry_missing.len()
+            + self.entry_open.len()
+            + self.posted_entry_without_booking.len()
+            + self.booking_without_posted_entry.len()
+            + self.failed_entry_posted_later.len()
+            + self.queued_not_posted.len()
+            + self.disagrees_with_answer.len()
+            + self.needs_attention_without_refusal.len()
+            + self.unexpected_state.len()
+            + self.unreadable.len()
+    }
 }
 
 impl Accounts {
@@ -380,40 +590,95 @@ impl Accounts {
             + self.inconsistent.len()
             + self.unexpected.len()
             + self.protocol.len()
+            + self.fail_mode_late_post.len()
+            + self.journal.as_ref().map_or(0, JournalAccounts::violations)
     }
 }
 
-fn settle(plan: &Plan, outcomes: &[driver::Outcome], pms: &PmsSimulator) -> Accounts {
-    let mut answers: HashMap<usize, Vec<Option<Final>>> = HashMap::new();
+/// Answers after which the delivery had written its journal entry (the PMS
+/// was called, or about to be).
+fn implies_entry(transient: &str) -> bool {
+    [
+        "pms_unavailable",
+        "pms_outcome_unknown",
+        "deadline_exceeded",
+    ]
+    .iter()
+    .any(|code| transient.ends_with(code))
+}
+
+fn settle(
+    plan: &Plan,
+    outcomes: &[driver::Outcome],
+    pms: &PmsSimulator,
+    journal: Option<&JournalView>,
+) -> Accounts {
+    let mut by_charge: HashMap<usize, Vec<&driver::Outcome>> = HashMap::new();
     for outcome in outcomes {
-        answers
-            .entry(outcome.charge)
-            .or_default()
-            .push(outcome.answer.clone());
+        by_charge.entry(outcome.charge).or_default().push(outcome);
     }
     let bookings = pms.bookings_by_key();
     let faults = pms.faults_by_key();
+    let posts = pms.posts_by_key();
     let mut accounts = Accounts {
         keys: plan.charges.len(),
         protocol: pms.violations(),
+        journal: journal.map(|j| JournalAccounts {
+            settled_after: j.settled_after,
+            unreadable: j.unreadable.clone(),
+            entry_open: if j.open_at_end > 0 {
+                vec![format!(
+                    "census: {} entries still queued or unknown after {:.1} s",
+                    if j.open_at_end == u64::MAX {
+                        "?".to_string()
+                    } else {
+                        j.open_at_end.to_string()
+                    },
+                    j.settled_after.as_secs_f64()
+                )]
+            } else {
+                Vec::new()
+            },
+            ..JournalAccounts::default()
+        }),
         ..Accounts::default()
     };
     for (i, charge) in plan.charges.iter().enumerate() {
         let key = &charge.key;
-        let given = answers.get(&i).map(Vec::as_slice).unwrap_or_default();
+        let mode = charge.tenant().mode;
+        let delivered = by_charge.get(&i).map(Vec::as_slice).unwrap_or_default();
         let booked = bookings.get(key).map(Vec::as_slice).unwrap_or_default();
+        let hit: Vec<Fault> = faults.get(key).cloned().unwrap_or_default();
         let before = accounts.violations();
-        if given.iter().any(Option::is_none) {
+        if delivered.iter().any(|d| d.answer == Delivered::GaveUp) {
             accounts.lost.push(key.clone());
         }
-        let finals: Vec<&Final> = given.iter().flatten().collect();
-        if finals.windows(2).any(|w| w[0] != w[1]) {
+        let closed = delivered
+            .iter()
+            .any(|d| matches!(d.answer, Delivered::Closed(_)));
+        let finals: Vec<&Final> = delivered
+            .iter()
+            .filter_map(|d| match &d.answer {
+                Delivered::Final(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let was_queued = finals.contains(&&Final::Queued);
+        // `queued` is what the POS hears before the worker posts; a re-send
+        // afterwards replays the outcome. Every other final answer must agree.
+        let settled: Vec<&Final> = finals
+            .iter()
+            .copied()
+            .filter(|f| **f != Final::Queued)
+            .collect();
+        if settled.windows(2).any(|w| w[0] != w[1]) {
             accounts.inconsistent.push(format!("{key}: {finals:?}"));
         }
+        let answer = settled.first().or(finals.first()).copied();
         if booked.iter().any(|b| b.applications > 1) || booked.len() > 1 {
             accounts.double_applied.push(key.clone());
         }
-        match finals.first() {
+        match answer {
             Some(Final::Posted { pms_reference }) => {
                 accounts.posted += 1;
                 match booked {
@@ -434,6 +699,17 @@ fn settle(plan: &Plan, outcomes: &[driver::Outcome], pms: &PmsSimulator) -> Acco
                     }
                 }
             }
+            Some(Final::Queued) => {
+                accounts.queued += 1;
+                if let Some(one) = booked.first()
+                    && one.amount != charge.amount
+                {
+                    accounts.wrong_amount.push(format!(
+                        "{key}: booked {} expected {}",
+                        one.amount, charge.amount
+                    ));
+                }
+            }
             Some(Final::Refused) => {
                 accounts.refused += 1;
                 if !booked.is_empty() {
@@ -443,17 +719,168 @@ fn settle(plan: &Plan, outcomes: &[driver::Outcome], pms: &PmsSimulator) -> Acco
             Some(Final::Unexpected { status, code }) => {
                 accounts.unexpected.push(format!("{key}: {status} {code}"));
             }
+            // Closed by the POS: only the journal can say what is right.
+            None if closed => {}
             None => {
                 if !booked.is_empty() {
                     accounts.booked_without_200.push(key.clone());
                 }
             }
         }
+        // Fail mode: nothing is posted behind the staff's back. Every POST of
+        // the key must be a delivery's own, so before the POS's last answer.
+        if mode == WhenPmsUnavailable::Fail
+            && let Some(last) = charge.last_reply()
+            && let Some(late) = posts
+                .get(key)
+                .and_then(|p| p.iter().find(|t| **t > last + LATE_POST_TOLERANCE))
+        {
+            accounts.fail_mode_late_post.push(format!(
+                "{key}: POST {:.1} s after the POS's last answer",
+                (*late - last).as_secs_f64()
+            ));
+        }
+        if let (Some(view), Some(ja)) = (journal, accounts.journal.as_mut()) {
+            let refused_by_pms = hit.contains(&Fault::Refuse);
+            let expects_entry = !finals.is_empty()
+                || !booked.is_empty()
+                || delivered
+                    .iter()
+                    .flat_map(|d| d.transient.iter())
+                    .any(|t| implies_entry(t));
+            match view.entries.get(key) {
+                None if expects_entry => ja.entry_missing.push(format!(
+                    "{key} ({}; answers {:?}; {} bookings)",
+                    mode_name(mode),
+                    delivered.iter().map(|d| &d.answer).collect::<Vec<_>>(),
+                    booked.len()
+                )),
+                None => ja.no_entry_nothing_sent += 1,
+                Some(entry) => {
+                    let state = entry.state;
+                    *ja.states.entry((mode_name(mode), state)).or_default() += 1;
+                    let by_worker = entry.worker_attempts > 0
+                        || entry.attempts.iter().any(|a| a.by == Actor::Worker);
+                    let first_post = posts.get(key).and_then(|p| p.first()).copied();
+                    let describe = || {
+                        format!(
+                            "{key} ({}, {}; answers {:?}; attempts {:?})",
+                            mode_name(mode),
+                            state.as_str(),
+                            delivered.iter().map(|d| &d.answer).collect::<Vec<_>>(),
+                            entry
+                                .attempts
+                                .iter()
+                                .map(|a| format!("{:?}:{}", a.by, a.outcome))
+                                .collect::<Vec<_>>()
+                        )
+                    };
+                    if entry.mode != mode {
+                        ja.unexpected_state
+                            .push(format!("{key}: entry mode {:?}", entry.mode));
+                    }
+                    match state {
+                        JournalState::Queued | JournalState::Unknown => {
+                            ja.entry_open.push(describe())
+                        }
+                        JournalState::Posted => {
+                            let named = entry
+                                .postings
+                                .first()
+                                .and_then(|p| p.pms_reference.as_ref());
+                            match booked.first() {
+                                None => ja.posted_entry_without_booking.push(describe()),
+                                Some(one) if named != Some(&one.pms_reference) => {
+                                    ja.posted_entry_without_booking.push(format!(
+                                        "{}: entry names {named:?}, booked {}",
+                                        describe(),
+                                        one.pms_reference
+                                    ))
+                                }
+                                Some(_) => {}
+                            }
+                        }
+                        JournalState::Failed
+                        | JournalState::Rejected
+                        | JournalState::NeedsAttention
+                            if !booked.is_empty() =>
+                        {
+                            let after_pos = match (first_post, charge.last_reply()) {
+                                (Some(post), Some(last)) => post > last + LATE_POST_TOLERANCE,
+                                _ => false,
+                            };
+                            if state == JournalState::Failed && after_pos {
+                                ja.failed_entry_posted_later.push(describe());
+                            } else {
+                                ja.booking_without_posted_entry.push(describe());
+                            }
+                        }
+                        JournalState::Failed
+                        | JournalState::Rejected
+                        | JournalState::NeedsAttention => {}
+                        JournalState::Acknowledged | JournalState::Resolved => {
+                            ja.unexpected_state.push(describe())
+                        }
+                    }
+                    if state == JournalState::NeedsAttention && !refused_by_pms {
+                        ja.needs_attention_without_refusal.push(describe());
+                    }
+                    // The entry tells what the POS heard.
+                    let agrees = match answer {
+                        Some(Final::Posted { .. }) => state == JournalState::Posted,
+                        Some(Final::Refused) if was_queued => state == JournalState::NeedsAttention,
+                        // The refusal's own write lost (Redis down): the worker
+                        // finds nothing at the PMS and says `failed`. Not on the
+                        // folio either way (a booking is caught above).
+                        Some(Final::Refused) if state == JournalState::Failed => {
+                            ja.refused_but_failed += 1;
+                            true
+                        }
+                        Some(Final::Refused) => state == JournalState::Rejected,
+                        Some(Final::Queued) => {
+                            let ok = state == JournalState::Posted
+                                || (state == JournalState::NeedsAttention && refused_by_pms);
+                            if !ok {
+                                ja.queued_not_posted.push(describe());
+                            }
+                            true
+                        }
+                        Some(Final::Unexpected { .. }) | None => true,
+                    };
+                    if !agrees {
+                        ja.disagrees_with_answer.push(describe());
+                    }
+                    if was_queued {
+                        ja.queued_keys += 1;
+                        if state == JournalState::Posted && by_worker {
+                            ja.queued_posted_by_worker += 1;
+                        }
+                        if state == JournalState::NeedsAttention {
+                            ja.queued_needs_attention += 1;
+                        }
+                    }
+                    if closed && finals.is_empty() {
+                        *ja.never_resent.entry(mode_name(mode)).or_default() += 1;
+                        if by_worker {
+                            *ja.never_resent_by_worker
+                                .entry(mode_name(mode))
+                                .or_default() += 1;
+                        }
+                        if state == JournalState::Posted {
+                            *ja.never_resent_posted.entry(mode_name(mode)).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            if !view.entries.contains_key(key) && closed && finals.is_empty() {
+                *ja.never_resent.entry(mode_name(mode)).or_default() += 1;
+            }
+        }
         let clean = accounts.violations() == before;
-        if clean && matches!(finals.first(), Some(Final::Posted { .. })) {
+        if clean && matches!(answer, Some(Final::Posted { .. })) {
             accounts.exactly_once += 1;
         }
-        let mut hit: Vec<Fault> = faults.get(key).cloned().unwrap_or_default();
+        let mut hit = hit;
         hit.sort();
         hit.dedup();
         for fault in hit {
@@ -483,6 +910,21 @@ fn report(
         took.as_secs_f64()
     );
     row("chargebridge processes", args.processes.to_string());
+    let by_mode = |mode: WhenPmsUnavailable| {
+        plan.charges
+            .iter()
+            .filter(|c| c.tenant().mode == mode)
+            .count()
+    };
+    row(
+        "tenants",
+        format!(
+            "fail {} charges, queue {} charges (journal poll {} ms)",
+            by_mode(WhenPmsUnavailable::Fail),
+            by_mode(WhenPmsUnavailable::Queue),
+            POLL_INTERVAL.as_millis()
+        ),
+    );
     row(
         "deliveries",
         format!(
@@ -504,10 +946,20 @@ fn report(
         ),
     );
     row(
+        "orders closed by the POS (no retry)",
+        format!(
+            "{} deliveries closed at an answer that is not final, {} re-sends not made ({} charges may close, {:.0} %)",
+            counters.closed_orders.load(Ordering::Relaxed),
+            counters.skipped_resends.load(Ordering::Relaxed),
+            plan.charges.iter().filter(|c| c.closes_on_failure).count(),
+            driver::CLOSE_SHARE * 100.0
+        ),
+    );
+    row(
         "final answers by key",
         format!(
-            "200 posted {}, 422 refused by the PMS {}",
-            accounts.posted, accounts.refused
+            "200 posted {}, 200 queued {}, 422 refused by the PMS {}",
+            accounts.posted, accounts.queued, accounts.refused
         ),
     );
     row(
@@ -536,6 +988,15 @@ fn report(
         ),
     );
     row(
+        "PMS outage (503 to every POST and lookup)",
+        format!(
+            "{} ({:.1} s, {} requests refused)",
+            events.pms_outages,
+            events.pms_outage.as_secs_f64(),
+            pms.refused_while_down()
+        ),
+    );
+    row(
         "redis crash (SIGKILL, AOF on) and restart",
         format!(
             "{} ({:.1} s down)",
@@ -543,6 +1004,96 @@ fn report(
             events.redis_outage.as_secs_f64()
         ),
     );
+    match &accounts.journal {
+        None => row(
+            "journal",
+            "not checked (each process keeps its own in memory)".to_string(),
+        ),
+        Some(ja) => {
+            for mode in [WhenPmsUnavailable::Fail, WhenPmsUnavailable::Queue] {
+                let n = |state: JournalState| {
+                    ja.states
+                        .get(&(mode_name(mode), state))
+                        .copied()
+                        .unwrap_or(0)
+                };
+                let other: usize = JournalState::ALL
+                    .iter()
+                    .filter(|s| {
+                        !matches!(
+                            s,
+                            JournalState::Posted
+                                | JournalState::Failed
+                                | JournalState::Rejected
+                                | JournalState::NeedsAttention
+                        )
+                    })
+                    .map(|s| n(*s))
+                    .sum();
+                row(
+                    &format!("journal {}", mode_name(mode)),
+                    format!(
+                        "posted {} / failed {} / rejected {} / needs_attention {}{}",
+                        n(JournalState::Posted),
+                        n(JournalState::Failed),
+                        n(JournalState::Rejected),
+                        n(JournalState::NeedsAttention),
+                        if other > 0 {
+                            format!(" / other {other}")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                );
+            }
+            let get = |m: &HashMap<&'static str, usize>, mode| {
+                m.get(mode_name(mode)).copied().unwrap_or(0)
+            };
+            let total = |m: &HashMap<&'static str, usize>| m.values().sum::<usize>();
+            row(
+                "charges never re-sent",
+                format!(
+                    "{} (settled by the worker: {}; on the folio: {}) [fail {} / {} by the worker; queue {} / {}]",
+                    total(&ja.never_resent),
+                    total(&ja.never_resent_by_worker),
+                    total(&ja.never_resent_posted),
+                    get(&ja.never_resent, WhenPmsUnavailable::Fail),
+                    get(&ja.never_resent_by_worker, WhenPmsUnavailable::Fail),
+                    get(&ja.never_resent, WhenPmsUnavailable::Queue),
+                    get(&ja.never_resent_by_worker, WhenPmsUnavailable::Queue),
+                ),
+            );
+            row(
+                "answered 200 queued",
+                format!(
+                    "{} keys (posted by the worker {}, needs_attention after a refusal {})",
+                    ja.queued_keys, ja.queued_posted_by_worker, ja.queued_needs_attention
+                ),
+            );
+            row(
+                "no entry, nothing sent to the PMS",
+                format!(
+                    "{} keys (stopped before the journal)",
+                    ja.no_entry_nothing_sent
+                ),
+            );
+            row(
+                "422 at the POS, entry failed (not rejected)",
+                format!(
+                    "{} keys (the refusal's journal write was lost)",
+                    ja.refused_but_failed
+                ),
+            );
+            row(
+                "journal settled (nothing queued/unknown)",
+                format!(
+                    "{:.1} s after the last delivery (limit {} s)",
+                    ja.settled_after.as_secs_f64(),
+                    JOURNAL_SETTLE_LIMIT.as_secs()
+                ),
+            );
+        }
+    }
     println!();
     let check = |name: &str, bad: &[String]| {
         println!(
@@ -579,6 +1130,43 @@ fn report(
     );
     check("unexpected final answers", &accounts.unexpected);
     check("protocol violations seen by the PMS", &accounts.protocol);
+    check(
+        "fail mode: POST after the POS's last answer",
+        &accounts.fail_mode_late_post,
+    );
+    if let Some(ja) = &accounts.journal {
+        check("journal: entry missing", &ja.entry_missing);
+        check("journal: entry still open", &ja.entry_open);
+        check(
+            "journal: posted entry without a booking",
+            &ja.posted_entry_without_booking,
+        );
+        check(
+            "journal: booking without a posted entry",
+            &ja.booking_without_posted_entry,
+        );
+        check(
+            "journal: failed entry posted later",
+            &ja.failed_entry_posted_later,
+        );
+        check(
+            "journal: queued (200) but not posted",
+            &ja.queued_not_posted,
+        );
+        check(
+            "journal: entry contradicts the POS's answer",
+            &ja.disagrees_with_answer,
+        );
+        check(
+            "journal: needs_attention without a refusal",
+            &ja.needs_attention_without_refusal,
+        );
+        check(
+            "journal: entry in an unexpected state",
+            &ja.unexpected_state,
+        );
+        check("journal: entry unreadable", &ja.unreadable);
+    }
     println!();
     println!(
         "RESULT: {} ({} violations over {} keys)",

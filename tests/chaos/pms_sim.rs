@@ -2,15 +2,18 @@
 //! (`schemas/pms-http-protocol.openapi.yaml`) with a ledger that counts every
 //! application, and faults drawn at random for one POST in ten.
 //!
+//! `set_down` takes the whole PMS down for a while (every POST and lookup
+//! answered 503), the outage a queue-mode tenant exists for.
+//!
 //! The simulator honours `Idempotency-Key` as the protocol requires (a repeated
 //! reference gets the first result), but it also counts each POST that a PMS
 //! *without* that protection would have applied again. The harness fails on
 //! either: a second application, or a re-post of a charge already applied.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use rust_decimal::Decimal;
@@ -75,6 +78,8 @@ struct Ledger {
     /// Fault classes drawn for each Lightspeed idempotency key.
     faults_by_key: HashMap<String, Vec<Fault>>,
     injected: HashMap<Fault, usize>,
+    /// When each well-formed POST arrived, by Lightspeed idempotency key.
+    posts_by_key: HashMap<String, Vec<Instant>>,
     /// Requests that broke the protocol (wrong shape, header ≠ reference).
     violations: Vec<String>,
 }
@@ -88,6 +93,9 @@ struct Shared {
     posts: AtomicUsize,
     lookups: AtomicUsize,
     in_flight: AtomicUsize,
+    /// An outage: every POST and GET is answered 503 (nothing applied).
+    down: AtomicBool,
+    refused_while_down: AtomicUsize,
 }
 
 impl Shared {
@@ -113,6 +121,8 @@ impl PmsSimulator {
             posts: AtomicUsize::new(0),
             lookups: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            refused_while_down: AtomicUsize::new(0),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let port = listener.local_addr().expect("local addr").port();
@@ -159,6 +169,12 @@ impl PmsSimulator {
         self.shared.ledger().faults_by_key.clone()
     }
 
+    /// When each POST for a key arrived (to tell the delivery's own POSTs from
+    /// any made after the POS heard its last answer).
+    pub fn posts_by_key(&self) -> HashMap<String, Vec<Instant>> {
+        self.shared.ledger().posts_by_key.clone()
+    }
+
     pub fn injected(&self, fault: Fault) -> usize {
         self.shared
             .ledger()
@@ -178,6 +194,16 @@ impl PmsSimulator {
 
     pub fn lookups(&self) -> usize {
         self.shared.lookups.load(Ordering::Relaxed)
+    }
+
+    /// Takes the whole PMS down (503 to every POST and lookup) or back up.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Requests (POST or GET) answered 503 because the PMS was down.
+    pub fn refused_while_down(&self) -> usize {
+        self.shared.refused_while_down.load(Ordering::Relaxed)
     }
 
     /// POSTs being processed right now (to kill a process mid-posting).
@@ -268,6 +294,16 @@ async fn post_charge(
         return message(400, "Bad charge");
     };
 
+    shared
+        .ledger()
+        .posts_by_key
+        .entry(key.clone())
+        .or_default()
+        .push(Instant::now());
+    if shared.down.load(Ordering::SeqCst) {
+        shared.refused_while_down.fetch_add(1, Ordering::Relaxed);
+        return message(503, "PMS down for maintenance");
+    }
     let fault = {
         let mut rng = shared.rng.lock().unwrap_or_else(|p| p.into_inner());
         rng.chance(shared.fault_share)
@@ -304,6 +340,10 @@ async fn post_charge(
 
 async fn get_charge(reference: web::Path<String>, shared: web::Data<Shared>) -> HttpResponse {
     shared.lookups.fetch_add(1, Ordering::Relaxed);
+    if shared.down.load(Ordering::SeqCst) {
+        shared.refused_while_down.fetch_add(1, Ordering::Relaxed);
+        return message(503, "PMS down for maintenance");
+    }
     let ledger = shared.ledger();
     match ledger.bookings.get(reference.as_str()) {
         Some(b) => HttpResponse::Ok().json(json!({

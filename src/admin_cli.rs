@@ -10,6 +10,7 @@
 //! there); 1 the API refused (its message is printed) or could not be reached;
 //! 2 a usage or configuration error (nothing was sent).
 
+use crate::text_table::{one_line, table};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -549,14 +550,6 @@ fn excerpt(bytes: &[u8]) -> String {
 
 /// One printable line: control characters (a PMS's message may hold line breaks
 /// or terminal escapes) become spaces.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
 fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_string()
@@ -595,39 +588,6 @@ fn time_of_ms(v: Option<&Value>) -> String {
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| "-".into())
-}
-
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let cells: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
-        .chain(
-            rows.iter()
-                .map(|r| r.iter().map(|c| one_line(c)).collect::<Vec<_>>()),
-        )
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut text = String::new();
-    for row in &cells {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            line.push_str(cell);
-            if i + 1 < row.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
 }
 
 fn entries_of(page: &Value) -> Result<&Vec<Value>, Failure> {

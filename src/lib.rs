@@ -24,5 +24,6 @@ pub mod replay;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;
+pub mod text_table;
 pub mod validate;
 pub mod worker;

@@ -10,6 +10,18 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use unicode_segmentation::UnicodeSegmentation;
 
+/// Longest field path and reason kept in a payload error (characters).
+const MAX_PATH: usize = 120;
+const MAX_DETAIL: usize = 200;
+
+/// `text` cut to `max` characters (plus `…`), at a character boundary.
+fn bounded(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text,
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// Lightspeed prints at most this many UTF-16 code units of `customerErrorMessage`.
 pub const MAX_MESSAGE_UNITS: usize = 50;
 
@@ -153,10 +165,12 @@ impl ApiError {
     }
 
     /// A payload error at `path` (empty when no field is to blame).
+    /// Both parts are bounded: they may quote the request (a member name, a
+    /// value), and an error body must not grow with what an attacker sends.
     pub fn invalid(path: impl Into<String>, detail: impl Into<String>) -> Self {
         ApiError::InvalidPayload {
-            path: path.into(),
-            detail: detail.into(),
+            path: bounded(path.into(), MAX_PATH),
+            detail: bounded(detail.into(), MAX_DETAIL),
         }
     }
 
@@ -225,7 +239,25 @@ impl ResponseError for ApiError {
 pub fn fit_message(text: &str) -> String {
     let mut clean = String::with_capacity(text.len().min(256));
     let mut last_space = true;
-    for ch in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        // A terminal escape (`ESC [ 31 m`) goes whole, not just its ESC.
+        if ch == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                while let Some(c) = chars.next() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        // Invisible format characters (bidi overrides, zero-width spaces, BOM)
+        // can reorder or hide what staff read.
+        if is_format_character(ch) {
+            continue;
+        }
         let ch = if ch.is_control() || ch.is_whitespace() {
             ' '
         } else {
@@ -269,6 +301,13 @@ pub fn fit_message(text: &str) -> String {
     }
     out.push('…');
     out
+}
+
+/// Unicode's format characters (category Cf) that occur in practice.
+fn is_format_character(ch: char) -> bool {
+    matches!(ch,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
 }
 
 /// Length as a Java client counts it.
@@ -370,6 +409,30 @@ mod tests {
         let out = fit_message(&s);
         assert!(chars(&out) <= 50);
         assert!(!out.contains('\u{200d}') || out.contains(family));
+    }
+
+    #[test]
+    fn format_characters_and_terminal_escapes_are_removed() {
+        let out = fit_message("Folio\u{202e} closed\u{200b} \u{feff}\u{1b}[31mnow\u{1b}[0m");
+        assert_eq!(out, "Folio closed now");
+        assert_eq!(fit_message("\u{200b}\u{202e}"), "");
+        assert_eq!(
+            ApiError::PmsRejected("\u{feff}\u{200b}".into()).customer_message(),
+            "Hotel system refused the charge"
+        );
+    }
+
+    #[test]
+    fn payload_errors_quote_a_bounded_part_of_the_request() {
+        let huge = "k".repeat(500_000);
+        let e = ApiError::invalid(format!("transactions[0].{huge}"), format!("unknown {huge}"));
+        let body = e.body();
+        assert!(body.len() < 1_000, "{} bytes", body.len());
+        let ApiError::InvalidPayload { path, detail } = &e else {
+            unreachable!()
+        };
+        assert!(path.ends_with('…') && path.chars().count() == MAX_PATH + 1);
+        assert!(detail.chars().count() == MAX_DETAIL + 1);
     }
 
     #[test]

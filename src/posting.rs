@@ -398,7 +398,7 @@ pub async fn deliver(
         tenant.when_pms_unavailable,
         now_ms(),
     );
-    if !charge.needs_posting() {
+    if !charge.needs_posting() || charge.charges_nothing() {
         entry.state = JournalState::Acknowledged;
         return Ok(answer(
             guard,

@@ -314,7 +314,12 @@ fn check_charge(json: &Value, tenant: &Tenant, charge: &Charge) {
     for payment in elements(json, "payments") {
         let gratuity = accepted_units(payment, "gratuity");
         let paid = accepted_units(payment, "amount");
-        if payment.get("methodCode").and_then(Value::as_str) != Some(ROOM_CODE) {
+        // Room-charge codes match without case or padding.
+        let is_room = payment
+            .get("methodCode")
+            .and_then(Value::as_str)
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case(ROOM_CODE));
+        if !is_room {
             continue;
         }
         let (Some(paid), gratuity) = (paid, gratuity.unwrap_or(0)) else {
@@ -329,17 +334,34 @@ fn check_charge(json: &Value, tenant: &Tenant, charge: &Charge) {
         };
         tip += gratuity;
     }
-    match &charge.room {
-        None => assert!(!any, "room payments but no room charge"),
-        Some(room) => {
-            assert!(any, "a room charge without room payments");
-            assert_eq!(decimal_units(room.amount, SCALE), amount, "room amount");
-            assert_eq!(decimal_units(room.gratuity, SCALE), tip, "room tip");
-            assert!(amount.abs() <= MAX_UNITS, "room amount out of range");
-            assert_eq!(charge.refund, amount < 0, "refund flag");
-            assert!(!room.reservation_id.is_empty());
-            assert_eq!(room.reservation_id.trim(), room.reservation_id);
-        }
+    // One room charge per reservation (MULTI_PAYMENTS); together they are the
+    // room payments' total.
+    if charge.rooms.is_empty() {
+        assert!(!any, "room payments but no room charge");
+        return;
+    }
+    assert!(any, "a room charge without room payments");
+    let total: i128 = charge
+        .rooms
+        .iter()
+        .map(|r| decimal_units(r.amount, SCALE))
+        .sum();
+    let tips: i128 = charge
+        .rooms
+        .iter()
+        .map(|r| decimal_units(r.gratuity, SCALE))
+        .sum();
+    assert_eq!(total, amount, "room amount");
+    assert_eq!(tips, tip, "room tip");
+    assert!(amount.abs() <= MAX_UNITS * 200, "room amount out of range");
+    assert_eq!(charge.refund, amount < 0, "refund flag");
+    for room in &charge.rooms {
+        assert!(
+            decimal_units(room.amount, SCALE).abs() <= MAX_UNITS,
+            "room amount out of range"
+        );
+        assert!(!room.reservation_id.is_empty());
+        assert_eq!(room.reservation_id.trim(), room.reservation_id);
     }
 }
 

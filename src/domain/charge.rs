@@ -330,6 +330,12 @@ impl Charge {
         !self.rooms.is_empty()
     }
 
+    /// Room charges that all come to zero: nothing a PMS should be asked to post
+    /// (most refuse zero postings); acknowledged and kept in the journal.
+    pub fn charges_nothing(&self) -> bool {
+        !self.rooms.is_empty() && self.rooms.iter().all(|r| r.amount.is_zero())
+    }
+
     /// The room of a charge that goes to one reservation (every charge an
     /// adapter receives); `None` when there are none or several.
     pub fn room(&self) -> Option<&RoomCharge> {

@@ -466,3 +466,61 @@ async fn an_emoji_heavy_pms_message_fits_fifty_utf16_units() {
     );
     assert!(message.starts_with("Zimmer gesperrt 🏨") && message.ends_with('…'));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_amount_room_charge_is_acknowledged_and_journalled_without_a_posting() {
+    let app = spawn_app(StoreChoice::Memory).await;
+    let body = seed_with(|v| {
+        v["payments"][0]["amount"] = json!(0);
+        v["payments"][0]["gratuity"] = json!(0);
+    });
+    let key = fresh_key();
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    assert_eq!(answer.json()["status"], "acknowledged");
+    assert_eq!(app.memory_pms().posts_attempted(), 0, "no zero posting");
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.state,
+        chargebridge::journal::JournalState::Acknowledged
+    );
+    assert_eq!(entry.postings.len(), 1, "the reservation is on record");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_quotes_a_bounded_part_of_what_was_sent() {
+    let app = spawn_app(StoreChoice::Memory).await;
+    let huge = "k".repeat(500_000);
+    let body = SEED.replacen(
+        "\"ownerId\": \"12345\"",
+        &format!("\"ownerId\": {{\"{huge}\": 1}}"),
+        1,
+    );
+    assert_ne!(body, SEED, "the seed has an ownerId to replace");
+    let answer = app.charge(&fresh_key(), &body).await;
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        &body_text(&answer)[..200.min(answer.bytes.len())]
+    );
+    answer.assert_error_contract();
+    assert!(answer.bytes.len() < 2_000, "{} bytes", answer.bytes.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invisible_characters_of_a_pms_reason_never_reach_the_pos() {
+    let app = spawn_app(StoreChoice::Memory).await;
+    app.push_fault(Fault::Reject(
+        "Folio\u{202e} closed\u{200b}\u{1b}[31m!\u{1b}[0m".into(),
+    ));
+    let answer = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(answer.json()["customerErrorMessage"], "Folio closed!");
+}

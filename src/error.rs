@@ -245,7 +245,7 @@ pub fn fit_message(text: &str) -> String {
         if ch == '\u{1b}' {
             if chars.peek() == Some(&'[') {
                 chars.next();
-                while let Some(c) = chars.next() {
+                for c in chars.by_ref() {
                     if ('\u{40}'..='\u{7e}').contains(&c) {
                         break;
                     }

@@ -369,12 +369,7 @@ fn base_url(raw: &str, out: &Output) -> Result<Url, Failure> {
         )));
     }
     let host = url.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::cli::is_loopback_host(host);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

@@ -99,3 +99,14 @@ fn serve(config: Option<&Path>) -> ExitCode {
         }
     }
 }
+
+/// `localhost` or a loopback address (`127.0.0.1`, `[::1]`): where plain http
+/// carries a token no further than this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}

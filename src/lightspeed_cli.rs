@@ -419,12 +419,7 @@ fn chosen_base_url(options: &ApiOptions) -> Result<String, Failure> {
     let url = Url::parse(raw.trim())
         .map_err(|e| Failure::Usage(format!("--base-url `{}`: {e}", raw.trim())))?;
     let host = url.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = crate::cli::is_loopback_host(host);
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}

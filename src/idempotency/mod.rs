@@ -301,36 +301,33 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Replaces the record, fenced on our owner token.
+    async fn write(&self, record: &Record) -> Result<bool, StoreError> {
+        self.idempotency
+            .store
+            .replace_if_owner(
+                &self.record_key,
+                &self.owner,
+                record,
+                self.idempotency.settings.retention,
+            )
+            .await
+    }
+
     /// Keeps what is on the folio so far (several reservations on one receipt),
     /// so a delivery that dies half-way leaves the rest to be posted, not redone.
     pub async fn record_progress(&mut self, posted: Vec<PostedPart>) -> Result<bool, StoreError> {
         self.posted = posted;
         let mut record = self.record(RecordState::InProgress, None);
         record.lease_until_ms = self.idempotency.lease_end();
-        self.idempotency
-            .store
-            .replace_if_owner(
-                &self.record_key,
-                &self.owner,
-                &record,
-                self.idempotency.settings.retention,
-            )
-            .await
+        self.write(&record).await
     }
 
     /// Stores the final answer for replays. `Ok(false)` means our lease was lost
     /// and a successor's record was left untouched.
     pub async fn complete(self, response: StoredResponse) -> Result<bool, StoreError> {
         let record = self.record(RecordState::Completed, Some(response));
-        self.idempotency
-            .store
-            .replace_if_owner(
-                &self.record_key,
-                &self.owner,
-                &record,
-                self.idempotency.settings.retention,
-            )
-            .await
+        self.write(&record).await
     }
 
     /// Frees the key after a failure that left nothing applied: a retry runs again.
@@ -345,15 +342,7 @@ impl<'a> Guard<'a> {
     /// reservations, that some postings are on the folio and others not yet).
     pub async fn mark_unknown(self) -> Result<bool, StoreError> {
         let record = self.record(RecordState::Unknown, None);
-        self.idempotency
-            .store
-            .replace_if_owner(
-                &self.record_key,
-                &self.owner,
-                &record,
-                self.idempotency.settings.retention,
-            )
-            .await
+        self.write(&record).await
     }
 }
 

@@ -22,6 +22,35 @@ fn bounded(text: String, max: usize) -> String {
     }
 }
 
+/// What is wrong with a payload, in the terms staff at the POS can act on: each
+/// class has one plain sentence; the field path and the technical reason go to
+/// `detail` and the log (integrators read those, staff do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// Not JSON, not UTF-8, empty, not an object, duplicate member names.
+    Unreadable,
+    /// A required field is absent.
+    Missing,
+    /// A room-charge payment names no reservation.
+    NoReservation,
+    /// More lines, payments or taxes than one receipt can sensibly have.
+    TooLarge,
+    /// A wrong type, an impossible value or a broken business rule.
+    Invalid,
+}
+
+impl Problem {
+    fn sentence(self) -> &'static str {
+        match self {
+            Problem::Unreadable => "Receipt data unreadable: charge NOT posted",
+            Problem::Missing => "Receipt data incomplete: charge NOT posted",
+            Problem::NoReservation => "Room charge without a reservation: NOT posted",
+            Problem::TooLarge => "Receipt too large to post",
+            Problem::Invalid => "Receipt data invalid: charge NOT posted",
+        }
+    }
+}
+
 /// Lightspeed prints at most this many UTF-16 code units of `customerErrorMessage`.
 pub const MAX_MESSAGE_UNITS: usize = 50;
 
@@ -30,7 +59,11 @@ pub enum ApiError {
     /// Unparseable JSON, wrong types, missing data or a failed business rule.
     /// `path` names the field (`transactions[1].amount`) where one is known.
     #[error("invalid payload at `{path}`: {detail}")]
-    InvalidPayload { path: String, detail: String },
+    InvalidPayload {
+        path: String,
+        detail: String,
+        problem: Problem,
+    },
     #[error("missing X-Lightspeed-Idempotency-Key header")]
     MissingIdempotencyKey,
     #[error("invalid idempotency key: {0}")]
@@ -105,13 +138,7 @@ impl ApiError {
     /// PMS transport errors) stays in the log, never here.
     pub fn customer_message(&self) -> String {
         let text: &str = match self {
-            ApiError::InvalidPayload { path, detail } => {
-                return fit_message(&if path.is_empty() {
-                    format!("Invalid charge data: {detail}")
-                } else {
-                    format!("Invalid {path}: {detail}")
-                });
-            }
+            ApiError::InvalidPayload { problem, .. } => problem.sentence(),
             ApiError::MissingIdempotencyKey => "Missing idempotency key",
             ApiError::InvalidIdempotencyKey(_) => "Invalid idempotency key",
             ApiError::Unauthorized => "PMS link not authorised: check API key",
@@ -168,10 +195,21 @@ impl ApiError {
     /// Both parts are bounded: they may quote the request (a member name, a
     /// value), and an error body must not grow with what an attacker sends.
     pub fn invalid(path: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::payload(Problem::Invalid, path, detail)
+    }
+
+    /// A payload error of a given class (see [`Problem`]).
+    pub fn payload(problem: Problem, path: impl Into<String>, detail: impl Into<String>) -> Self {
         ApiError::InvalidPayload {
             path: bounded(path.into(), MAX_PATH),
             detail: bounded(detail.into(), MAX_DETAIL),
+            problem,
         }
+    }
+
+    /// A body that is not a JSON object at all.
+    pub fn unreadable(detail: impl Into<String>) -> Self {
+        Self::payload(Problem::Unreadable, "", detail)
     }
 
     /// The JSON body of this error, as bytes (also what the idempotency store keeps).
@@ -428,7 +466,7 @@ mod tests {
         let e = ApiError::invalid(format!("transactions[0].{huge}"), format!("unknown {huge}"));
         let body = e.body();
         assert!(body.len() < 1_000, "{} bytes", body.len());
-        let ApiError::InvalidPayload { path, detail } = &e else {
+        let ApiError::InvalidPayload { path, detail, .. } = &e else {
             unreachable!()
         };
         assert!(path.ends_with('…') && path.chars().count() == MAX_PATH + 1);

@@ -184,8 +184,8 @@ pub enum Verdict {
 
 fn describe(e: &ApiError) -> String {
     match e {
-        ApiError::InvalidPayload { path, detail } if path.is_empty() => format!(": {detail}"),
-        ApiError::InvalidPayload { path, detail } => format!(" at {path}: {detail}"),
+        ApiError::InvalidPayload { path, detail, .. } if path.is_empty() => format!(": {detail}"),
+        ApiError::InvalidPayload { path, detail, .. } => format!(" at {path}: {detail}"),
         other => format!(": {other}"),
     }
 }

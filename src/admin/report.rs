@@ -87,7 +87,12 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
             refunds.count += 1;
             refunds.total += total;
         }
-        tips += e.charge.rooms.iter().map(|r| r.gratuity).sum::<Decimal>();
+        tips += e
+            .charge
+            .rooms
+            .iter()
+            .map(|r| crate::domain::money::round_to_minor_unit(r.gratuity, &e.charge.currency))
+            .sum::<Decimal>();
     }
     let posted_total = states[JournalState::Posted.index()].total;
     Some(Daily {

@@ -11,15 +11,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::money::{moved_beyond_float_noise, round_fine, round_to_minor_unit};
 use super::{IdempotencyKey, Tenant};
 use crate::config::MappingSettings;
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 use crate::lightspeed::v1;
 
 /// Largest magnitude of any money value (well above any receipt, far below overflow).
 const MAX_MONEY: Decimal = Decimal::from_parts(0xA4C6_8000, 0x0003_8D7E, 0, false, 0); // 10^15
-/// Most decimal places accepted for amounts and rates.
-const MAX_SCALE: u32 = 8;
 
 /// The reference every posting carries so the PMS can find it again: derived from
 /// tenant and idempotency key, so a retry (or a lost Redis record) yields the same.
@@ -228,11 +227,11 @@ pub struct Charge {
 }
 
 fn check_money(path: impl Fn() -> String, value: Decimal) -> Result<Decimal, ApiError> {
+    // Any number of decimals is accepted (float residue from the POS is
+    // common); money is rounded to the currency's minor unit where it is
+    // posted (`Charge::postings`), while the journal keeps what was sent.
     if value.abs() > MAX_MONEY {
         return Err(ApiError::invalid(path(), "amount out of range"));
-    }
-    if value.scale() > MAX_SCALE {
-        return Err(ApiError::invalid(path(), "too many decimal places"));
     }
     Ok(value)
 }
@@ -333,7 +332,11 @@ impl Charge {
     /// Room charges that all come to zero: nothing a PMS should be asked to post
     /// (most refuse zero postings); acknowledged and kept in the journal.
     pub fn charges_nothing(&self) -> bool {
-        !self.rooms.is_empty() && self.rooms.iter().all(|r| r.amount.is_zero())
+        !self.rooms.is_empty()
+            && self
+                .rooms
+                .iter()
+                .all(|r| round_to_minor_unit(r.amount, &self.currency).is_zero())
     }
 
     /// The room of a charge that goes to one reservation (every charge an
@@ -348,10 +351,46 @@ impl Charge {
     /// The postings this receipt asks for: itself when it charges one
     /// reservation; one charge per reservation otherwise, each with its own
     /// reference and its share of the items ([`apportion`]).
+    /// Money in them is rounded to the currency's minor unit ([`Charge::rounded`]).
     pub fn postings(self) -> Vec<Charge> {
-        if self.rooms.len() <= 1 {
-            return vec![self];
+        let this = self.rounded();
+        if this.rooms.len() <= 1 {
+            return vec![this];
         }
+        this.split_by_reservation()
+    }
+
+    /// What a folio can hold: room amounts, tips, line and tax amounts and the
+    /// service charge rounded half to even at the currency's minor unit;
+    /// quantities, unit amounts and rates at 8 places (they may be finer than a
+    /// cent). Exact values Lightspeed sent have at most that many decimals and
+    /// come through unchanged.
+    pub fn rounded(mut self) -> Charge {
+        let currency = self.currency.clone();
+        let money = |v: &mut Decimal| *v = round_to_minor_unit(*v, &currency);
+        for room in &mut self.rooms {
+            money(&mut room.amount);
+            money(&mut room.gratuity);
+        }
+        for line in &mut self.lines {
+            money(&mut line.amount);
+            line.quantity = round_fine(line.quantity);
+            line.unit_amount = line.unit_amount.map(round_fine);
+            line.service_charge_contribution = line.service_charge_contribution.map(round_fine);
+            for tax in &mut line.tax_lines {
+                if let Some(amount) = tax.amount.as_mut() {
+                    money(amount);
+                }
+                tax.rate = tax.rate.map(round_fine);
+            }
+        }
+        if let Some(sc) = self.service_charge.as_mut() {
+            money(&mut sc.amount);
+        }
+        self
+    }
+
+    fn split_by_reservation(self) -> Vec<Charge> {
         let key = IdempotencyKey::parse(self.idempotency_key.as_bytes());
         let bases: Vec<Decimal> = self.rooms.iter().map(|r| r.amount - r.gratuity).collect();
         let items = self.shareable_items();
@@ -547,15 +586,19 @@ fn room_charges(
         if !tenant.is_room_charge_code(code) {
             continue;
         }
-        let amount =
-            amount.ok_or_else(|| ApiError::invalid(format!("payments[{i}].amount"), "missing"))?;
+        let amount = amount.ok_or_else(|| {
+            ApiError::payload(Problem::Missing, format!("payments[{i}].amount"), "missing")
+        })?;
+        warn_if_rounding_moves(tenant, || format!("payments[{i}].amount"), amount);
+        warn_if_rounding_moves(tenant, || format!("payments[{i}].gratuity"), gratuity);
         let reservation = p
             .reservation_id
             .as_ref()
             .map(|r| r.as_str().trim())
             .filter(|r| !r.is_empty())
             .ok_or_else(|| {
-                ApiError::invalid(
+                ApiError::payload(
+                    Problem::NoReservation,
                     format!("payments[{i}].reservationId"),
                     "missing for a room charge",
                 )
@@ -584,6 +627,23 @@ fn room_charges(
     Ok(rooms)
 }
 
+/// A room-charge payment with more decimals than the currency has, beyond the
+/// residue of a binary float: the folio gets the rounded value, and someone
+/// should know the POS sent something else.
+fn warn_if_rounding_moves(tenant: &Tenant, field: impl Fn() -> String, exact: Decimal) {
+    let rounded = round_to_minor_unit(exact, &tenant.currency);
+    if moved_beyond_float_noise(exact, rounded) {
+        tracing::warn!(
+            tenant = %tenant.id,
+            field = %field(),
+            sent = %exact,
+            posted = %rounded,
+            currency = %tenant.currency,
+            "a room-charge payment has more decimals than its currency: the folio gets it rounded half to even"
+        );
+    }
+}
+
 /// A mapping entry by Lightspeed id, else by display name.
 fn lookup(map: &BTreeMap<String, String>, id: Option<&str>, name: Option<&str>) -> Option<String> {
     id.and_then(|id| map.get(id))
@@ -606,12 +666,8 @@ fn convert_line(
                 || at("amount"),
                 u.checked_mul(quantity).unwrap_or(MAX_MONEY * Decimal::TEN),
             )?,
-            None => {
-                return Err(ApiError::invalid(
-                    at("amount"),
-                    "missing (and no unitAmount)",
-                ));
-            }
+            // A note or modifier line: kept, at zero, for the itemized folio.
+            None => Decimal::ZERO,
         },
     };
     let mut tax_lines = Vec::with_capacity(line.tax_lines.len().max(1));

@@ -2,6 +2,7 @@
 
 mod charge;
 mod idempotency_key;
+pub mod money;
 mod tenant;
 
 pub use charge::{

@@ -7,7 +7,7 @@ pub mod v1;
 use serde::Deserialize;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Problem};
 
 /// Parses and structurally validates a Charge Transaction body (revision 1).
 ///
@@ -15,15 +15,15 @@ use crate::error::ApiError;
 /// `serde_path_to_error` for shape errors and from `validator` for rules.
 pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::invalid("", format!("body is not UTF-8 (byte {})", e.valid_up_to()))
+        ApiError::unreadable(format!("body is not UTF-8 (byte {})", e.valid_up_to()))
     })?;
     match text.trim_start().as_bytes().first() {
-        None => return Err(ApiError::invalid("", "empty body")),
+        None => return Err(ApiError::unreadable("empty body")),
         Some(b'{') => {}
         Some(_) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() => {
-            return Err(ApiError::invalid("", "malformed JSON"));
+            return Err(ApiError::unreadable("malformed JSON"));
         }
-        Some(_) => return Err(ApiError::invalid("", "expected a JSON object")),
+        Some(_) => return Err(ApiError::unreadable("expected a JSON object")),
     }
     // Fast path without path tracking; only a failure is parsed again, with
     // `serde_path_to_error`, to name the field (errors are rare, parses are not).
@@ -52,10 +52,18 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
         if path == "apiKey" && inner.classify() == serde_json::error::Category::Data {
             return ApiError::invalid(path, "must be a string");
         }
-        ApiError::invalid(path, describe_json_error(&inner))
+        let detail = describe_json_error(&inner);
+        let problem = if syntax || detail.starts_with("duplicate field") {
+            Problem::Unreadable
+        } else if detail.starts_with("missing field") {
+            Problem::Missing
+        } else {
+            Problem::Invalid
+        };
+        ApiError::payload(problem, path, detail)
     })?;
     de.end()
-        .map_err(|e| ApiError::invalid("", describe_json_error(&e)))?;
+        .map_err(|e| ApiError::unreadable(describe_json_error(&e)))?;
     check_rules(charge)
 }
 
@@ -63,7 +71,7 @@ pub fn parse_charge(body: &[u8]) -> Result<v1::ChargeTransaction, ApiError> {
 fn check_rules(charge: v1::ChargeTransaction) -> Result<v1::ChargeTransaction, ApiError> {
     charge
         .check_sizes()
-        .map_err(|(path, detail)| ApiError::invalid(path, detail))?;
+        .map_err(|(path, detail)| ApiError::payload(Problem::TooLarge, path, detail))?;
     charge.validate().map_err(|errors| {
         let (path, detail) = first_validation_error(&errors);
         ApiError::invalid(path, detail)
@@ -156,7 +164,7 @@ mod tests {
 
     fn error_of(body: &str) -> (String, String) {
         match parse_charge(body.as_bytes()) {
-            Err(ApiError::InvalidPayload { path, detail }) => (path, detail),
+            Err(ApiError::InvalidPayload { path, detail, .. }) => (path, detail),
             other => panic!("expected a payload error, got {other:?}"),
         }
     }

@@ -50,6 +50,105 @@ fn from_scientific_exact(text: &str) -> Option<Decimal> {
     Decimal::try_from_i128_with_scale(digits, u32::try_from(scale).ok()?).ok()
 }
 
+/// A money value or rate from its JSON text: exact where a `Decimal` holds it,
+/// otherwise rounded (half-even) at 28 decimal places or 30 significant digits.
+/// A Java POS sends float residue (`0.30000000000000004`,
+/// `5.551115123125783e-17`); refusing it would lose a guest's bill, and digits
+/// that far right never reach a folio (money is rounded to the currency's minor
+/// unit where it is posted). A magnitude below 10^-28 reads as 0. Only a value
+/// too large for a `Decimal` (about 7.9 × 10^28) is refused.
+pub fn parse_amount(text: &str) -> Result<Decimal, String> {
+    let text = text.trim();
+    if let Ok(exact) = parse_decimal(text) {
+        return Ok(exact);
+    }
+    rounded_decimal(text).ok_or_else(|| {
+        let numeric = !text.is_empty()
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+        if numeric {
+            format!("`{}` is too large", shorten(text))
+        } else {
+            format!("`{}` is not a number", shorten(text))
+        }
+    })
+}
+
+/// Digits kept before rounding (a `Decimal` holds 28 or 29).
+const KEPT_DIGITS: usize = 30;
+
+fn rounded_decimal(text: &str) -> Option<Decimal> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match rest.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty()
+        || !int.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+    let Some(first) = digits.iter().position(|&d| d != 0) else {
+        return Some(Decimal::ZERO);
+    };
+    let significant = &digits[first..];
+    let kept = significant.len().min(KEPT_DIGITS);
+    let mut value = significant[..kept]
+        .iter()
+        .fold(0i128, |v, &d| v * 10 + i128::from(d));
+    let dropped = &significant[kept..];
+    if let Some((&next, tail)) = dropped.split_first() {
+        let above_half = next > 5 || (next == 5 && tail.iter().any(|&d| d != 0));
+        if above_half || (next == 5 && value % 2 == 1) {
+            value += 1;
+        }
+    }
+    // value × 10^-scale is the number.
+    let frac_len = i64::try_from(frac.len()).ok()?;
+    let dropped_len = i64::try_from(dropped.len()).ok()?;
+    let mut scale = frac_len.checked_sub(exponent)?.checked_sub(dropped_len)?;
+    let max_scale = i64::from(Decimal::MAX_SCALE);
+    if scale > max_scale {
+        let excess = scale - max_scale;
+        // value < 10^31: shifted by 32 places or more it rounds to 0.
+        value = if excess > 32 {
+            0
+        } else {
+            divide_half_even(value, 10i128.pow(u32::try_from(excess).ok()?))
+        };
+        scale = max_scale;
+    }
+    if scale < 0 {
+        value = value.checked_mul(10i128.checked_pow(u32::try_from(-scale).ok()?)?)?;
+        scale = 0;
+    }
+    // A Decimal's mantissa has 96 bits: give up places until it fits.
+    let mantissa_limit = i128::from(u64::MAX) << 32 | i128::from(u32::MAX);
+    while value > mantissa_limit && scale > 0 {
+        value = divide_half_even(value, 10);
+        scale -= 1;
+    }
+    let signed = if negative { -value } else { value };
+    Decimal::try_from_i128_with_scale(signed, u32::try_from(scale).ok()?).ok()
+}
+
+/// `value / divisor` (both positive), rounded half to even.
+fn divide_half_even(value: i128, divisor: i128) -> i128 {
+    let (quotient, remainder) = (value / divisor, value % divisor);
+    match (remainder * 2).cmp(&divisor) {
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal if quotient % 2 == 1 => quotient + 1,
+        _ => quotient,
+    }
+}
+
 fn shorten(text: &str) -> String {
     if text.chars().count() > 24 {
         let head: String = text.chars().take(20).collect();
@@ -92,15 +191,15 @@ impl<'de> Visitor<'de> for DecimalVisitor {
         Ok(Some(Decimal::from(v)))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        parse_decimal(v).map(Some).map_err(E::custom)
+        parse_amount(v).map(Some).map_err(E::custom)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let text = number_text(map)?;
-        parse_decimal(&text).map(Some).map_err(de::Error::custom)
+        parse_amount(&text).map(Some).map_err(de::Error::custom)
     }
 }
 
-/// `Option<Decimal>` from a number, a numeric string or null.
+/// `Option<Decimal>` from a number, a numeric string or null (see [`parse_amount`]).
 pub fn opt_decimal<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
     d.deserialize_any(DecimalVisitor)
 }
@@ -471,6 +570,50 @@ mod tests {
         assert!(probe(r#"{"d": [1]}"#).is_err());
         assert!(probe(r#"{"d": 1e400}"#).is_err());
         assert!(probe(r#"{"d": 123456789012345678901234567890123}"#).is_err());
+    }
+
+    /// Issue 21: a Java POS's float residue and tiny numbers are money too.
+    #[test]
+    fn amounts_accept_float_residue_and_tiny_numbers() {
+        for (text, read) in [
+            ("0.30000000000000004", "0.30000000000000004"),
+            ("5.551115123125783e-17", "0.0000000000000000555111512313"),
+            ("-5.551115123125783e-17", "-0.0000000000000000555111512313"),
+            ("1e-29", "0"),
+            ("1e-40", "0"),
+            ("-1e-999999999", "0"),
+            (
+                "0.00000000000000000000000000015",
+                "0.0000000000000000000000000002",
+            ),
+            (
+                "0.00000000000000000000000000025",
+                "0.0000000000000000000000000002",
+            ),
+            (
+                "1.0000000000000000000000000000001e0",
+                "1.0000000000000000000000000000",
+            ),
+            (
+                "12345678901234567890123456789012e-3",
+                "12345678901234567890123456789.012",
+            ),
+            (
+                "\"0.1000000000000000055511151231257827\"",
+                "0.1000000000000000055511151231",
+            ),
+        ] {
+            let json = format!(r#"{{"d": {text}}}"#);
+            let d = probe(&json)
+                .unwrap_or_else(|e| panic!("{text}: {e}"))
+                .d
+                .unwrap();
+            assert_eq!(d, read.parse::<Decimal>().unwrap(), "{text} read as {d}");
+        }
+        for text in ["1.5e30", "1e999999999", "123456789012345678901234567890123"] {
+            let refusal = probe(&format!(r#"{{"d": {text}}}"#)).unwrap_err();
+            assert!(refusal.to_string().contains("too large"), "{refusal}");
+        }
     }
 
     #[test]

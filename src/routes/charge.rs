@@ -189,7 +189,7 @@ async fn handle(
         return Err(no_room_charge(&wire, &tenant));
     }
     drop(wire);
-    let fp = fingerprint(&body).ok_or_else(|| ApiError::invalid("", "body is not JSON"))?;
+    let fp = fingerprint(&body).ok_or_else(|| ApiError::unreadable("body is not JSON"))?;
     drop(body);
 
     // Own task: a client hanging up must not cut a posting (and its record) in half.
@@ -348,7 +348,7 @@ async fn read_body_unbounded(
     // One allocation for the whole body when its length is declared.
     let mut body = BytesMut::with_capacity(declared.map_or(8 * 1024, |l| l as usize));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("", format!("incomplete body: {e}")))?;
+        let chunk = chunk.map_err(|e| ApiError::unreadable(format!("incomplete body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge { limit });
         }

@@ -25,4 +25,5 @@ mod redis_server;
 mod redis_store;
 mod replay;
 mod secrets;
+mod tolerance;
 mod v2;

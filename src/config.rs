@@ -25,6 +25,7 @@ listen = "127.0.0.1:8080"
 request_deadline = "10s"
 body_limit = 1048576
 shutdown_grace = "30s"
+drain_delay = "5s"
 pms_safety_margin = "500ms"
 client_request_timeout = "5s"
 max_connections = 1000
@@ -168,6 +169,11 @@ pub struct ServerSettings {
     /// SIGTERM waits this long for in-flight requests before exiting.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// After SIGTERM, `/readyz` answers 503 (and charges are still served) this
+    /// long before the listener closes, so a load balancer sees the instance
+    /// leave. A second signal skips the rest of it.
+    #[serde(with = "humantime_serde")]
+    pub drain_delay: Duration,
     /// Kept back from the PMS call's budget so the answer still leaves in time.
     #[serde(with = "humantime_serde")]
     pub pms_safety_margin: Duration,
@@ -738,6 +744,7 @@ const SERVER: &[Field] = &[
     opt("request_deadline", Kind::Duration),
     opt("body_limit", Kind::Count),
     opt("shutdown_grace", Kind::Duration),
+    opt("drain_delay", Kind::Duration),
     opt("pms_safety_margin", Kind::Duration),
     opt("client_request_timeout", Kind::Duration),
     opt("max_connections", Kind::Count),

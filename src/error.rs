@@ -102,8 +102,9 @@ pub enum ApiError {
     EmptySearchTerm,
     #[error("no such route")]
     NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The string is the resource's `Allow` header value.
+    #[error("method not allowed (allowed: {0})")]
+    MethodNotAllowed(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -129,7 +130,7 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::DeadlineExceeded => "deadline_exceeded",
             ApiError::NotFound => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -165,7 +166,7 @@ impl ApiError {
             ApiError::DeadlineExceeded => "Hotel system too slow: charge NOT posted",
             ApiError::EmptySearchTerm => "Enter a guest name or room",
             ApiError::NotFound => "Unknown endpoint",
-            ApiError::MethodNotAllowed => "Method not allowed",
+            ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::Internal(_) => "Internal error: check the folio",
         };
         fit_message(text)
@@ -175,6 +176,9 @@ impl ApiError {
     /// a caller that supplies the body itself (see routes::charge).
     pub fn response_head(&self) -> actix_web::HttpResponseBuilder {
         let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::MethodNotAllowed(allow) = self {
+            response.insert_header((actix_web::http::header::ALLOW, *allow));
+        }
         if self.leaves_body_unread() {
             response.force_close();
         }
@@ -255,7 +259,7 @@ impl ResponseError for ApiError {
             | ApiError::PmsRejected(_)
             | ApiError::NoRoomChargePayment(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PmsUnavailable(_)
             | ApiError::PmsOutcomeUnknown(_)
             | ApiError::StoreUnavailable(_)
@@ -517,7 +521,7 @@ mod tests {
             ApiError::DeadlineExceeded,
             ApiError::EmptySearchTerm,
             ApiError::NotFound,
-            ApiError::MethodNotAllowed,
+            ApiError::MethodNotAllowed("POST"),
             ApiError::Internal("x".into()),
         ];
         for e in all {

@@ -54,6 +54,7 @@ pub struct Application {
     accept_unsafe_redis: bool,
     worker: crate::worker::WorkerSettings,
     shutdown_grace: std::time::Duration,
+    drain_delay: std::time::Duration,
 }
 
 impl Application {
@@ -195,6 +196,7 @@ impl Application {
                 lease: settings.idempotency.lease,
             },
             shutdown_grace: settings.server.shutdown_grace,
+            drain_delay: settings.server.drain_delay,
         })
     }
 
@@ -218,10 +220,21 @@ impl Application {
         }
         let handle = self.server.handle();
         let state = self.state.clone();
+        let drain_delay = self.drain_delay;
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("shutdown requested: draining in-flight requests");
             state.draining.store(true, Ordering::SeqCst);
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    ?drain_delay,
+                    "shutdown requested: /readyz answers 503, still serving until the delay ends"
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(drain_delay) => {},
+                    _ = wait_for_signal() => tracing::info!("second signal: closing now"),
+                }
+            }
+            tracing::info!("closing the listener: draining in-flight requests");
             handle.stop(true).await;
         });
         crate::worker::register_metrics(&self.state);

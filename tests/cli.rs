@@ -225,7 +225,7 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
     let path = write_config(
         &dir,
         &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"10s\"\n[log]\nlevel = \"warn\"\n\
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"10s\"\ndrain_delay = \"1s\"\n[log]\nlevel = \"warn\"\n\
              [[tenants]]\nid = \"quickbooks-123\"\napi_key = \"quickbooks-key-345\"\ncurrency = \"EUR\"\npms = \"slow\"\n\
              [pms.slow]\nadapter = \"memory\"\nfault = \"slow\"\nslow_delay = \"1500ms\"\n"
         ),
@@ -268,6 +268,13 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
         .status()
         .unwrap();
     assert!(term.success());
+    // During drain_delay the listener stays open and /readyz says 503, so a
+    // load balancer sees the instance leave before connections are refused.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = client.get(format!("{base}/readyz")).send().await;
+    assert_eq!(ready.expect("still listening").status().as_u16(), 503);
+    let head = client.head(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(head.status().as_u16(), 503);
     assert_eq!(charge.await.unwrap().expect("answered, not dropped"), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

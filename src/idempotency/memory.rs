@@ -134,7 +134,21 @@ impl StoreBackend for MemoryStore {
         }
     }
 
+    /// A full store fails every new charge, so it reads as not ready and the
+    /// instance leaves the load balancer's rotation until records expire.
     async fn ping(&self) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut records = self.lock();
+        if records.entries.len() >= self.capacity && now >= records.next_sweep {
+            records.next_sweep = now + SWEEP_INTERVAL;
+            records.entries.retain(|_, e| e.expires_at > now);
+        }
+        if records.entries.len() >= self.capacity {
+            return Err(StoreError(format!(
+                "memory store full ({} records); new charges are refused",
+                self.capacity
+            )));
+        }
         Ok(())
     }
 }

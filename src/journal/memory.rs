@@ -72,6 +72,19 @@ impl MemoryJournal {
     }
 }
 
+impl MemoryJournal {
+    /// Whether one more entry fits (after dropping what `make_room` may drop):
+    /// a journal full of open entries refuses every new charge.
+    pub fn has_room(&self) -> bool {
+        let state = self.lock();
+        state.entries.len() < self.capacity
+            || state
+                .entries
+                .values()
+                .any(|e| !e.state.is_open() && e.state != JournalState::NeedsAttention)
+    }
+}
+
 impl JournalBackend for MemoryJournal {
     async fn put(&self, entry: &JournalEntry, fence: Option<&str>) -> Result<bool, StoreError> {
         let id = (entry.tenant.clone(), entry.key.clone());

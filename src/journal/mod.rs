@@ -334,6 +334,17 @@ macro_rules! dispatch {
 }
 
 impl Journal {
+    /// Readiness: `Err` when no new entry can be written (a memory journal
+    /// full of open entries). The Redis journal's health is its store's ping.
+    pub fn capacity_check(&self) -> Result<(), String> {
+        match self {
+            Journal::Memory(j) if !j.has_room() => {
+                Err("memory journal full of open entries; new charges are refused".into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub async fn put(&self, entry: &JournalEntry, fence: Option<&str>) -> Result<bool, StoreError> {
         dispatch!(self, "journal_put", j => j.put(entry, fence))
     }

@@ -38,6 +38,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             Err(_) => Some("timed out".into()),
         },
     });
+    let journal = state.journal.capacity_check();
+    checks.push(Check {
+        name: "journal".into(),
+        ok: journal.is_ok(),
+        error: journal.err(),
+    });
     for (name, pms) in state.pms.iter() {
         let health = tokio::time::timeout(PROBE_TIMEOUT, pms.health()).await;
         checks.push(Check {

@@ -14,6 +14,10 @@
 //! Guests: reservation `001` Jane Doe in 101 (one open main folio), `002` John Smith
 //! in 102 (a closed-for-charges main folio and an open second folio), `004` Arthur
 //! Dent in 202, checked out (a closed folio).
+//!
+//! Every request and every answer also goes through apaleo's published
+//! descriptions (`tests/vendor/apaleo/`, [`crate::vendor_oracle`]): what they refuse
+//! is answered 422 `{"messages": […]}` and fails the test when the fake is dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::str::FromStr;

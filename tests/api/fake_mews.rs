@@ -7,6 +7,10 @@
 //! Guests (the kit's): reservation `001` Jane Doe in room 101 and `002` John Smith
 //! in room 102 are checked in (`Started`); `004` Arthur Dent in room 202 has
 //! checked out (`Processed`).
+//!
+//! Every request and every answer also goes through Mews's published description
+//! (`tests/vendor/mews/`, [`crate::vendor_oracle`]): what it refuses is answered
+//! 400 `{"Message": …}` and fails the test when the fake is dropped.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;

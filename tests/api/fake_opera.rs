@@ -14,6 +14,10 @@
 //!
 //! Errors use OHIP's `exceptionDetailType` body (`type`, `title`, `status`,
 //! `detail`, `o:errorCode`).
+//!
+//! Every request and every answer also goes through OHIP's published descriptions
+//! (`tests/vendor/opera/`, [`crate::vendor_oracle`]): what they refuse is answered
+//! 400 `exceptionDetailType` and fails the test when the fake is dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;

@@ -4,7 +4,7 @@
 //!   Basic client id and secret), bearer tokens cached and refreshed ahead of expiry
 //!   and once after a 401 ([`super::oauth`]).
 //! * **Post**: find the reservation's guest folio that allows adding charges
-//!   (`GET /finance/v1/folios?reservationIds=…&type=Guest&excludeClosed=true`: the
+//!   (`GET /finance/v1/folios?reservationIds=…&type=Guest&excludeClosed=true&expand=allowedActions`: the
 //!   first with `AddCharge` in `allowedActions`, the main folio first; none →
 //!   rejected "No open folio for this guest"), then one
 //!   `POST /finance/v1/folio-actions/{folioId}/charges` per folio item with
@@ -253,6 +253,11 @@ impl ApaleoPms {
         ];
         if open_only {
             query.push(("excludeClosed", "true".into()));
+            // apaleo lists a folio's `allowedActions` (which [`pick_folio`] reads)
+            // only when asked: "Allowed actions are only returned, when the list
+            // is filtered by reservation ID", and `expand` names `allowedActions`
+            // among "all embedded resources that should be expanded".
+            query.push(("expand", "allowedActions".into()));
         }
         if let Some(property) = &self.settings.property_id {
             query.push(("propertyIds", property.clone()));

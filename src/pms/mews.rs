@@ -37,7 +37,8 @@
 //! ## Reconciliation
 //! After an unknown outcome the next delivery asks [`MewsPms::reconcile`]: it finds
 //! the reservation's account again (whatever the reservation's state now) and
-//! lists that account's order items with `orderItems/getAll`, filtered by
+//! lists that account's order items with `orderItems/getAll`, filtered by the
+//! service posting uses (`ServiceIds`, one of the filters Mews requires), by
 //! `AccountIds` and by `ConsumedUtc` within `closed_at ± reconcile_window`
 //! (we set the consumption time to `closed_at`, so the item falls inside), and
 //! follows `Cursor` / `Limitation` pages until the list is exhausted. An item whose
@@ -53,9 +54,9 @@
 //!   (500 to Lightspeed, never a second posting). A guest with a very large
 //!   account may therefore need several retries.
 //! * Mews's description of `orderItems/getAll` lists fewer filters than its
-//!   parameter table (which accepts `AccountIds` and `ConsumedUtc` alone). Should
-//!   Mews refuse this filter, reconciliation fails as above: safe, but retries of
-//!   that one charge keep answering 500 until an operator checks the folio.
+//!   parameter table (which accepts `AccountIds` and `ConsumedUtc` alone); the
+//!   request carries `ServiceIds`, which both accept. An item moved to another
+//!   service by hotel staff is not found.
 //! * A charge found in state `Canceled` still counts as found: the hotel chose to
 //!   cancel it, and posting it again would undo that choice.
 //!
@@ -128,6 +129,11 @@ pub struct MewsSettings {
     /// Needed with a portfolio access token.
     #[serde(default)]
     pub enterprise_id: Option<String>,
+    /// The enterprise's chain; needed with a portfolio access token (Mews's
+    /// `customers/getAll` takes `ChainIds`, "Required when using Portfolio Access
+    /// Tokens", and no `EnterpriseIds`).
+    #[serde(default)]
+    pub chain_id: Option<String>,
     /// Service to post to when the tenant maps no service for the revenue center.
     #[serde(default)]
     pub service_id: Option<String>,
@@ -162,6 +168,7 @@ impl MewsSettings {
             access_token_file: None,
             client_name: default_client_name(),
             enterprise_id: None,
+            chain_id: None,
             service_id: None,
             timeout: default_timeout(),
             reconcile_window: default_reconcile_window(),
@@ -199,6 +206,7 @@ impl MewsSettings {
         }
         for (value, key) in [
             (&self.enterprise_id, "enterprise_id"),
+            (&self.chain_id, "chain_id"),
             (&self.service_id, "service_id"),
         ] {
             if let Some(v) = value
@@ -206,6 +214,12 @@ impl MewsSettings {
             {
                 return Err(format!("{key} `{v}` is not a Mews id (UUID)"));
             }
+        }
+        if self.enterprise_id.is_some() && self.chain_id.is_none() {
+            return Err(
+                "chain_id is required with enterprise_id (a portfolio access token): Mews's customers/getAll needs ChainIds"
+                    .into(),
+            );
         }
         if self.timeout.is_zero() {
             return Err("timeout must be positive".into());
@@ -259,8 +273,9 @@ impl MewsPms {
     }
 
     /// The request body: credentials, then `fields`. `EnterpriseId` (single
-    /// operations) or `EnterpriseIds` (`getAll`) when configured.
-    fn body(&self, fields: Value, enterprise_list: bool) -> Value {
+    /// operations) or `EnterpriseIds` (`getAll`) when configured, except for
+    /// `customers/getAll` ([`Scope::Chain`]), which takes `ChainIds` instead.
+    fn body(&self, fields: Value, scope: Scope) -> Value {
         let mut body = Map::new();
         body.insert(
             "ClientToken".into(),
@@ -271,10 +286,15 @@ impl MewsPms {
             Value::String(self.access_token.expose_secret().to_string()),
         );
         body.insert("Client".into(), Value::String(self.client.clone()));
-        if let Some(id) = &self.settings.enterprise_id {
-            if enterprise_list {
+        match (scope, &self.settings.enterprise_id, &self.settings.chain_id) {
+            (Scope::Chain, _, Some(chain)) => {
+                body.insert("ChainIds".into(), json!([chain]));
+            }
+            (Scope::Chain, _, None) | (_, None, _) => {}
+            (Scope::EnterpriseList, Some(id), _) => {
                 body.insert("EnterpriseIds".into(), json!([id]));
-            } else {
+            }
+            (Scope::Enterprise, Some(id), _) => {
                 body.insert("EnterpriseId".into(), Value::String(id.clone()));
             }
         }
@@ -367,7 +387,12 @@ impl MewsPms {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut body = self.body(filter.clone(), true);
+            let scope = if op == "customers/getAll" {
+                Scope::Chain
+            } else {
+                Scope::EnterpriseList
+            };
+            let mut body = self.body(filter.clone(), scope);
             if let Value::Object(fields) = &mut body {
                 fields.insert(
                     "Limitation".into(),
@@ -491,9 +516,21 @@ impl MewsPms {
                 "Options": { "DisableItemGrouping": true },
                 "Items": items,
             }),
-            false,
+            Scope::Enterprise,
         ))
     }
+}
+
+/// How a request names the enterprise of a portfolio access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// `EnterpriseId` (single operations: `orders/add`, `configuration/get`).
+    Enterprise,
+    /// `EnterpriseIds` (`reservations/getAll`, `resources/getAll`, `orderItems/getAll`).
+    EnterpriseList,
+    /// `ChainIds` (`customers/getAll`: "Required when using Portfolio Access
+    /// Tokens"; it has no `EnterpriseIds`).
+    Chain,
 }
 
 /// One `Items[]` entry: a positive whole count at the exact gross unit price.
@@ -845,6 +882,14 @@ impl PmsAdapter for MewsPms {
         let Some(account) = reservation.account() else {
             return Ok(None);
         };
+        // Mews: "At least one of the `OrderItemIds`, `ServiceOrderIds`,
+        // `ServiceIds`, `BillIds`, `CreatedUtc`, `UpdatedUtc`, `ClosedUtc` filters
+        // must be specified" (`AccountIds` and `ConsumedUtc` alone are not
+        // enough). The service is the one posting uses; without one nothing was
+        // ever sent.
+        let Ok(service) = self.service_for(charge) else {
+            return Ok(None);
+        };
         let window = chrono::Duration::from_std(self.settings.reconcile_window)
             .map_err(|e| PmsError::Unavailable(format!("reconcile_window: {e}")))?;
         let reference = charge.reference.as_str();
@@ -853,6 +898,7 @@ impl PmsAdapter for MewsPms {
                 "orderItems/getAll",
                 "OrderItems",
                 json!({
+                    "ServiceIds": [service],
                     "AccountIds": [account],
                     "ConsumedUtc": {
                         "StartUtc": utc(charge.closed_at.checked_sub_signed(window).unwrap_or(DateTime::<Utc>::MIN_UTC)),
@@ -972,7 +1018,7 @@ impl PmsAdapter for MewsPms {
         let deadline = Instant::now() + self.settings.timeout;
         self.call(
             "configuration/get",
-            &self.body(json!({}), false),
+            &self.body(json!({}), Scope::Enterprise),
             deadline,
             Duration::ZERO,
         )
@@ -1015,6 +1061,43 @@ mod tests {
         let mut s = settings();
         s.reconcile_window = Duration::from_secs(60 * 86_400);
         assert!(s.check().unwrap_err().contains("reconcile_window"));
+        // A portfolio access token: customers/getAll needs the chain.
+        let mut s = settings();
+        s.enterprise_id = Some("851df8c8-90f2-4c4a-8e01-a4fc46b25178".into());
+        assert!(s.check().unwrap_err().contains("chain_id"));
+        s.chain_id = Some("chain".into());
+        assert!(s.check().unwrap_err().contains("chain_id"));
+        s.chain_id = Some("8ddea57b-6a5c-4eec-8c4c-24467dce118e".into());
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn a_portfolio_token_names_the_chain_for_customers_and_the_enterprise_elsewhere() {
+        let mut s = settings();
+        s.enterprise_id = Some("851df8c8-90f2-4c4a-8e01-a4fc46b25178".into());
+        s.chain_id = Some("8ddea57b-6a5c-4eec-8c4c-24467dce118e".into());
+        let pms = MewsPms::new(s).unwrap();
+        let customers = pms.body(json!({}), Scope::Chain);
+        assert_eq!(
+            customers["ChainIds"],
+            json!(["8ddea57b-6a5c-4eec-8c4c-24467dce118e"])
+        );
+        assert!(customers.get("EnterpriseIds").is_none());
+        let list = pms.body(json!({}), Scope::EnterpriseList);
+        assert_eq!(
+            list["EnterpriseIds"],
+            json!(["851df8c8-90f2-4c4a-8e01-a4fc46b25178"])
+        );
+        let single = pms.body(json!({}), Scope::Enterprise);
+        assert_eq!(
+            single["EnterpriseId"],
+            "851df8c8-90f2-4c4a-8e01-a4fc46b25178"
+        );
+        // Without a portfolio token nothing names the enterprise or chain.
+        let plain = MewsPms::new(settings())
+            .unwrap()
+            .body(json!({}), Scope::Chain);
+        assert!(plain.get("ChainIds").is_none() && plain.get("EnterpriseIds").is_none());
     }
 
     #[test]

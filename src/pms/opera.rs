@@ -131,6 +131,19 @@ impl OperaSettings {
         if self.hotel_id.trim().is_empty() {
             return Err("hotel_id is empty".into());
         }
+        // OHIP's token description: `enterpriseId` has `pattern: ^[A-Z0-9]{1,8}$`
+        // ("Global unique ID of the Enterprise", sent with client credentials in
+        // OCIM environments).
+        if let Some(e) = &self.enterprise_id
+            && (!(1..=8).contains(&e.len())
+                || !e
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "enterprise_id `{e}` is not an OHIP enterprise id (1 to 8 capital letters or digits)"
+            ));
+        }
         if self
             .default_transaction_code
             .as_deref()
@@ -596,6 +609,31 @@ fn guest_stay(info: &Value) -> Option<GuestStay> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enterprise_id_follows_ohips_pattern() {
+        let settings = |enterprise: &str| OperaSettings {
+            url: "https://ohip.example".into(),
+            token_url: None,
+            client_id: "c".into(),
+            client_secret: Some(SecretString::from("s")),
+            client_secret_env: None,
+            client_secret_file: None,
+            app_key: Some(SecretString::from("k")),
+            app_key_env: None,
+            app_key_file: None,
+            hotel_id: "H1".into(),
+            enterprise_id: Some(enterprise.into()),
+            default_transaction_code: None,
+            timeout: default_timeout(),
+        };
+        assert!(settings("CBENT").check().is_ok());
+        assert!(settings("ENT12345").check().is_ok());
+        for bad in ["", "cbent", "ENTERPRISE9", "CB-ENT"] {
+            let err = settings(bad).check().unwrap_err();
+            assert!(err.contains("enterprise_id"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn error_text_prefers_the_specific_detail() {

@@ -272,3 +272,51 @@ async fn latency_through_apaleo() {
     let (p50, p99) = measure(&app, 100).await;
     println!("apaleo fake: p50 {p50:?} p99 {p99:?} (100 sequential charges)");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_refuses_what_apaleos_descriptions_refuse() {
+    let fake = FakeApaleo::start().await;
+    let client = reqwest::Client::new();
+
+    // The folio filter of apaleo's thin summaries: `reservationId` is not a
+    // parameter of the description (`reservationIds` is).
+    let answer = client
+        .get(format!("{}/finance/v1/folios", fake.base))
+        .query(&[("reservationId", "001"), ("type", "Guest")])
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert!(body["messages"][0].is_string(), "apaleo's shape: {body}");
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("`reservationId` is not in the description")),
+        "{seen:?}"
+    );
+
+    // A charge without a VAT type, with a text amount, and no bearer token.
+    let answer = client
+        .post(format!(
+            "{}/finance/v1/folio-actions/001-1/charges",
+            fake.base
+        ))
+        .json(
+            &serde_json::json!({ "serviceType": "FoodAndBeverages", "name": "Fries",
+            "amount": { "amount": "22.00", "currency": "EUR" } }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("vatType")), "{seen:?}");
+    assert!(
+        seen.iter().any(|v| v.contains("/amount/amount")),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|v| v.contains("security")), "{seen:?}");
+    assert!(fake.charges().is_empty(), "nothing reached the handler");
+}

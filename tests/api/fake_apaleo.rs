@@ -14,6 +14,10 @@
 //! Guests: reservation `001` Jane Doe in 101 (one open main folio), `002` John Smith
 //! in 102 (a closed-for-charges main folio and an open second folio), `004` Arthur
 //! Dent in 202, checked out (a closed folio).
+//!
+//! Every request and every answer also goes through apaleo's published
+//! descriptions (`tests/vendor/apaleo/`, [`crate::vendor_oracle`]): what they refuse
+//! is answered 422 `{"messages": […]}` and fails the test when the fake is dropped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::str::FromStr;
@@ -29,6 +33,71 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::conformance::{FakeCharge, FakeFault, FakePms};
+use crate::vendor_oracle::{self, Request, Vendor, ViolationGuard, Violations};
+
+/// The parts of apaleo's Finance and Booking descriptions the adapter uses
+/// (`tests/vendor/apaleo/`, cut by its `extract.py`). The identity server's
+/// `/connect/token` is not part of them (apaleo documents it with its identity
+/// server, not in these descriptions), so it passes unchecked.
+pub fn vendor() -> Arc<Vendor> {
+    static VENDOR: std::sync::OnceLock<Arc<Vendor>> = std::sync::OnceLock::new();
+    VENDOR
+        .get_or_init(|| {
+            Arc::new(
+                Vendor::new(
+                    "apaleo",
+                    &[
+                        (
+                            "apaleo/finance",
+                            include_str!("../vendor/apaleo/finance.subset.openapi.json"),
+                        ),
+                        (
+                            "apaleo/booking",
+                            include_str!("../vendor/apaleo/booking.subset.openapi.json"),
+                        ),
+                    ],
+                )
+                .outside("/connect/")
+                // apaleo's gateway rate-limits with 429 (the adapter must take it as
+                // "not processed"); the descriptions do not list it.
+                .gateway_statuses(&[429, 502, 504])
+                .response_rule(allowed_actions_rule),
+            )
+        })
+        .clone()
+}
+
+/// `GET /finance/v1/folios`: "Allowed actions are only returned, when the list is
+/// filtered by reservation ID." and `expand`: "List of all embedded resources that
+/// should be expanded in the response. Possible values are: allowances,
+/// allowedActions, …" — so a folio list carries `allowedActions` only when asked
+/// with `expand=allowedActions` and `reservationIds`.
+fn allowed_actions_rule(op: &str, request: &Request, status: u16, answer: &Value) -> Vec<String> {
+    if op != "FinanceFoliosGet" || status != 200 {
+        return Vec::new();
+    }
+    let asked = request
+        .query_values("expand")
+        .iter()
+        .any(|e| e.split(',').any(|x| x == "allowedActions"))
+        && !request.query_values("reservationIds").is_empty();
+    let carried = answer["folios"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|f| f.get("allowedActions").is_some()));
+    if carried && !asked {
+        vec!["allowedActions returned without expand=allowedActions and reservationIds".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether a folio list request asked for `allowedActions` (see the rule above).
+fn wants_allowed_actions(query: &HashMap<String, String>) -> bool {
+    query.contains_key("reservationIds")
+        && query
+            .get("expand")
+            .is_some_and(|e| e.split(',').any(|x| x == "allowedActions"))
+}
 
 pub const PROPERTY: &str = "CBP";
 pub const CLIENT_ID: &str = "cb-apaleo-client";
@@ -180,6 +249,8 @@ type Shared = Arc<Mutex<State>>;
 pub struct FakeApaleo {
     pub base: String,
     state: Shared,
+    /// What apaleo's descriptions refuse; checked when the fake is dropped.
+    violations: ViolationGuard,
 }
 
 /// For `conformance!`.
@@ -195,8 +266,15 @@ impl FakeApaleo {
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake apaleo");
         let port = listener.local_addr().unwrap().port();
+        let violations = Violations::default();
+        let recorder = violations.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // apaleo answers "Validation errors in the request body or query
+                // params" with 422 and a `MessageItemCollection`.
+                .wrap(vendor_oracle::guard(vendor(), recorder.clone(), |m| {
+                    messages(422, m)
+                }))
                 .app_data(data.clone())
                 .route("/connect/token", web::post().to(token))
                 .route("/finance/v1/folios", web::get().to(folios))
@@ -217,7 +295,13 @@ impl FakeApaleo {
         Arc::new(FakeApaleo {
             base: format!("http://127.0.0.1:{port}"),
             state,
+            violations: ViolationGuard(violations),
         })
+    }
+
+    /// What the oracle refused so far (emptied: the fake's drop checks the rest).
+    pub fn take_violations(&self) -> Vec<String> {
+        self.violations.0.take()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -379,7 +463,7 @@ fn refused(req: &HttpRequest, s: &mut State) -> Option<HttpResponse> {
     None
 }
 
-fn folio_item(f: &Folio, s: &State) -> Value {
+fn folio_item(f: &Folio, s: &State, with_actions: bool) -> Value {
     let balance: Decimal = s
         .charges
         .iter()
@@ -393,15 +477,20 @@ fn folio_item(f: &Folio, s: &State) -> Value {
     if f.closed {
         actions = vec!["Reopen"];
     }
-    json!({
+    let mut item = json!({
         "id": f.id,
+        "created": "2021-01-01T10:00:00Z",
+        "updated": "2021-01-01T10:00:00Z",
         "type": "Guest",
         "isMainFolio": f.main,
         "status": if f.closed { "Closed" } else { "Open" },
-        "reservation": { "id": f.reservation },
+        "reservation": { "id": f.reservation, "bookingId": format!("B{}", f.reservation) },
         "balance": { "amount": Value::Number(serde_json::Number::from_str(&balance.to_string()).unwrap()), "currency": "EUR" },
-        "allowedActions": actions,
-    })
+    });
+    if with_actions {
+        item["allowedActions"] = json!(actions);
+    }
+    item
 }
 
 async fn folios(
@@ -432,7 +521,7 @@ async fn folios(
                 .is_none_or(|r| r.contains(&f.reservation))
         })
         .filter(|f| !(exclude_closed && f.closed))
-        .map(|f| folio_item(f, &s))
+        .map(|f| folio_item(f, &s, wants_allowed_actions(&query)))
         .collect();
     if list.is_empty() {
         return HttpResponse::NoContent().finish();
@@ -452,7 +541,8 @@ async fn folio(
     let Some(f) = FOLIOS.iter().find(|f| f.id == path.as_str()) else {
         return HttpResponse::NotFound().finish();
     };
-    let mut body = folio_item(f, &s);
+    let mut body = folio_item(f, &s, true);
+    body["property"] = json!({ "id": PROPERTY });
     body["charges"] = s
         .charges
         .iter()
@@ -474,6 +564,7 @@ async fn folio(
                 },
                 "receipt": c.receipt,
                 "quantity": c.body["quantity"],
+                "type": "Direct",
             })
         })
         .collect();
@@ -584,7 +675,7 @@ async fn post_charge(
                 json,
                 amount,
             );
-            HttpResponse::Created().json(created)
+            HttpResponse::Ok().json(created)
         }
         Some(ApaleoFault::Kit(FakeFault::Reject(reason))) => messages(422, &reason),
         Some(ApaleoFault::Kit(FakeFault::Unavailable)) => {
@@ -603,7 +694,7 @@ async fn post_charge(
                 amount,
             );
             tokio::time::sleep(LATE).await;
-            HttpResponse::Created().json(created)
+            HttpResponse::Ok().json(created)
         }
         Some(ApaleoFault::Kit(FakeFault::Slow(delay))) => {
             tokio::time::sleep(delay).await;
@@ -615,7 +706,7 @@ async fn post_charge(
                 json,
                 amount,
             );
-            HttpResponse::Created().json(created)
+            HttpResponse::Ok().json(created)
         }
     }
 }
@@ -652,6 +743,26 @@ async fn reservations(
                 "unit": { "id": format!("{PROPERTY}-{}", g.room), "name": g.room },
                 "unitGroup": { "id": format!("{PROPERTY}-{}", g.unit_group), "name": g.unit_group },
                 "primaryGuest": { "firstName": g.first, "lastName": g.last },
+                "ratePlan": { "id": format!("{PROPERTY}-FLEX"), "isSubjectToCityTax": false },
+                "arrival": "2021-01-01T15:00:00+01:00",
+                "departure": "2021-01-04T11:00:00+01:00",
+                "created": "2020-12-01T10:00:00Z",
+                "modified": "2020-12-01T10:00:00Z",
+                "adults": 1,
+                "channelCode": "Direct",
+                "guaranteeType": "CreditCard",
+                "hasCityTax": false,
+                "isOpenForCharges": g.in_house,
+                "balance": { "amount": 0, "currency": "EUR" },
+                "totalGrossAmount": { "amount": 300, "currency": "EUR" },
+                "cancellationFee": {
+                    "id": "FLEX-CXL", "code": "FLEX", "name": "Flexible", "description": "Free until the day of arrival",
+                    "dueDateTime": "2021-01-01T00:00:00+01:00", "fee": { "amount": 0, "currency": "EUR" },
+                },
+                "noShowFee": {
+                    "id": "FLEX-NS", "code": "FLEX", "name": "No show", "description": "First night",
+                    "fee": { "amount": 100, "currency": "EUR" },
+                },
             })
         })
         .collect();

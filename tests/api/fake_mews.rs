@@ -7,6 +7,10 @@
 //! Guests (the kit's): reservation `001` Jane Doe in room 101 and `002` John Smith
 //! in room 102 are checked in (`Started`); `004` Arthur Dent in room 202 has
 //! checked out (`Processed`).
+//!
+//! Every request and every answer also goes through Mews's published description
+//! (`tests/vendor/mews/`, [`crate::vendor_oracle`]): what it refuses is answered
+//! 400 `{"Message": …}` and fails the test when the fake is dropped.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -23,9 +27,14 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use crate::conformance::{FakeCharge, FakeFault, FakePms};
+use crate::vendor_oracle::{self, Request, Vendor, ViolationGuard, Violations};
 
 pub const CLIENT_TOKEN: &str = "E0D439EE522F44368DC78E1BFB03710C-FAKE";
 pub const ACCESS_TOKEN: &str = "C66EF7B239D24632943D115EDE9CB810-FAKE";
+/// A Portfolio Access Token (several enterprises of one chain).
+pub const PORTFOLIO_ACCESS_TOKEN: &str = "7A5A2F0C1B8E4C7D9E6F5A4B3C2D1E0F-PORTFOLIO";
+/// The chain of the portfolio's enterprises.
+pub const CHAIN: &str = "8ddea57b-6a5c-4eec-8c4c-24467dce118e";
 pub const ENTERPRISE: &str = "851df8c8-90f2-4c4a-8e01-a4fc46b25178";
 /// The restaurant's Mews service (an "additional" service orders go to).
 pub const RESTAURANT_SERVICE: &str = "5ee074b1-6c86-48e8-915f-c7aa4702086f";
@@ -147,6 +156,106 @@ pub struct FakeMews {
     pub url: String,
     state: Arc<Mutex<State>>,
     _handle: actix_web::dev::ServerHandle,
+    /// What Mews's description refuses; checked when the fake is dropped.
+    violations: ViolationGuard,
+}
+
+// ------------------------------------------------------- the vendor's oracle
+
+/// The part of Mews's Connector API description the adapter uses
+/// (`tests/vendor/mews/`, cut by its `extract.py`).
+pub fn vendor() -> Arc<Vendor> {
+    static VENDOR: std::sync::OnceLock<Arc<Vendor>> = std::sync::OnceLock::new();
+    VENDOR
+        .get_or_init(|| {
+            Arc::new(
+                Vendor::new(
+                    "Mews",
+                    &[
+                        (
+                            "mews/reservations",
+                            include_str!("../vendor/mews/reservations.subset.openapi.json"),
+                        ),
+                        (
+                            "mews/orders",
+                            include_str!("../vendor/mews/orders.subset.openapi.json"),
+                        ),
+                        (
+                            "mews/order-items",
+                            include_str!("../vendor/mews/order-items.subset.openapi.json"),
+                        ),
+                        (
+                            "mews/customers",
+                            include_str!("../vendor/mews/customers.subset.openapi.json"),
+                        ),
+                        (
+                            "mews/resources",
+                            include_str!("../vendor/mews/resources.subset.openapi.json"),
+                        ),
+                        (
+                            "mews/configuration",
+                            include_str!("../vendor/mews/configuration.subset.openapi.json"),
+                        ),
+                    ],
+                )
+                // The security schemes `MewsClientToken`/`MewsAccessToken` are
+                // declared `in: header`, but their description says: "Mews
+                // authentication is performed by supplying ClientToken,
+                // AccessToken and Client as fields in the JSON request body (not as
+                // HTTP headers)."
+                .api_keys_in_body()
+                // Tests play a gateway in front of Mews answering 502/503/504
+                // (an outcome the adapter must classify), which Mews does not list.
+                .gateway_statuses(&[502, 503, 504])
+                .request_rule(order_items_filter_rule)
+                .request_rule(portfolio_rule),
+            )
+        })
+        .clone()
+}
+
+/// `orderItems/getAll`: "At least one of the `OrderItemIds`, `ServiceOrderIds`,
+/// `ServiceIds`, `BillIds`, `CreatedUtc`, `UpdatedUtc`, `ClosedUtc` filters must be
+/// specified in the request." (the operation's description; its parameter table
+/// also calls `AccountIds`, `ConsumedUtc` and `CanceledUtc` "Required if no other
+/// filter is provided" — the operation's own list is the stricter, and is kept).
+fn order_items_filter_rule(op: &str, _: &Request, body: &Value) -> Vec<String> {
+    const ONE_OF: [&str; 7] = [
+        "OrderItemIds",
+        "ServiceOrderIds",
+        "ServiceIds",
+        "BillIds",
+        "CreatedUtc",
+        "UpdatedUtc",
+        "ClosedUtc",
+    ];
+    if op != "orderItems_getAll"
+        || ONE_OF
+            .iter()
+            .any(|f| body.get(*f).is_some_and(|v| !v.is_null()))
+    {
+        return Vec::new();
+    }
+    vec![format!("at least one of {ONE_OF:?} must be specified")]
+}
+
+/// With a Portfolio Access Token: `customers/getAll` `ChainIds` "Required when
+/// using Portfolio Access Tokens, ignored otherwise."; `orders/add` `EnterpriseId`
+/// "Required when using Portfolio Access Tokens, ignored otherwise."
+fn portfolio_rule(op: &str, _: &Request, body: &Value) -> Vec<String> {
+    if body.get("AccessToken").and_then(Value::as_str) != Some(PORTFOLIO_ACCESS_TOKEN) {
+        return Vec::new();
+    }
+    let field = match op {
+        "customers_getAll" => "ChainIds",
+        "orders_add" => "EnterpriseId",
+        _ => return Vec::new(),
+    };
+    if body.get(field).is_some_and(|v| !v.is_null()) {
+        Vec::new()
+    } else {
+        vec![format!("{field} is required with a Portfolio Access Token")]
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -166,6 +275,11 @@ impl FakeMews {
             .filter(|c| c.op == op)
             .cloned()
             .collect()
+    }
+
+    /// What the oracle refused so far (emptied: the fake's drop checks the rest).
+    pub fn take_violations(&self) -> Vec<String> {
+        self.violations.0.take()
     }
 
     pub fn all_calls(&self) -> Vec<Call> {
@@ -211,8 +325,13 @@ pub async fn start() -> Arc<FakeMews> {
     let port = listener.local_addr().expect("local address").port();
     let state = Arc::new(Mutex::new(State::default()));
     let data = web::Data::from(state.clone());
+    let violations = Violations::default();
+    let recorder = violations.clone();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(vendor_oracle::guard(vendor(), recorder.clone(), |m| {
+                error(400, m)
+            }))
             .app_data(data.clone())
             .app_data(web::PayloadConfig::new(1 << 20))
             .route("/api/connector/v1/{op:.*}", web::post().to(connector))
@@ -228,6 +347,7 @@ pub async fn start() -> Arc<FakeMews> {
         url: format!("http://127.0.0.1:{port}"),
         state,
         _handle: handle,
+        violations: ViolationGuard(violations),
     })
 }
 
@@ -309,7 +429,10 @@ async fn answer(op: &str, body: &Value, state: &Mutex<State>) -> HttpResponse {
         return error(400, "Invalid request body.");
     };
     let authorised = body.get("ClientToken").and_then(Value::as_str) == Some(CLIENT_TOKEN)
-        && body.get("AccessToken").and_then(Value::as_str) == Some(ACCESS_TOKEN)
+        && body
+            .get("AccessToken")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t == ACCESS_TOKEN || t == PORTFOLIO_ACCESS_TOKEN)
         && body
             .get("Client")
             .and_then(Value::as_str)
@@ -320,8 +443,29 @@ async fn answer(op: &str, body: &Value, state: &Mutex<State>) -> HttpResponse {
     let result = match op {
         "configuration/get" => Ok(ok(json!({
             "NowUtc": utc(Utc::now()),
-            "Enterprise": { "Id": ENTERPRISE, "Name": "Fake Hotel", "Currencies": [
-                { "Currency": CURRENCY, "IsDefault": true, "IsEnabled": true } ] },
+            "Enterprise": {
+                "Id": ENTERPRISE,
+                "ChainId": CHAIN,
+                "ChainName": "Fake Hotels",
+                "Name": "Fake Hotel",
+                "CreatedUtc": "2020-01-01T00:00:00Z",
+                "UpdatedUtc": "2020-01-01T00:00:00Z",
+                "TimeZoneIdentifier": "Europe/Berlin",
+                "LegalEnvironmentCode": "DE",
+                "AccommodationEnvironmentCode": "DE",
+                "AccountingEnvironmentCode": "DE",
+                "TaxEnvironmentCode": "DE-2020",
+                "DefaultLanguageCode": "en-US",
+                "EditableHistoryInterval": "P0M7DT0H0M0S",
+                "AccountingEditableHistoryInterval": "P0M7DT0H0M0S",
+                "OperationalEditableHistoryInterval": "P0M7DT0H0M0S",
+                "AddressId": "7b4ba4b4-4bd1-4f8c-8f0f-3b58e2b14b5e",
+                "Address": { "Line1": "Hauptstr. 1", "City": "Berlin", "PostalCode": "10115", "CountryCode": "DE" },
+                "GroupNames": [],
+                "Pricing": "Gross",
+                "Subscription": { "TaxIdentifier": "DE123456789" },
+                "Currencies": [ { "Currency": CURRENCY, "IsDefault": true, "IsEnabled": true } ],
+            },
             "Service": null,
         }))),
         "reservations/getAll/2023-06-06" => reservations(body),
@@ -447,11 +591,18 @@ fn reservations(body: &Map<String, Value>) -> Answer {
                 "UpdatedUtc": "2021-01-01T00:00:00Z",
                 "AssignedResourceId": g.resource,
                 "AssignedResourceLocked": false,
+                "GroupId": "4f7a3c0e-9a54-4b55-8f1a-0c7d2f4b6a11",
+                "RateId": "e4b7a2c1-3d6f-4e8a-9b0c-1d2e3f4a5b6c",
+                "RequestedResourceCategoryId": "773d5e42-de1e-43a0-9ce6-f940faf2303f",
+                "CreatorProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
+                "UpdaterProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
+                "StartUtc": "2020-12-31T14:00:00Z",
+                "EndUtc": "2021-01-03T10:00:00Z",
                 "ScheduledStartUtc": "2020-12-31T14:00:00Z",
                 "ScheduledEndUtc": "2021-01-03T10:00:00Z",
                 "Options": { "OwnerCheckedIn": g.state == "Started", "AllCompanionsCheckedIn": g.state == "Started",
                              "AnyCompanionCheckedIn": g.state == "Started", "ConnectorCheckIn": false },
-                "PersonCounts": [],
+                "PersonCounts": [ { "AgeCategoryId": "1f67644f-052d-4863-acdf-ae1600c60ca0", "Count": 1 } ],
             })
         })
         .collect();
@@ -472,7 +623,7 @@ fn customers(body: &Map<String, Value>) -> Answer {
         .map(|g| {
             json!({
                 "Id": g.account,
-                "ChainId": "8ddea57b-6a5c-4eec-8c4c-24467dce118e",
+                "ChainId": CHAIN,
                 "Number": g.number,
                 "FirstName": g.first,
                 "LastName": g.last,
@@ -482,6 +633,8 @@ fn customers(body: &Map<String, Value>) -> Answer {
                 "PreferredSpaceFeatures": [],
                 "CreatedUtc": "2020-01-01T00:00:00Z",
                 "UpdatedUtc": "2020-01-01T00:00:00Z",
+                "CreatorProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
+                "UpdaterProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
             })
         })
         .collect();
@@ -505,6 +658,10 @@ fn resources(body: &Map<String, Value>) -> Answer {
                 "Name": g.room,
                 "State": "Clean",
                 "Descriptions": { "en-US": g.description },
+                "ExternalNames": {},
+                "Directions": {},
+                "CreatedUtc": "2020-01-01T00:00:00Z",
+                "UpdatedUtc": "2020-01-01T00:00:00Z",
                 "Data": { "Discriminator": "Space", "Value": { "FloorNumber": "1" } },
             })
         })

@@ -14,6 +14,10 @@
 //!
 //! Errors use OHIP's `exceptionDetailType` body (`type`, `title`, `status`,
 //! `detail`, `o:errorCode`).
+//!
+//! Every request and every answer also goes through OHIP's published descriptions
+//! (`tests/vendor/opera/`, [`crate::vendor_oracle`]): what they refuse is answered
+//! 400 `exceptionDetailType` and fails the test when the fake is dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
@@ -29,6 +33,53 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::conformance::{FakeCharge, FakeFault, FakePms};
+use crate::vendor_oracle::{self, Request, Vendor, ViolationGuard, Violations};
+
+/// The parts of Oracle's OHIP descriptions the adapter uses (`tests/vendor/opera/`,
+/// cut by its `extract.py`): Cashiering, Reservation (search) and OAuth.
+pub fn vendor() -> Arc<Vendor> {
+    static VENDOR: std::sync::OnceLock<Arc<Vendor>> = std::sync::OnceLock::new();
+    VENDOR
+        .get_or_init(|| {
+            Arc::new(
+                Vendor::new(
+                    "OPERA Cloud",
+                    &[
+                        (
+                            "opera/csh",
+                            include_str!("../vendor/opera/csh.subset.swagger.json"),
+                        ),
+                        (
+                            "opera/rsv",
+                            include_str!("../vendor/opera/rsv.subset.swagger.json"),
+                        ),
+                        (
+                            "opera/oauth",
+                            include_str!("../vendor/opera/oauth.subset.swagger.json"),
+                        ),
+                    ],
+                )
+                // OHIP's gateway rate-limits with 429 (the adapter must take it
+                // as "not processed"); the Cashiering description does not list it.
+                .gateway_statuses(&[429, 504])
+                .request_rule(bearer_rule),
+            )
+        })
+        .clone()
+}
+
+/// Every Cashiering/Reservation call's `authorization` header (`#/parameters/authKey`)
+/// is the "Bearer token that needs to be passed which is generated post user
+/// authentication"; the schema only says `type: string`.
+fn bearer_rule(op: &str, request: &Request, _: &Value) -> Vec<String> {
+    if op == "getToken" {
+        return Vec::new();
+    }
+    match request.header("authorization") {
+        Some(h) if h.len() > 7 && h[..7].eq_ignore_ascii_case("Bearer ") => Vec::new(),
+        _ => vec!["authorization is not a bearer token".into()],
+    }
+}
 
 pub const HOTEL: &str = "CBHOTEL";
 pub const CLIENT_ID: &str = "cb-opera-client";
@@ -141,6 +192,8 @@ type Shared = Arc<Mutex<State>>;
 pub struct FakeOpera {
     pub base: String,
     state: Shared,
+    /// What OHIP's descriptions refuse; checked when the fake is dropped.
+    violations: ViolationGuard,
 }
 
 /// For `conformance!`.
@@ -156,8 +209,13 @@ impl FakeOpera {
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake OPERA");
         let port = listener.local_addr().unwrap().port();
+        let violations = Violations::default();
+        let recorder = violations.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(vendor_oracle::guard(vendor(), recorder.clone(), |m| {
+                    error(400, "Bad Request", m)
+                }))
                 .app_data(data.clone())
                 .route("/oauth/v1/tokens", web::post().to(token))
                 .route(
@@ -186,7 +244,13 @@ impl FakeOpera {
         Arc::new(FakeOpera {
             base: format!("http://127.0.0.1:{port}"),
             state,
+            violations: ViolationGuard(violations),
         })
+    }
+
+    /// What the oracle refused so far (emptied: the fake's drop checks the rest).
+    pub fn take_violations(&self) -> Vec<String> {
+        self.violations.0.take()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -471,7 +535,7 @@ fn posting_json(p: &Posting) -> Value {
         "quantity": p.quantity,
         "price": { "amount": serde_json::Number::from_str(&p.price.to_string()).unwrap(), "currencyCode": p.currency },
         "postedAmount": { "amount": serde_json::Number::from_str(&amount.to_string()).unwrap(), "currencyCode": p.currency },
-        "transactionType": "C",
+        "transactionType": "Revenue",
         "folioWindowNo": 1,
     })
 }

@@ -27,3 +27,4 @@ mod replay;
 mod secrets;
 mod tolerance;
 mod v2;
+mod vendor_oracle;

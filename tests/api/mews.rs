@@ -499,6 +499,11 @@ async fn reconciliation_pages_through_a_busy_account() {
     assert!(pages[0].body["Limitation"]["Cursor"].is_null());
     assert!(pages[2].body["Limitation"]["Cursor"].is_string());
     assert_eq!(
+        pages[0].body["ServiceIds"][0],
+        fake_mews::RESTAURANT_SERVICE,
+        "one of the filters Mews requires"
+    );
+    assert_eq!(
         pages[0].body["AccountIds"][0],
         fake_mews::guest("001").account
     );
@@ -542,6 +547,150 @@ async fn search_matches_names_and_rooms_of_checked_in_guests() {
     );
     let asked = fake.calls("reservations/getAll/2023-06-06");
     assert_eq!(asked[0].body["States"], serde_json::json!(["Started"]));
+}
+
+/// A request straight to the fake, as the adapter would send it.
+async fn send(fake: &FakeMews, op: &str, body: Value) -> (u16, Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/connector/v1/{op}", fake.url))
+        .json(&body)
+        .send()
+        .await
+        .expect("the fake answers");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.unwrap_or(Value::Null))
+}
+
+fn credentials(access_token: &str) -> serde_json::Map<String, Value> {
+    let Value::Object(map) = serde_json::json!({
+        "ClientToken": fake_mews::CLIENT_TOKEN,
+        "AccessToken": access_token,
+        "Client": "chargebridge test",
+        "Limitation": { "Count": 10 },
+    }) else {
+        unreachable!()
+    };
+    map
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_refuses_what_mews_description_refuses() {
+    let fake = fake_mews::start().await;
+
+    // The reconciliation filter chargebridge used to send: `AccountIds` and
+    // `ConsumedUtc` alone are none of the filters `orderItems/getAll` requires.
+    let mut old_filter = credentials(fake_mews::ACCESS_TOKEN);
+    old_filter.insert(
+        "AccountIds".into(),
+        serde_json::json!([fake_mews::guest("001").account]),
+    );
+    old_filter.insert(
+        "ConsumedUtc".into(),
+        serde_json::json!({ "StartUtc": "2020-12-30T00:00:00Z", "EndUtc": "2021-01-03T00:00:00Z" }),
+    );
+    let (status, answer) = send(
+        &fake,
+        "orderItems/getAll",
+        Value::Object(old_filter.clone()),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["Message"].is_string(),
+        "Mews's error shape: {answer}"
+    );
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("orderItems_getAll") && v.contains("at least one of")),
+        "{seen:?}"
+    );
+    // With the service, as the adapter now asks, it is fine.
+    old_filter.insert(
+        "ServiceIds".into(),
+        serde_json::json!([fake_mews::RESTAURANT_SERVICE]),
+    );
+    let (status, answer) = send(&fake, "orderItems/getAll", Value::Object(old_filter)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(fake.take_violations(), Vec::<String>::new());
+
+    // `customers/getAll` has no `EnterpriseIds` (the adapter sent them with a
+    // portfolio token), and a portfolio token needs `ChainIds`.
+    let mut customers = credentials(fake_mews::PORTFOLIO_ACCESS_TOKEN);
+    customers.insert(
+        "CustomerIds".into(),
+        serde_json::json!([fake_mews::guest("001").account]),
+    );
+    customers.insert("Extent".into(), serde_json::json!({ "Customers": true }));
+    customers.insert(
+        "EnterpriseIds".into(),
+        serde_json::json!([fake_mews::ENTERPRISE]),
+    );
+    let (status, _) = send(&fake, "customers/getAll", Value::Object(customers)).await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("EnterpriseIds")), "{seen:?}");
+    assert!(seen.iter().any(|v| v.contains("ChainIds")), "{seen:?}");
+
+    // No credentials in the body (Mews's keys are body fields, not headers).
+    let (status, _) = send(&fake, "configuration/get", serde_json::json!({})).await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter().any(|v| v.contains("MewsClientToken")),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portfolio_token_names_the_enterprise_and_the_chain() {
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |m, _| {
+        m.access_token = Some(fake_mews::PORTFOLIO_ACCESS_TOKEN.to_string().into());
+        m.enterprise_id = Some(fake_mews::ENTERPRISE.into());
+        m.chain_id = Some(fake_mews::CHAIN.into());
+    })
+    .await;
+    let key = fresh_key();
+    fake.push(Fault::ApplyThenStatus(500));
+    assert_eq!(app.charge(&key, SEED).await.code(), "pms_outcome_unknown");
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    let search = app
+        .get(&format!(
+            "/lightspeed/search?term=doe&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
+        ))
+        .await;
+    assert_eq!(search.json()["reservations"][0]["clientName"], "Jane Doe");
+
+    assert_eq!(
+        fake.calls("orders/add")[0].body["EnterpriseId"],
+        fake_mews::ENTERPRISE
+    );
+    let customers = fake.calls("customers/getAll");
+    assert!(!customers.is_empty());
+    for c in &customers {
+        assert_eq!(c.body["ChainIds"], serde_json::json!([fake_mews::CHAIN]));
+        assert!(c.body.get("EnterpriseIds").is_none(), "{}", c.body);
+    }
+    for op in [
+        "reservations/getAll/2023-06-06",
+        "resources/getAll",
+        "orderItems/getAll",
+    ] {
+        for c in fake.calls(op) {
+            assert_eq!(
+                c.body["EnterpriseIds"],
+                serde_json::json!([fake_mews::ENTERPRISE]),
+                "{op}"
+            );
+        }
+    }
 }
 
 /// The latency a posting through Mews adds, against the local fake (debug build,

@@ -341,3 +341,73 @@ async fn latency_through_opera() {
         "memory PMS: p50 {b50:?} p99 {b99:?}; opera fake: p50 {p50:?} p99 {p99:?} (100 sequential charges)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_refuses_what_the_ohip_descriptions_refuse() {
+    let fake = FakeOpera::start().await;
+    let client = reqwest::Client::new();
+    let hotel = crate::fake_opera::HOTEL;
+
+    // No x-app-key, a text quantity, a price without its amount.
+    let answer = client
+        .post(format!("{}/csh/v1/hotels/{hotel}/reservations/001/charges", fake.base))
+        .header("authorization", "Bearer anything")
+        .header("x-hotelid", hotel)
+        .json(&serde_json::json!({ "criteria": { "hotelId": hotel, "charges": [
+            { "transactionCode": "2000", "postingQuantity": "two", "price": { "currencyCode": "EUR" } } ] } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let body: Value = answer.json().await.unwrap();
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "OHIP's shape: {body}"
+    );
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter().any(|v| v.contains("`x-app-key` is required")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|v| v.contains("postingQuantity")),
+        "{seen:?}"
+    );
+    assert_eq!(fake.charge_bodies().len(), 0, "nothing reached the handler");
+
+    // The read-back without its required reservation list, and a misspelt filter.
+    let answer = client
+        .get(format!("{}/csh/v1/hotels/{hotel}/transactions", fake.base))
+        .query(&[("referenceNumber", "cb-1")])
+        .header("authorization", "Bearer anything")
+        .header("x-app-key", crate::fake_opera::APP_KEY)
+        .header("x-hotelid", hotel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("`reservationList` is required")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("`referenceNumber` is not in the description")),
+        "{seen:?}"
+    );
+
+    // A token request with a grant type OHIP does not offer and no client credentials.
+    let answer = client
+        .post(format!("{}/oauth/v1/tokens", fake.base))
+        .header("x-app-key", crate::fake_opera::APP_KEY)
+        .form(&[("grant_type", "authorization_code")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("grant_type")), "{seen:?}");
+    assert!(seen.iter().any(|v| v.contains("basicAuth")), "{seen:?}");
+}

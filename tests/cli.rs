@@ -250,6 +250,7 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
     }
     let charge = tokio::spawn({
         let client = client.clone();
+        let base = base.clone();
         async move {
             client
                 .post(format!("{base}/lightspeed/charge"))

@@ -20,6 +20,7 @@ mod malformed;
 mod mews;
 mod opera;
 mod ops;
+mod probes;
 mod receipts;
 mod redis_server;
 mod redis_store;

@@ -100,6 +100,12 @@ pub enum ApiError {
     DeadlineExceeded,
     #[error("empty search term")]
     EmptySearchTerm,
+    /// The HTTP parser could not read the request (see `wire_errors`).
+    #[error("request not readable as HTTP/1.1")]
+    MalformedRequest,
+    /// The request line and headers overflow the parser's buffer.
+    #[error("request head too large")]
+    RequestHeadTooLarge,
     #[error("no such route")]
     NotFound,
     /// The string is the resource's `Allow` header value.
@@ -129,6 +135,8 @@ impl ApiError {
             ApiError::NoRoomChargePayment(_) => "no_room_charge_payment",
             ApiError::StoreUnavailable(_) => "store_unavailable",
             ApiError::DeadlineExceeded => "deadline_exceeded",
+            ApiError::MalformedRequest => "malformed_request",
+            ApiError::RequestHeadTooLarge => "request_head_too_large",
             ApiError::NotFound => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Internal(_) => "internal",
@@ -165,6 +173,8 @@ impl ApiError {
             ApiError::StoreUnavailable(_) => "Charge service down: charge NOT posted",
             ApiError::DeadlineExceeded => "Hotel system too slow: charge NOT posted",
             ApiError::EmptySearchTerm => "Enter a guest name or room",
+            ApiError::MalformedRequest => "Request unreadable: charge NOT posted",
+            ApiError::RequestHeadTooLarge => "Request headers too large: NOT posted",
             ApiError::NotFound => "Unknown endpoint",
             ApiError::MethodNotAllowed(_) => "Method not allowed",
             ApiError::Internal(_) => "Internal error: check the folio",
@@ -258,6 +268,8 @@ impl ResponseError for ApiError {
             ApiError::IdempotencyKeyReused
             | ApiError::PmsRejected(_)
             | ApiError::NoRoomChargePayment(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedRequest => StatusCode::BAD_REQUEST,
+            ApiError::RequestHeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PmsUnavailable(_)
@@ -522,6 +534,8 @@ mod tests {
             ApiError::EmptySearchTerm,
             ApiError::NotFound,
             ApiError::MethodNotAllowed("POST"),
+            ApiError::MalformedRequest,
+            ApiError::RequestHeadTooLarge,
             ApiError::Internal("x".into()),
         ];
         for e in all {

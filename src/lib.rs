@@ -26,4 +26,5 @@ pub mod startup;
 pub mod telemetry;
 pub mod text_table;
 pub mod validate;
+pub mod wire_errors;
 pub mod worker;

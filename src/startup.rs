@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{NormalizePath, TrailingSlash};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 
 use crate::config::{ServerSettings, Settings, StoreKind};
 use crate::domain::Tenants;
@@ -158,25 +158,8 @@ impl Application {
             capture,
         });
 
-        let app_state = state.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(routes::query_config())
-                .wrap(NormalizePath::new(TrailingSlash::Trim))
-                .configure(crate::admin::configure)
-                .configure(routes::configure)
-        })
-        .listen(listener)
-        .map_err(|e| StartupError::Other(e.to_string()))?
-        .shutdown_timeout(settings.server.shutdown_grace.as_secs().max(1))
-        .client_request_timeout(settings.server.client_request_timeout)
-        .max_connections(settings.server.max_connections)
-        .disable_signals();
-        if let Some(workers) = settings.server.workers {
-            server = server.workers(workers.max(1));
-        }
-        let server = server.run();
+        let server = serve(listener, &settings.server, state.clone())
+            .map_err(|e| StartupError::Other(e.to_string()))?;
 
         if settings.idempotency.store == StoreKind::Memory && !is_loopback(&settings.server.listen)
         {
@@ -256,6 +239,61 @@ impl Application {
         }
         served
     }
+}
+
+/// The HTTP/1.1 server: what `actix_web::HttpServer` builds, with each
+/// connection wrapped so the parser's own bodiless errors leave as JSON
+/// (see `wire_errors`).
+fn serve(
+    listener: TcpListener,
+    server: &ServerSettings,
+    state: web::Data<AppState>,
+) -> std::io::Result<Server> {
+    use actix_http::HttpService;
+    use actix_service::{IntoServiceFactory, ServiceFactoryExt, fn_service, map_config};
+    use actix_web::dev::AppConfig;
+
+    let builder = actix_server::Server::build();
+    let shutdown = builder.graceful_shutdown_signal();
+    let request_timeout = server.client_request_timeout;
+    let mut builder = builder
+        .shutdown_timeout(server.shutdown_grace.as_secs().max(1))
+        .max_concurrent_connections(server.max_connections)
+        .disable_signals();
+    if let Some(workers) = server.workers {
+        builder = builder.workers(workers.max(1));
+    }
+    let builder = builder.listen("chargebridge", listener, move || {
+        let state = state.clone();
+        let shutdown = shutdown.clone();
+        let app = App::new()
+            .app_data(state)
+            .app_data(routes::query_config())
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .configure(crate::admin::configure)
+            .configure(routes::configure)
+            .into_factory()
+            .map_err(|e: actix_web::Error| e.error_response());
+        let http = HttpService::build()
+            // Idle keep-alive connections close at once when shutdown starts.
+            .graceful_shutdown_signal(move || {
+                let shutdown = shutdown.clone();
+                async move { shutdown.notified().await }
+            })
+            .client_request_timeout(request_timeout)
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
+            .h1(map_config(app, |_| AppConfig::default()));
+        fn_service(move |io: actix_rt::net::TcpStream| {
+            let peer = io.peer_addr().ok();
+            let _ = io.set_nodelay(true);
+            std::future::ready(Ok((
+                crate::wire_errors::JsonErrors::new(io, request_timeout),
+                peer,
+            )))
+        })
+        .and_then(http)
+    })?;
+    Ok(builder.run())
 }
 
 async fn check_redis_safety(redis: &RedisStore, accepted: bool) {

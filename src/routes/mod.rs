@@ -51,7 +51,6 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-
 /// Query strings that do not parse answer in our error format too.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default()

@@ -137,6 +137,11 @@ pub struct MewsSettings {
     /// Service to post to when the tenant maps no service for the revenue center.
     #[serde(default)]
     pub service_id: Option<String>,
+    /// Mews tax code for items that carry none of their own: tips, service
+    /// charge, and lines whose Lightspeed tax is not mapped. Legal environments
+    /// that require a tax code on every item refuse the order without it.
+    #[serde(default)]
+    pub default_tax_code: Option<String>,
     /// Upper bound of one request (the request deadline may cut it shorter).
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -170,6 +175,7 @@ impl MewsSettings {
             enterprise_id: None,
             chain_id: None,
             service_id: None,
+            default_tax_code: None,
             timeout: default_timeout(),
             reconcile_window: default_reconcile_window(),
         }
@@ -499,6 +505,10 @@ impl MewsPms {
                 return Err(PmsError::Rejected(
                     "Mews accounting category mapping is invalid".into(),
                 ));
+            }
+            let mut item = item;
+            if item.tax_code.is_none() {
+                item.tax_code = self.settings.default_tax_code.clone();
             }
             items.push(order_item(
                 &item,

@@ -9,7 +9,7 @@ use chargebridge::config::MappingSettings;
 use chargebridge::pms::PmsSettings;
 use chargebridge::pms::mews::MewsSettings;
 use rust_decimal::Decimal;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::conformance::{FakeFault, FakePms, reference_for};
 use crate::fake_mews::{self, FakeMews, Fault};
@@ -363,6 +363,33 @@ async fn several_room_payments_post_the_exact_room_amount() {
         .find(|i| i["Name"] == "Tip")
         .map(|i| decimal(&i["UnitAmount"]["GrossValue"]));
     assert_eq!(tip, Some(Decimal::new(15, 1)), "1.00 + 0.50");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_without_a_tax_code_take_the_adapters_default() {
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |m, _| {
+        m.default_tax_code = Some(fake_mews::VAT_CODE.into());
+    })
+    .await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("multi-payment-same-room.json"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.json());
+    let items = fake.last_order()["Items"].as_array().unwrap().clone();
+    let tip = items.iter().find(|i| i["Name"] == "Tip").expect("a tip item");
+    assert_eq!(tip["UnitAmount"]["TaxCodes"], json!([fake_mews::VAT_CODE]));
+    // Without the setting, the tip carries no tax code (what Mews refuses
+    // in legal environments that need one on every item).
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |_, _| {}).await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("multi-payment-same-room.json"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.json());
+    let items = fake.last_order()["Items"].as_array().unwrap().clone();
+    let tip = items.iter().find(|i| i["Name"] == "Tip").expect("a tip item");
+    assert_eq!(tip["UnitAmount"]["TaxCodes"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,7 +27,8 @@
 //!   between them. It cannot see charges moved to another reservation's or an
 //!   external folio, nor charges whose receipt was edited.
 //! * **Search**: `GET /booking/v1/reservations?status=InHouse&textSearch=…`,
-//!   narrowed to guests whose name contains the term or whose unit (room) matches.
+//!   narrowed to guests whose name the term names (`Doe`, `Jane Doe`, `Doe, Jane`)
+//!   or whose unit (room) matches.
 //! * **Health**: a token, then `GET /finance/v1/folios?pageSize=1`.
 
 use std::collections::BTreeMap;
@@ -533,7 +534,15 @@ impl PmsAdapter for ApaleoPms {
         let term = term.trim();
         let mut query = vec![
             ("status", "InHouse".to_string()),
-            ("textSearch", term.to_string()),
+            // "Doe, Jane" as typed would not be found as one text: the surname is.
+            (
+                "textSearch",
+                if term.contains(',') {
+                    super::surname_in(term).to_string()
+                } else {
+                    term.to_string()
+                },
+            ),
             ("pageSize", SEARCH_LIMIT.to_string()),
         ];
         if let Some(property) = &self.settings.property_id {
@@ -546,7 +555,6 @@ impl PmsAdapter for ApaleoPms {
             .await?;
         let json = read_json(&answer, "reservation search")?;
         let by_room = rest::looks_like_room(term);
-        let needle = term.to_lowercase();
         Ok(json
             .get("reservations")
             .and_then(Value::as_array)
@@ -557,7 +565,7 @@ impl PmsAdapter for ApaleoPms {
                 if by_room {
                     g.room_id.eq_ignore_ascii_case(term)
                 } else {
-                    g.client_name.to_lowercase().contains(&needle)
+                    super::name_matches(term, &g.client_name)
                 }
             })
             .collect())

@@ -344,7 +344,7 @@ impl PmsAdapter for MemoryPms {
             .iter()
             .filter(|g| g.checked_in)
             .filter(|g| {
-                g.client_name.to_lowercase().contains(&term)
+                super::name_matches(&term, &g.client_name)
                     || g.room_id.to_lowercase() == term
                     || g.room_id.to_lowercase().starts_with(&term)
             })

@@ -999,7 +999,7 @@ impl PmsAdapter for MewsPms {
                 let name = customer.map(Customer::full_name).unwrap_or_default();
                 let room = resource.and_then(|x| x.name.clone()).unwrap_or_default();
                 let room_l = room.to_lowercase();
-                let matches = name.to_lowercase().contains(&term)
+                let matches = super::name_matches(&term, &name)
                     || (!room_l.is_empty() && room_l.starts_with(&term))
                     || r.number
                         .as_deref()

@@ -185,3 +185,56 @@ mod tests {
         );
     }
 }
+
+/// Whether a guest-search term names this guest's name, however the staff
+/// typed it: "Doe", "Jane Doe", "Doe, Jane", "doe jane", "Do" — every word of
+/// the term starts a word of the name, in any order. Case and accents as
+/// typed are compared without case only.
+pub fn name_matches(term: &str, name: &str) -> bool {
+    let words = |text: &str| -> Vec<String> {
+        text.split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let wanted = words(term);
+    let have = words(name);
+    !wanted.is_empty()
+        && wanted
+            .iter()
+            .all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
+}
+
+/// The surname in a term, for PMS searches that take one: the part before a
+/// comma ("Doe, Jane"), else the last word ("Jane Doe").
+pub fn surname_in(term: &str) -> &str {
+    let term = term.trim();
+    match term.split_once(',') {
+        Some((surname, _)) if !surname.trim().is_empty() => surname.trim(),
+        _ => term.split_whitespace().last().unwrap_or(term),
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_match_in_either_order_and_by_prefix() {
+        for term in ["Doe", "jane doe", "Doe, Jane", "DOE,JANE", "Do", "Jane  D"] {
+            assert!(name_matches(term, "Jane Doe"), "{term}");
+        }
+        for term in ["Smith", "Jane Smith", "oe", ",", ""] {
+            assert!(!name_matches(term, "Jane Doe"), "{term}");
+        }
+        assert!(name_matches("Müller", "Hans MÜLLER"));
+    }
+
+    #[test]
+    fn the_surname_is_before_a_comma_or_last() {
+        assert_eq!(surname_in("Doe, Jane"), "Doe");
+        assert_eq!(surname_in("Jane Doe"), "Doe");
+        assert_eq!(surname_in(" Doe "), "Doe");
+        assert_eq!(surname_in(", Jane"), "Jane");
+    }
+}

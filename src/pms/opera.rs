@@ -497,8 +497,7 @@ impl PmsAdapter for OperaPms {
         if by_room {
             query.push(("roomId", term.to_string()));
         } else {
-            let surname = term.split_whitespace().last().unwrap_or(term);
-            query.push(("surname", surname.to_string()));
+            query.push(("surname", super::surname_in(term).to_string()));
         }
         let url = self.url(&[
             "rsv",
@@ -525,7 +524,6 @@ impl PmsAdapter for OperaPms {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        let needle = term.to_lowercase();
         Ok(list
             .iter()
             .filter_map(guest_stay)
@@ -533,7 +531,7 @@ impl PmsAdapter for OperaPms {
                 if by_room {
                     g.room_id.eq_ignore_ascii_case(term)
                 } else {
-                    g.client_name.to_lowercase().contains(&needle)
+                    super::name_matches(term, &g.client_name)
                 }
             })
             .collect())

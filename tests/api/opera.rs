@@ -299,6 +299,14 @@ async fn search_finds_in_house_guests_by_room() {
     assert_eq!(found["reservations"][0]["blocked"], false);
     let none = app.get(&q("202")).await.json();
     assert_eq!(none["reservations"].as_array().unwrap().len(), 0);
+    // Staff type names either way round; OPERA is asked for the surname.
+    for term in ["Doe,%20Jane", "Jane%20Doe", "doe"] {
+        let found = app.get(&q(term)).await.json();
+        assert_eq!(
+            found["reservations"][0]["clientName"], "Jane Doe",
+            "{term}: {found}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,12 +91,26 @@ pub struct OperaSettings {
     /// Transaction code for items whose accounting group has no mapped code.
     #[serde(default)]
     pub default_transaction_code: Option<String>,
+    /// OAuth scope asked for with the token. OHIP's default asks for every
+    /// scope the application was granted; a tenancy may limit it.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// Sent as `applyRoutingInstructions` on every charge line when set: `true`
+    /// lets OPERA route restaurant charges to another folio or a company per
+    /// the reservation's routing, `false` keeps them on the guest's folio.
+    /// Unset, the field is left out and OPERA's own default applies.
+    #[serde(default)]
+    pub apply_routing_instructions: Option<bool>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
 }
 
 fn default_timeout() -> Duration {
     Duration::from_secs(8)
+}
+
+fn default_scope() -> String {
+    SCOPE.to_string()
 }
 
 impl OperaSettings {
@@ -122,6 +136,9 @@ impl OperaSettings {
         rest::base_url(&self.url, "url")?;
         if let Some(t) = &self.token_url {
             rest::base_url(t, "token_url")?;
+        }
+        if self.scope.trim().is_empty() {
+            return Err("scope is empty (leave it out for OHIP's default)".into());
         }
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty".into());
@@ -189,7 +206,7 @@ impl OperaPms {
                 url: token_url,
                 client_id: settings.client_id.clone(),
                 client_secret,
-                form: vec![("scope", SCOPE.to_string())],
+                form: vec![("scope", settings.scope.clone())],
                 headers: token_headers,
                 timeout: settings.timeout,
             },
@@ -247,6 +264,9 @@ impl OperaPms {
             });
             if let Some(check) = check_number {
                 line["checkNumber"] = json!(check);
+            }
+            if let Some(routing) = self.settings.apply_routing_instructions {
+                line["applyRoutingInstructions"] = json!(routing);
             }
             if i == 0
                 && let Some(covers) = charge.covers
@@ -623,6 +643,8 @@ mod tests {
             hotel_id: "H1".into(),
             enterprise_id: Some(enterprise.into()),
             default_transaction_code: None,
+            scope: default_scope(),
+            apply_routing_instructions: None,
             timeout: default_timeout(),
         };
         assert!(settings("CBENT").check().is_ok());

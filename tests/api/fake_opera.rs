@@ -271,6 +271,8 @@ impl FakeOpera {
             hotel_id: HOTEL.into(),
             enterprise_id: Some(ENTERPRISE.into()),
             default_transaction_code: None,
+            scope: "urn:opc:hgbu:ws:__myscopes__".into(),
+            apply_routing_instructions: None,
             timeout: Duration::from_secs(8),
         }
     }

@@ -419,3 +419,41 @@ async fn the_fake_refuses_what_the_ohip_descriptions_refuse() {
     assert!(seen.iter().any(|v| v.contains("grant_type")), "{seen:?}");
     assert!(seen.iter().any(|v| v.contains("basicAuth")), "{seen:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routing_instructions_are_sent_only_when_configured() {
+    let fake = FakeOpera::start().await;
+    let mapping = fake.mapping();
+    let mut opera = fake.opera_settings();
+    opera.apply_routing_instructions = Some(false);
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms
+            .insert("fake".into(), chargebridge::pms::PmsSettings::Opera(opera));
+        s.tenants[0].pms = "fake".into();
+        s.tenants[0].mapping = mapping.clone();
+    }))
+    .await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    let body = fake.charge_bodies().pop().expect("a posting");
+    let lines = body["criteria"]["charges"].as_array().unwrap();
+    assert!(!lines.is_empty());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["applyRoutingInstructions"] == Value::Bool(false)),
+        "{body}"
+    );
+
+    // Unset, the field is left to OPERA's default.
+    let app = app_with_mapping(&fake, mapping).await;
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    let body = fake.charge_bodies().pop().expect("a posting");
+    assert!(
+        body["criteria"]["charges"][0]
+            .get("applyRoutingInstructions")
+            .is_none(),
+        "{body}"
+    );
+}

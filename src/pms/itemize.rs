@@ -59,7 +59,7 @@ pub fn folio_items(charge: &Charge) -> Vec<FolioItem> {
             .filter_map(|t| t.amount)
             .sum();
         let gross = line.amount + excluded_tax;
-        let (quantity, unit_gross) = whole_units(line.quantity, gross);
+        let (quantity, unit_gross) = whole_units(line.quantity, gross, &charge.currency);
         let first_tax = line.tax_lines.first();
         items.push(FolioItem {
             kind: ItemKind::Sale,
@@ -126,15 +126,18 @@ pub fn folio_items(charge: &Charge) -> Vec<FolioItem> {
 }
 
 /// `(2, 10.00)` for 2 × 10.00; `(1, 7.50)` for 0.5 kg at 15.00 (no rounding).
-/// A negative quantity (refund) keeps its sign on the count.
-fn whole_units(quantity: Decimal, gross: Decimal) -> (i32, Decimal) {
+/// A negative quantity (refund) keeps its sign on the count. A unit price the
+/// currency cannot show (3 × 10.00/3, 2 × 5.005 EUR) is never rounded: the line
+/// posts as one unit at its gross, so the folio total stays exact.
+fn whole_units(quantity: Decimal, gross: Decimal, currency: &str) -> (i32, Decimal) {
     use rust_decimal::prelude::ToPrimitive;
     if quantity.fract().is_zero()
         && !quantity.is_zero()
         && let Some(q) = quantity.to_i32()
     {
         let unit = gross / Decimal::from(q);
-        if unit * Decimal::from(q) == gross {
+        let shown = crate::domain::money::round_to_minor_unit(unit, currency);
+        if shown == unit && unit * Decimal::from(q) == gross {
             return (q, unit);
         }
     }
@@ -229,6 +232,19 @@ mod tests {
         let c = charge_of(include_str!("../../fixtures/payloads/refund.json"));
         let items = folio_items(&c);
         assert_eq!(total(&items), Decimal::new(-660, 1));
+    }
+
+    #[test]
+    fn unit_prices_are_whole_minor_units_or_the_line_posts_as_one() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(whole_units(d("2"), d("10.50"), "EUR"), (2, d("5.25")));
+        // 10.00 / 3 and 10.01 / 2 cannot be shown in cents: one line, exact total.
+        assert_eq!(whole_units(d("3"), d("10.00"), "EUR"), (1, d("10.00")));
+        assert_eq!(whole_units(d("2"), d("10.01"), "EUR"), (1, d("10.01")));
+        // Three decimals are whole units in a three-decimal currency.
+        assert_eq!(whole_units(d("2"), d("10.01"), "KWD"), (2, d("5.005")));
+        assert_eq!(whole_units(d("-2"), d("-10.50"), "EUR"), (-2, d("5.25")));
+        assert_eq!(whole_units(d("3"), d("1000"), "JPY"), (1, d("1000")));
     }
 
     #[test]

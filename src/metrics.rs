@@ -210,6 +210,13 @@ pub fn pms_call(
     }
 }
 
+/// A PMS call paced by its credential's rate limit: `waited`, `refused` (no
+/// turn before the deadline: not sent), `answered_429`.
+pub fn pms_rate_limited(pms: &'static str, outcome: &'static str) {
+    counter!("chargebridge_pms_rate_limited_total", "pms" => pms, "outcome" => outcome)
+        .increment(1);
+}
+
 /// Counts a request in flight for as long as the guard lives.
 pub struct InFlight;
 

@@ -42,6 +42,7 @@ use tokio::time::Instant;
 
 use super::itemize::{FolioItem, ItemKind, folio_items};
 use super::oauth::{Answer, BearerApi, Call, TokenRequest, TokenSource};
+use super::rate_limit::{RateLimit, RateLimiter};
 use super::rest::{self, ItemOrigin};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
@@ -81,6 +82,10 @@ pub struct ApaleoSettings {
     pub tip_vat_type: String,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Calls per credential; off by default (apaleo publishes no fixed
+    /// figure). Set it when the client's quota is known.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
 }
 
 fn default_url() -> String {
@@ -95,6 +100,10 @@ fn default_service_type() -> String {
 fn default_tip_vat_type() -> String {
     "Without".into()
 }
+fn default_rate_limit() -> RateLimit {
+    RateLimit::OFF
+}
+
 fn default_timeout() -> Duration {
     Duration::from_secs(8)
 }
@@ -171,6 +180,7 @@ impl ApaleoPms {
             },
         );
         let api = BearerApi {
+            limiter: RateLimiter::new("apaleo", settings.rate_limit),
             pms: "apaleo",
             client,
             tokens,

@@ -84,6 +84,7 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::itemize::{FolioItem, folio_items};
+use super::rate_limit::{RateLimit, RateLimiter};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
 use crate::domain::Charge;
@@ -148,6 +149,14 @@ pub struct MewsSettings {
     /// Reconciliation looks at items consumed within this of the receipt's close.
     #[serde(default = "default_reconcile_window", with = "humantime_serde")]
     pub reconcile_window: Duration,
+    /// Mews allows 200 requests per access token in 30 s; replicas sharing the
+    /// token share that, so divide `requests` among them.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+fn default_rate_limit() -> RateLimit {
+    RateLimit::new(200, Duration::from_secs(30))
 }
 
 fn default_client_name() -> String {
@@ -178,6 +187,7 @@ impl MewsSettings {
             default_tax_code: None,
             timeout: default_timeout(),
             reconcile_window: default_reconcile_window(),
+            rate_limit: default_rate_limit(),
         }
     }
 
@@ -201,6 +211,7 @@ impl MewsSettings {
 
     /// Rules serde cannot express; the message names the key.
     pub fn check(&self) -> Result<(), String> {
+        self.rate_limit.check()?;
         let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err("url must be http:// or https://".into());
@@ -248,6 +259,7 @@ pub struct MewsPms {
     client_token: SecretString,
     access_token: SecretString,
     client: String,
+    limiter: RateLimiter,
     settings: MewsSettings,
 }
 
@@ -274,6 +286,7 @@ impl MewsPms {
             client_token,
             access_token,
             client,
+            limiter: RateLimiter::new("Mews", settings.rate_limit),
             settings,
         })
     }
@@ -326,6 +339,11 @@ impl MewsPms {
         }
         let bytes = serde_json::to_vec(body)
             .map_err(|e| Failure::NotSent(format!("cannot encode {op}: {e}")))?;
+        self.limiter
+            .acquire(deadline)
+            .await
+            .map_err(Failure::NotSent)?;
+        let left = deadline.saturating_duration_since(Instant::now());
         let sent = self
             .http
             .post(format!("{}{op}", self.base))
@@ -348,6 +366,9 @@ impl MewsPms {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        if status == 429 {
+            self.limiter.pause(retry_after.as_deref());
+        }
         let body = response.bytes().await;
         if (200..300).contains(&status) {
             let body = body.map_err(|e| Failure::BadBody(format!("Mews {op}: {e}")))?;

@@ -46,6 +46,7 @@ pub mod memory;
 pub mod mews;
 mod oauth;
 pub mod opera;
+pub mod rate_limit;
 mod registry;
 mod rest;
 

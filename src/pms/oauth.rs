@@ -213,6 +213,8 @@ pub(crate) struct BearerApi {
     pub timeout: Duration,
     /// Sent on every call (`x-app-key`, `x-hotelid`); values may be secret.
     pub headers: Vec<(&'static str, SecretString)>,
+    /// Paces the calls made with this credential (token requests aside).
+    pub limiter: super::rate_limit::RateLimiter,
 }
 
 impl BearerApi {
@@ -273,9 +275,20 @@ impl BearerApi {
                 PmsError::Unavailable(detail)
             }
         };
+        self.limiter
+            .acquire(deadline)
+            .await
+            .map_err(PmsError::Unavailable)?;
         let resp = request.send().await.map_err(transport)?;
         let status = resp.status();
         let headers = resp.headers().clone();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            self.limiter.pause(
+                headers
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+            );
+        }
         let body = match resp.bytes().await {
             Ok(body) => body.to_vec(),
             // The status says it all; only the details are lost.

@@ -45,6 +45,7 @@ use tokio::time::Instant;
 
 use super::itemize::{FolioItem, folio_items};
 use super::oauth::{BearerApi, Call, TokenRequest, TokenSource};
+use super::rate_limit::{RateLimit, RateLimiter};
 use super::rest::{self, ItemOrigin};
 use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
@@ -103,6 +104,14 @@ pub struct OperaSettings {
     pub apply_routing_instructions: Option<bool>,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// OHIP allows 50 calls per second per application by default; replicas
+    /// sharing the credential share that, so divide `requests` among them.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+fn default_rate_limit() -> RateLimit {
+    RateLimit::new(50, Duration::from_secs(1))
 }
 
 fn default_timeout() -> Duration {
@@ -212,6 +221,7 @@ impl OperaPms {
             },
         );
         let api = BearerApi {
+            limiter: RateLimiter::new("OPERA", settings.rate_limit),
             pms: "OPERA",
             client,
             tokens,
@@ -645,6 +655,7 @@ mod tests {
             default_transaction_code: None,
             scope: default_scope(),
             apply_routing_instructions: None,
+            rate_limit: default_rate_limit(),
             timeout: default_timeout(),
         };
         assert!(settings("CBENT").check().is_ok());

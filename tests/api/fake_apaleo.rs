@@ -321,6 +321,7 @@ impl FakeApaleo {
             default_vat_type: Some("Normal".into()),
             tip_vat_type: "Without".into(),
             timeout: Duration::from_secs(8),
+            rate_limit: chargebridge::pms::rate_limit::RateLimit::OFF,
         }
     }
 

@@ -273,6 +273,7 @@ impl FakeOpera {
             default_transaction_code: None,
             scope: "urn:opc:hgbu:ws:__myscopes__".into(),
             apply_routing_instructions: None,
+            rate_limit: chargebridge::pms::rate_limit::RateLimit::new(50, Duration::from_secs(1)),
             timeout: Duration::from_secs(8),
         }
     }

@@ -770,3 +770,47 @@ async fn posting_latency() {
     );
     assert_eq!(fake.applied().len(), N + 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_holds_back_every_call_of_the_credential() {
+    let fake = fake_mews::start().await;
+    let app = app_with_deadline(&fake, Duration::from_millis(1000), |_, _| {}).await;
+    fake.inject(FakeFault::Unavailable); // 429 with Retry-After: 2
+    let answer = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(answer.code(), "pms_unavailable");
+    let calls = fake.all_calls().len();
+    // Another charge within those 2 s cannot have a turn before its 1 s
+    // deadline: it is not sent at all (nothing posted, nothing to reconcile).
+    let second = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(
+        (second.status, second.code().as_str()),
+        (500, "pms_unavailable")
+    );
+    assert_eq!(fake.all_calls().len(), calls, "nothing sent to Mews");
+    let metrics = app.get("/metrics").await;
+    let text = String::from_utf8_lossy(&metrics.bytes).to_string();
+    assert!(
+        text.contains("chargebridge_pms_rate_limited_total{pms=\"Mews\",outcome=\"refused\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_beyond_the_configured_rate_wait_or_are_not_sent() {
+    let fake = fake_mews::start().await;
+    let app = app_with_deadline(&fake, Duration::from_millis(1000), |m, _| {
+        m.rate_limit = chargebridge::pms::rate_limit::RateLimit::new(2, Duration::from_secs(20));
+    })
+    .await;
+    // Each posting makes two calls (reservation, order): the bucket of two
+    // serves the first charge, the second finds no turn within its deadline.
+    assert_eq!(app.charge(&fresh_key(), SEED).await.status, 200);
+    let calls = fake.all_calls().len();
+    let second = app.charge(&fresh_key(), SEED).await;
+    assert_eq!(second.code(), "pms_unavailable", "{}", second.json());
+    assert_eq!(
+        fake.all_calls().len(),
+        calls,
+        "nothing sent beyond the rate"
+    );
+}

@@ -28,7 +28,8 @@
 //! | could not connect, or deadline reached before sending | unavailable  |
 //! | 429 / 408 (request not processed)                     | unavailable  |
 //! | 401 (credentials; logged as an error)                 | unavailable  |
-//! | 3XX / 404 / other unexpected 4XX (misconfigured URL)  | unavailable  |
+//! | 3XX / 404 / 405 / 415 (set-up error; logged as one)   | unavailable  |
+//! | other unexpected 4XX                                  | unavailable  |
 //! | 400 / 403                                             | rejected     |
 //! | 5XX, timeout or connection lost after sending         | unknown      |
 //!
@@ -337,6 +338,15 @@ impl MewsPms {
             Err(e) => return Err(Failure::NoAnswer(format!("Mews {op}: {e}"))),
         };
         let status = response.status().as_u16();
+        // 3XX (never followed), 404, 405, 415: set up wrong; Mews ran nothing.
+        if let Some(detail) = super::rest::setup_error(
+            "Mews",
+            op,
+            status,
+            super::rest::location(response.headers()),
+        ) {
+            return Err(Failure::NotSent(detail));
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)

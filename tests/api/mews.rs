@@ -732,3 +732,17 @@ async fn posting_latency() {
     );
     assert_eq!(fake.applied().len(), N + 10);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_to_orders_add_is_a_set_up_error_not_a_refusal() {
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |_, _| {}).await;
+    let key = fresh_key();
+    fake.push(Fault::Status(404));
+    assert_set_up_error_is_unavailable(&app, &key, "Mews 404").await;
+    assert_eq!(
+        applied_for(&fake, &key).len(),
+        1,
+        "posted once, by the retry"
+    );
+}

@@ -165,6 +165,9 @@ impl ApaleoPms {
         let client_secret = settings.client_secret_sources().require()?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
+            // A redirected POST would be replayed as something else; never follow
+            // (a 3XX reads as a set-up error, see `rest::setup_error`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let tokens = TokenSource::new(
@@ -360,6 +363,10 @@ fn read_json(answer: &Answer, what: &str) -> Result<Value, PmsError> {
 /// The charge id of a 2XX, or the classified failure.
 fn charge_outcome(answer: &Answer) -> Result<Option<String>, PmsError> {
     let status = answer.status.as_u16();
+    let location = rest::location(&answer.headers);
+    if let Some(detail) = rest::setup_error("apaleo", "charges", status, location) {
+        return Err(PmsError::Unavailable(detail));
+    }
     match status {
         200..=299 => Ok(serde_json::from_slice::<Value>(&answer.body)
             .ok()

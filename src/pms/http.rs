@@ -18,7 +18,10 @@
 //! * **2XX**: posted. The PMS's id is the body's `pmsReference`; a 2XX without a
 //!   readable one is still posted and reports the charge's own `reference`.
 //! * **4XX**: [`PmsError::Rejected`] with the body's `message` (else the status
-//!   text), stored and replayed as 422. Five statuses are not refusals:
+//!   text), stored and replayed as 422. Eight statuses are not refusals:
+//!   * `404 Not Found`, `405 Method Not Allowed`, `415 Unsupported Media Type`:
+//!     chargebridge is set up wrong (base URL, path, content type); nothing was
+//!     applied, so [`PmsError::Unavailable`], logged as a configuration error;
 //!   * `401 Unauthorized` and `403 Forbidden`: chargebridge's token was not
 //!     accepted; nothing was applied and fixing the configuration changes the
 //!     answer, so it is [`PmsError::Unavailable`] (logged as an error), never a
@@ -36,7 +39,9 @@
 //! * **Timeout or connection loss after the request may have left** (including a
 //!   per-request timeout that fires while still connecting, which reqwest does not
 //!   tell apart): [`PmsError::Unknown`].
-//! * Anything else (1XX, 3XX: redirects are not followed): [`PmsError::Unknown`].
+//! * **3XX**: redirects are not followed; a set-up error like 404 (wrong base URL),
+//!   [`PmsError::Unavailable`], logged as an error with its `Location`.
+//! * Anything else (1XX, unassigned codes): [`PmsError::Unknown`].
 //!
 //! Each attempt waits at most `min(timeout, deadline - now)`. Only outcomes known
 //! not to have applied anything are retried (connection refused, 429, 503), at most
@@ -393,20 +398,26 @@ impl PmsAdapter for HttpPms {
 async fn classify_post(response: Response, charge: &Charge) -> Attempt {
     let status = response.status();
     let retry_after = retry_after(response.headers(), Utc::now());
+    let location = super::rest::location(response.headers()).map(str::to_string);
     // A body that cannot be read (cut, timed out) leaves only the status to go by.
     let bytes = read_capped(response).await.unwrap_or_default();
-    classify_status(status, &bytes, retry_after, charge)
+    classify_status(status, &bytes, retry_after, location.as_deref(), charge)
 }
 
 fn classify_status(
     status: StatusCode,
     body: &[u8],
     retry_after: Option<Duration>,
+    location: Option<&str>,
     charge: &Charge,
 ) -> Attempt {
     let code = status.as_u16();
     if status.is_success() {
         return Attempt::Done(Ok(receipt_from(body, charge)));
+    }
+    // 3XX, 404, 405, 415: chargebridge is set up wrong; nothing was posted.
+    if let Some(detail) = super::rest::setup_error("PMS", "charge", code, location) {
+        return Attempt::Done(Err(PmsError::Unavailable(detail)));
     }
     let not_applied = || PmsError::Unavailable(format!("PMS answered HTTP {code}"));
     match code {
@@ -983,6 +994,7 @@ mod tests {
             StatusCode::from_u16(status).unwrap(),
             body.as_bytes(),
             retry_after,
+            None,
             &charge,
         )
     }
@@ -1038,10 +1050,15 @@ mod tests {
             outcome(409, "", None),
             Attempt::Done(Err(PmsError::Unknown(_)))
         ));
-        assert!(matches!(
-            outcome(302, "", None),
-            Attempt::Done(Err(PmsError::Unknown(_)))
-        ));
+        for status in [302, 404, 405, 415] {
+            assert!(
+                matches!(
+                    outcome(status, r#"{"message":"Not Found"}"#, None),
+                    Attempt::Done(Err(PmsError::Unavailable(_)))
+                ),
+                "{status}: a set-up error is not a refusal to store"
+            );
+        }
     }
 
     #[test]

@@ -26,10 +26,12 @@
 //! | what happened                                         | class        |
 //! |-------------------------------------------------------|--------------|
 //! | could not connect, or deadline reached before sending | unavailable  |
-//! | 429 / 408 (request not processed)                     | unavailable  |
+//! | 429 (request not processed)                           | unavailable  |
 //! | 401 (credentials; logged as an error)                 | unavailable  |
-//! | 3XX / 404 / other unexpected 4XX (misconfigured URL)  | unavailable  |
+//! | 3XX / 404 / 405 / 415 (set-up error; logged as one)   | unavailable  |
+//! | other unexpected 4XX                                  | unavailable  |
 //! | 400 / 403                                             | rejected     |
+//! | 408 on `orders/add` (Mews gave up while processing)   | unknown      |
 //! | 5XX, timeout or connection lost after sending         | unknown      |
 //!
 //! Each request waits at most `min(timeout, deadline - now)`.
@@ -361,6 +363,15 @@ impl MewsPms {
             Err(e) => return Err(Failure::NoAnswer(format!("Mews {op}: {e}"))),
         };
         let status = response.status().as_u16();
+        // 3XX (never followed), 404, 405, 415: set up wrong; Mews ran nothing.
+        if let Some(detail) = super::rest::setup_error(
+            "Mews",
+            op,
+            status,
+            super::rest::location(response.headers()),
+        ) {
+            return Err(Failure::NotSent(detail));
+        }
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -708,8 +719,15 @@ fn write_error(f: Failure) -> PmsError {
             status, message, ..
         } => match status {
             400 | 403 => PmsError::Rejected(staff_sentence(message)),
+            // Mews's description of 408 (tests/vendor/mews/orders.subset.openapi.json,
+            // `orders/add`): "Error caused by heavy request that takes too long to
+            // process (typically tens of seconds). To get around this, request data
+            // in smaller batches." Mews was processing the order when it gave up,
+            // and nothing says it was rolled back: it may have been applied, so it
+            // is reconciled by reference.
+            408 => PmsError::Unknown(f.to_string()),
             500..=599 => PmsError::Unknown(f.to_string()),
-            // 401 credentials, 408/429 not processed, 3XX/404/… misconfigured URL:
+            // 401 credentials, 429 not processed, 3XX/404/… misconfigured URL:
             // Mews did not run the operation.
             _ => PmsError::Unavailable(f.to_string()),
         },
@@ -1248,7 +1266,7 @@ reconcile_window = "3d"
         assert_eq!(class(Failure::NotSent("refused".into())), "unavailable");
         assert_eq!(class(Failure::NoAnswer("timeout".into())), "unknown");
         assert_eq!(class(status(429, "")), "unavailable");
-        assert_eq!(class(status(408, "")), "unavailable");
+        assert_eq!(class(status(408, "")), "unknown");
         assert_eq!(class(status(401, "")), "unavailable");
         assert_eq!(class(status(404, "")), "unavailable");
         assert_eq!(class(status(500, "")), "unknown");

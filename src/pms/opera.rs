@@ -202,6 +202,9 @@ impl OperaPms {
         let app_key = settings.app_key_sources().require()?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
+            // A redirected POST would be replayed as something else; never follow
+            // (a 3XX reads as a set-up error, see `rest::setup_error`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
         let mut token_headers = vec![("x-app-key", app_key.clone())];
@@ -400,6 +403,10 @@ impl PmsAdapter for OperaPms {
             .send(|c| c.post(url.clone()).json(&body), Call::Write, deadline)
             .await?;
         let (status, headers, resp) = (answer.status, answer.headers, answer.body);
+        let location = rest::location(&headers);
+        if let Some(detail) = rest::setup_error("OPERA", "charges", status.as_u16(), location) {
+            return Err(PmsError::Unavailable(detail));
+        }
         match status.as_u16() {
             200..=299 => {
                 let json: Value = serde_json::from_slice(&resp).unwrap_or(Value::Null);

@@ -72,6 +72,49 @@ pub(crate) fn maybe_sent(e: &reqwest::Error) -> bool {
     !e.is_connect() && !e.is_builder()
 }
 
+/// The `Location` of an answer, for the log of a redirect.
+pub(crate) fn location(headers: &reqwest::header::HeaderMap) -> Option<&str> {
+    headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|l| l.to_str().ok())
+}
+
+/// A status that says chargebridge is set up wrong, not that the PMS refused the
+/// charge: a redirect (3XX; never followed), `404 Not Found` (wrong base URL or
+/// path), `405 Method Not Allowed` (wrong path), `415 Unsupported Media Type`
+/// (wrong content type). Nothing was posted, so the caller classifies it as
+/// unavailable (the journal keeps the charge for the worker and the operator);
+/// storing a refusal would lose the charge for the whole retention. Logged here
+/// at ERROR as a configuration problem. `None` for every other status.
+///
+/// `pms` names the system ("Mews", "OPERA", …), `what` the call ("orders/add").
+pub(crate) fn setup_error(
+    pms: &str,
+    what: &str,
+    status: u16,
+    location: Option<&str>,
+) -> Option<String> {
+    let hint = match status {
+        300..=399 => "the PMS redirected (not followed): check the base URL (scheme, host, path)",
+        404 => "the PMS has no such path: check the base URL and path",
+        405 => "the PMS does not allow this method there: check the base URL and path",
+        415 => "the PMS refused the content type: check the adapter's content type",
+        _ => return None,
+    };
+    tracing::error!(
+        pms,
+        call = what,
+        status,
+        location = location.unwrap_or(""),
+        "configuration problem: {hint}; nothing was posted"
+    );
+    let mut detail = format!("{pms} {what} answered HTTP {status}: {hint}");
+    if let Some(l) = location {
+        detail.push_str(&format!(" (Location {l})"));
+    }
+    Some(detail)
+}
+
 /// PMS error text made fit for a POS screen: one line, no control characters,
 /// no trailing period, bounded length (the API layer cuts it to 50 characters).
 pub(crate) fn staff_text(raw: &str) -> String {

@@ -320,3 +320,16 @@ async fn the_fake_refuses_what_apaleos_descriptions_refuse() {
     assert!(seen.iter().any(|v| v.contains("security")), "{seen:?}");
     assert!(fake.charges().is_empty(), "nothing reached the handler");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_to_the_charge_is_a_set_up_error_not_a_refusal() {
+    let fake = FakeApaleo::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    fake.push(ApaleoFault::Status(404));
+    assert_set_up_error_is_unavailable(&app, &key, "apaleo 404").await;
+    assert!(
+        !applied_amounts(&fake, &key).is_empty(),
+        "posted by the retry"
+    );
+}

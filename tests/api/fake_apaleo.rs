@@ -126,6 +126,8 @@ pub enum ApaleoFault {
     TooManyRequests,
     /// This request goes through normally (to aim a later fault at a later item).
     Pass,
+    /// This status (with an apaleo `messages` body), nothing applied: a misrouted call.
+    Status(u16),
 }
 
 struct Guest {
@@ -679,6 +681,7 @@ async fn post_charge(
             HttpResponse::Ok().json(created)
         }
         Some(ApaleoFault::Kit(FakeFault::Reject(reason))) => messages(422, &reason),
+        Some(ApaleoFault::Status(status)) => messages(status, "Not a charge endpoint"),
         Some(ApaleoFault::Kit(FakeFault::Unavailable)) => {
             HttpResponse::ServiceUnavailable().finish()
         }

@@ -207,6 +207,9 @@ pub fn vendor() -> Arc<Vendor> {
                 // Tests play a gateway in front of Mews answering 502/503/504
                 // (an outcome the adapter must classify), which Mews does not list.
                 .gateway_statuses(&[502, 503, 504])
+                // A wrong base URL or path meets a server that is not Mews's
+                // Connector API (404), which Mews does not list either.
+                .gateway_statuses(&[404])
                 .request_rule(order_items_filter_rule)
                 .request_rule(portfolio_rule),
             )

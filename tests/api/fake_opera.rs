@@ -61,7 +61,9 @@ pub fn vendor() -> Arc<Vendor> {
                 )
                 // OHIP's gateway rate-limits with 429 (the adapter must take it
                 // as "not processed"); the Cashiering description does not list it.
-                .gateway_statuses(&[429, 504])
+                // A wrong base URL meets a server that redirects (302); the
+                // description does not list it either.
+                .gateway_statuses(&[302, 429, 504])
                 .request_rule(bearer_rule),
             )
         })
@@ -100,6 +102,11 @@ pub enum OperaFault {
     Kit(FakeFault),
     /// 429 with `Retry-After`, before anything is applied.
     TooManyRequests,
+    /// This status (with an OHIP error body), nothing applied: a misrouted call.
+    Status(u16),
+    /// `302 Found` to this `Location` (a `GET` there answers 200), nothing applied:
+    /// a base URL that a server redirects.
+    Redirect(&'static str),
 }
 
 struct Guest {
@@ -607,6 +614,10 @@ async fn post_charges(
             HttpResponse::Created().json(body)
         }
         Some(OperaFault::Kit(FakeFault::Reject(reason))) => error(400, "Bad Request", &reason),
+        Some(OperaFault::Status(status)) => error(status, "Misrouted", "Not a charge endpoint"),
+        Some(OperaFault::Redirect(location)) => HttpResponse::Found()
+            .insert_header(("Location", location))
+            .finish(),
         Some(OperaFault::Kit(FakeFault::Unavailable)) => {
             HttpResponse::ServiceUnavailable().finish()
         }

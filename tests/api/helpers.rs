@@ -294,3 +294,37 @@ macro_rules! both_stores {
         }
     };
 }
+
+/// A charge whose posting call met a set-up error (404, 405, 415, 3XX: wrong base
+/// URL, path or content type), injected into the fake just before: answered
+/// `500 pms_unavailable` (never a stored `422 pms_rejected`), the journal entry
+/// is `failed` (not a permanent refusal), and the retry posts (no replay).
+pub async fn assert_set_up_error_is_unavailable(app: &TestApp, key: &str, what: &str) {
+    let answer = app.charge(key, SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "pms_unavailable"),
+        "{what}: {}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, key)
+        .await
+        .unwrap()
+        .expect("a journal entry");
+    assert_eq!(
+        entry.state,
+        chargebridge::journal::JournalState::Failed,
+        "{what}: not a permanent refusal"
+    );
+    let retry = app.charge(key, SEED).await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{what}: the retry posts: {}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    assert!(!retry.replayed(), "{what}: nothing was stored to replay");
+}

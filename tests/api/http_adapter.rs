@@ -415,3 +415,19 @@ async fn a_rate_limited_queued_charge_waits_for_retry_after() {
     );
     assert_eq!(fake.charge_requests(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_up_errors_are_unavailable_not_refusals() {
+    let fake = start_fake(None).await;
+    let app = app_for(&dyn_fake(&fake)).await;
+    for status in [404, 405, 415, 302] {
+        let key = fresh_key();
+        fake.push(HttpFault::Status(status, json!({"message": "Not here"})));
+        assert_set_up_error_is_unavailable(&app, &key, &format!("HTTP {status}")).await;
+        assert_eq!(
+            applied_for(&fake, &key),
+            1,
+            "{status}: posted once, by the retry"
+        );
+    }
+}

@@ -814,3 +814,54 @@ async fn calls_beyond_the_configured_rate_wait_or_are_not_sent() {
         "nothing sent beyond the rate"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_to_orders_add_is_a_set_up_error_not_a_refusal() {
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |_, _| {}).await;
+    let key = fresh_key();
+    fake.push(Fault::Status(404));
+    assert_set_up_error_is_unavailable(&app, &key, "Mews 404").await;
+    assert_eq!(
+        applied_for(&fake, &key).len(),
+        1,
+        "posted once, by the retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_408_to_orders_add_may_have_been_applied() {
+    let fake = fake_mews::start().await;
+    let app = app_on(&fake, |_, _| {}).await;
+    let key = fresh_key();
+    fake.push(Fault::ApplyThenStatus(408));
+    let first = app.charge(&key, SEED).await;
+    assert_eq!(
+        (first.status, first.code().as_str()),
+        (500, "pms_outcome_unknown"),
+        "{}",
+        String::from_utf8_lossy(&first.bytes)
+    );
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .expect("a journal entry");
+    assert_eq!(entry.state, chargebridge::journal::JournalState::Unknown);
+    // Reconciled by reference: found, not posted again.
+    let retry = app.charge(&key, SEED).await;
+    assert_eq!(
+        retry.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&retry.bytes)
+    );
+    assert_eq!(applied_for(&fake, &key).len(), 1);
+    assert_eq!(
+        fake.calls("orders/add").len(),
+        1,
+        "reconciled, not posted again"
+    );
+}

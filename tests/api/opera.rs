@@ -193,12 +193,42 @@ async fn a_guest_not_in_house_is_refused_with_operas_words() {
         answer.json()["customerErrorMessage"],
         "Reservation is not in house"
     );
+    // OHIP answers an unknown reservation 404, which cannot be told from a wrong
+    // base URL or path (issue 17): a set-up error, not a stored refusal.
     let body = seed_with(|v| v["payments"][0]["reservationId"] = "999".into());
     let answer = app.charge(&fresh_key(), &body).await;
-    assert_eq!(answer.status, 422);
     assert_eq!(
-        answer.json()["customerErrorMessage"],
-        "Reservation not found"
+        (answer.status, answer.code().as_str()),
+        (500, "pms_unavailable")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_to_the_charge_is_a_set_up_error_not_a_refusal() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    fake.push(OperaFault::Status(404));
+    assert_set_up_error_is_unavailable(&app, &key, "OPERA 404").await;
+    assert_eq!(
+        applied_amounts(&fake, &key).len(),
+        1,
+        "posted once, by the retry"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_not_followed_and_is_a_set_up_error() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    let key = fresh_key();
+    // Followed, the POST would turn into a GET of a page answering 200: "posted".
+    fake.push(OperaFault::Redirect("/csh/v1/services/cashiering/status"));
+    assert_set_up_error_is_unavailable(&app, &key, "OPERA 302").await;
+    assert_eq!(
+        applied_amounts(&fake, &key).len(),
+        1,
+        "posted once, by the retry"
     );
 }
 

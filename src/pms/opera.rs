@@ -302,6 +302,15 @@ fn missing_code(origin: &ItemOrigin) -> PmsError {
 }
 
 /// Staff-readable text of an OPERA error body (`exceptionDetailType`).
+/// OHIP's error body (`exceptionDetailType`, whose `type` and `title` are
+/// required), as opposed to a gateway's or another server's 404.
+fn is_ohip_error(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|json| {
+        json.get("type").is_some_and(Value::is_string)
+            && json.get("title").is_some_and(Value::is_string)
+    })
+}
+
 fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |v: &Value, k: &str| {
@@ -404,6 +413,15 @@ impl PmsAdapter for OperaPms {
             .await?;
         let (status, headers, resp) = (answer.status, answer.headers, answer.body);
         let location = rest::location(&headers);
+        // OHIP describes 404 on this operation as "Resource not found" with its
+        // error body (exceptionDetailType): the reservation is not there, which
+        // staff must read. A 404 without that body (a gateway, a wrong path) is
+        // a set-up error.
+        if status == reqwest::StatusCode::NOT_FOUND && is_ohip_error(&resp) {
+            let reason = error_text(status, &resp);
+            tracing::info!(status = 404, %reason, "OPERA has no such reservation");
+            return Err(PmsError::Rejected(reason));
+        }
         if let Some(detail) = rest::setup_error("OPERA", "charges", status.as_u16(), location) {
             return Err(PmsError::Unavailable(detail));
         }

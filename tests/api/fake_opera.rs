@@ -62,8 +62,10 @@ pub fn vendor() -> Arc<Vendor> {
                 // OHIP's gateway rate-limits with 429 (the adapter must take it
                 // as "not processed"); the Cashiering description does not list it.
                 // A wrong base URL meets a server that redirects (302); the
-                // description does not list it either.
-                .gateway_statuses(&[302, 429, 504])
+                // description does not list it either. A wrong path meets the
+                // gateway's own 404, not the operation's (the fake's own
+                // "Reservation not found" 404 keeps OHIP's body, see `error`).
+                .gateway_statuses(&[302, 404, 429, 504])
                 .request_rule(bearer_rule),
             )
         })
@@ -614,7 +616,12 @@ async fn post_charges(
             HttpResponse::Created().json(body)
         }
         Some(OperaFault::Kit(FakeFault::Reject(reason))) => error(400, "Bad Request", &reason),
-        Some(OperaFault::Status(status)) => error(status, "Misrouted", "Not a charge endpoint"),
+        // What answers a wrong base URL or path: the API gateway's own short
+        // JSON, not OHIP's error body (no title/status/o:errorCode).
+        Some(OperaFault::Status(status)) => {
+            HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
+                .json(json!({ "code": "NotFound", "message": "Not Found" }))
+        }
         Some(OperaFault::Redirect(location)) => HttpResponse::Found()
             .insert_header(("Location", location))
             .finish(),

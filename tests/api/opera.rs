@@ -193,13 +193,17 @@ async fn a_guest_not_in_house_is_refused_with_operas_words() {
         answer.json()["customerErrorMessage"],
         "Reservation is not in house"
     );
-    // OHIP answers an unknown reservation 404, which cannot be told from a wrong
-    // base URL or path (issue 17): a set-up error, not a stored refusal.
+    // OHIP answers an unknown reservation 404 with its error body: a refusal
+    // in OPERA's words (a 404 without that body is a set-up error, below).
     let body = seed_with(|v| v["payments"][0]["reservationId"] = "999".into());
     let answer = app.charge(&fresh_key(), &body).await;
     assert_eq!(
         (answer.status, answer.code().as_str()),
-        (500, "pms_unavailable")
+        (422, "pms_rejected")
+    );
+    assert_eq!(
+        answer.json()["customerErrorMessage"],
+        "Reservation not found"
     );
 }
 

@@ -43,6 +43,17 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for (name, pms_settings) in &settings.pms {
+        if let crate::pms::PmsSettings::Opera(opera) = pms_settings
+            && opera.enterprise_id.is_none()
+        {
+            // OHIP's token description: "Only while using Client Credentials
+            // workflow with OCIM environments, users should pass this header."
+            println!(
+                "  note  pms {name} (opera): no enterprise_id; OCIM environments need it with client credentials (the token request fails without it)"
+            );
+        }
+    }
     match Tenants::build(&settings.tenants, &pms) {
         Ok(_) => {
             for t in &settings.tenants {

@@ -295,3 +295,27 @@ async fn sigterm_lets_an_in_flight_charge_finish() {
             .is_err()
     );
 }
+
+#[test]
+fn check_config_notes_an_opera_section_without_enterprise_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let section = "[pms.opera]\nadapter = \"opera\"\nurl = \"http://127.0.0.1:9\"\nclient_id = \"C\"\n\
+                   client_secret = \"s\"\napp_key = \"a\"\nhotel_id = \"H1\"\ntimeout = \"1s\"\n";
+    let tenant = "[[tenants]]\nid = \"h1\"\napi_key = \"k-123456789\"\ncurrency = \"EUR\"\npms = \"opera\"\n";
+    let check = |extra: &str| {
+        let path = write_config(&dir, &format!("{tenant}{section}{extra}"));
+        let out = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let without = check("");
+    assert!(
+        without.contains("note  pms opera (opera): no enterprise_id"),
+        "{without}"
+    );
+    let with = check("enterprise_id = \"ENT123\"\n");
+    assert!(!with.contains("no enterprise_id"), "{with}");
+}

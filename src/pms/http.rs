@@ -397,7 +397,7 @@ impl PmsAdapter for HttpPms {
 /// Sorts the answer to `POST /charges` into an outcome (see the module docs).
 async fn classify_post(response: Response, charge: &Charge) -> Attempt {
     let status = response.status();
-    let retry_after = retry_after(response.headers(), Utc::now());
+    let retry_after = super::rest::retry_after(response.headers(), Utc::now());
     let location = super::rest::location(response.headers()).map(str::to_string);
     // A body that cannot be read (cut, timed out) leaves only the status to go by.
     let bytes = read_capped(response).await.unwrap_or_default();
@@ -499,19 +499,6 @@ fn reason(status: StatusCode, body: &[u8]) -> String {
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date (relative to `now`).
-fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds.min(86_400)));
-    }
-    let at = DateTime::parse_from_rfc2822(value).ok()?;
-    Some(
-        (at.with_timezone(&Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 fn backoff(retries: u32) -> Duration {
     BACKOFF.saturating_mul(1 << retries.min(4))
 }
@@ -1059,26 +1046,6 @@ mod tests {
                 "{status}: a set-up error is not a refusal to store"
             );
         }
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_a_date() {
-        let now = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::RETRY_AFTER, HeaderValue::from_str(v).unwrap());
-            retry_after(&h, now)
-        };
-        assert_eq!(with("0"), Some(Duration::ZERO));
-        assert_eq!(with("3"), Some(Duration::from_secs(3)));
-        assert_eq!(
-            with("Wed, 01 May 2024 10:00:05 GMT"),
-            Some(Duration::from_secs(5))
-        );
-        assert_eq!(with("Wed, 01 May 2024 09:00:00 GMT"), Some(Duration::ZERO));
-        assert_eq!(with("soon"), None);
     }
 
     #[test]

@@ -378,7 +378,8 @@ impl MewsPms {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if status == 429 {
-            self.limiter.pause(retry_after.as_deref());
+            self.limiter
+                .pause(super::rest::retry_after(response.headers(), Utc::now()));
         }
         let body = response.bytes().await;
         if (200..300).contains(&status) {

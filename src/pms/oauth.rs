@@ -283,11 +283,8 @@ impl BearerApi {
         let status = resp.status();
         let headers = resp.headers().clone();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            self.limiter.pause(
-                headers
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok()),
-            );
+            self.limiter
+                .pause(rest::retry_after(&headers, chrono::Utc::now()));
         }
         let body = match resp.bytes().await {
             Ok(body) => body.to_vec(),

@@ -121,13 +121,10 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// After a 429: no call of this credential leaves before `Retry-After`
-    /// (seconds, or an HTTP date) has passed; one second when it gives none.
-    pub fn pause(&self, retry_after: Option<&str>) {
-        let pause = retry_after
-            .and_then(parse_retry_after)
-            .unwrap_or(Duration::from_secs(1))
-            .min(MAX_PAUSE);
+    /// After a 429: no call of this credential leaves before its `Retry-After`
+    /// (read by `rest::retry_after`) has passed; one second when it gives none.
+    pub fn pause(&self, retry_after: Option<Duration>) {
+        let pause = retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_PAUSE);
         tracing::warn!(
             pms = self.pms,
             pause_ms = pause.as_millis() as u64,
@@ -138,16 +135,6 @@ impl RateLimiter {
         let mut state = self.lock();
         state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
     }
-}
-
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(left.to_std().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -183,23 +170,10 @@ mod tests {
             .acquire(Instant::now() + Duration::from_millis(50))
             .await
             .unwrap();
-        limiter.pause(Some("2"));
+        limiter.pause(Some(Duration::from_secs(2)));
         let refused = limiter
             .acquire(Instant::now() + Duration::from_millis(500))
             .await;
         assert!(refused.unwrap_err().contains("Retry-After"));
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
-        let parsed = parse_retry_after(&soon).unwrap();
-        assert!(parsed > Duration::from_secs(25) && parsed <= Duration::from_secs(30));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }

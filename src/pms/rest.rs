@@ -5,6 +5,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+use reqwest::header::HeaderMap;
+
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -70,6 +73,24 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 /// made cannot have applied anything; anything later (timeout, reset) may have.
 pub(crate) fn maybe_sent(e: &reqwest::Error) -> bool {
     !e.is_connect() && !e.is_builder()
+}
+
+/// A 429/503's `Retry-After`: seconds (at most a day) or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds.min(86_400)));
+    }
+    let at = DateTime::parse_from_rfc2822(value).ok()?;
+    Some(
+        (at.with_timezone(&Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The `Location` of an answer, for the log of a redirect.
@@ -245,6 +266,28 @@ pub(crate) fn looks_like_room(term: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use reqwest::header::{self, HeaderValue};
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::RETRY_AFTER, HeaderValue::from_str(v).unwrap());
+            retry_after(&h, now)
+        };
+        assert_eq!(with("0"), Some(Duration::ZERO));
+        assert_eq!(with("3"), Some(Duration::from_secs(3)));
+        assert_eq!(
+            with("Wed, 01 May 2024 10:00:05 GMT"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(with("Wed, 01 May 2024 09:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(with("soon"), None);
+    }
+
     use super::*;
 
     #[test]

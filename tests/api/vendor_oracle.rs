@@ -583,16 +583,7 @@ impl Document {
                         Some("header") => In::Header,
                         Some("formData") => In::Form,
                         Some("body") => {
-                            let consumes = spec
-                                .get("consumes")
-                                .or_else(|| doc.get("consumes"))
-                                .and_then(Value::as_array)
-                                .map(|c| {
-                                    c.iter()
-                                        .filter_map(|m| m.as_str().map(str::to_string))
-                                        .collect()
-                                })
-                                .unwrap_or_else(|| vec!["application/json".to_string()]);
+                            let consumes = consumes(spec, doc, "application/json");
                             body = Some(Body {
                                 required: p["required"].as_bool().unwrap_or(false),
                                 media: consumes,
@@ -637,16 +628,7 @@ impl Document {
                     });
                 }
                 if params.iter().any(|p| p.location == In::Form) {
-                    let consumes = spec
-                        .get("consumes")
-                        .or_else(|| doc.get("consumes"))
-                        .and_then(Value::as_array)
-                        .map(|c| {
-                            c.iter()
-                                .filter_map(|m| m.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_else(|| vec!["application/x-www-form-urlencoded".to_string()]);
+                    let consumes = consumes(spec, doc, "application/x-www-form-urlencoded");
                     body = Some(Body {
                         required: params.iter().any(|p| p.location == In::Form && p.required),
                         media: consumes,
@@ -1071,6 +1053,19 @@ where
             Ok(ServiceResponse::new(http_req, rebuilt.body(bytes)))
         })
     }
+}
+
+/// A Swagger 2 operation's `consumes` (else the document's), or `default`.
+fn consumes(spec: &Value, doc: &Value, default: &str) -> Vec<String> {
+    spec.get("consumes")
+        .or_else(|| doc.get("consumes"))
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .filter_map(|m| m.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![default.to_string()])
 }
 
 #[cfg(test)]

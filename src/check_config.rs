@@ -44,14 +44,9 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         }
     };
     for (name, pms_settings) in &settings.pms {
-        if let crate::pms::PmsSettings::Opera(opera) = pms_settings
-            && opera.enterprise_id.is_none()
-        {
-            // OHIP's token description: "Only while using Client Credentials
-            // workflow with OCIM environments, users should pass this header."
-            println!(
-                "  note  pms {name} (opera): no enterprise_id; OCIM environments need it with client credentials (the token request fails without it)"
-            );
+        let kind = pms.get(name).map_or("?", |p| p.kind());
+        for note in pms_settings.notes() {
+            println!("  note  pms {name} ({kind}): {note}");
         }
     }
     match Tenants::build(&settings.tenants, &pms) {

@@ -68,7 +68,7 @@ impl GuestSearch {
         let call = self.call_for(tenant, term, deadline);
         match tokio::time::timeout_at(deadline, call).await {
             Ok(result) => result,
-            Err(_) => Err(PmsError::Unavailable("search overran the deadline".into())),
+            Err(_) => Err(PmsError::out_of_time("search overran the deadline")),
         }
     }
 
@@ -113,14 +113,7 @@ impl GuestSearch {
         let task_key = key.clone();
         let term = term.to_string();
         let task = tokio::spawn(async move {
-            let started = std::time::Instant::now();
             let found = pms.search(&term, deadline).await.map(Arc::new);
-            m::pms_call(
-                pms.kind(),
-                "search",
-                started.elapsed(),
-                found.as_ref().err(),
-            );
             let mut entries = shared.lock().unwrap_or_else(|p| p.into_inner());
             let ours = matches!(entries.slots.get(&task_key),
                 Some(Slot::InFlight { generation: g, .. }) if *g == generation);
@@ -144,7 +137,7 @@ impl GuestSearch {
         });
         let call = async move {
             task.await
-                .unwrap_or_else(|e| Err(PmsError::Unavailable(format!("search task failed: {e}"))))
+                .unwrap_or_else(|e| Err(PmsError::unavailable(format!("search task failed: {e}"))))
         }
         .boxed()
         .shared();

@@ -210,6 +210,15 @@ pub fn pms_call(
     }
 }
 
+/// One HTTP exchange with a PMS (`status`: `2xx`, `404`, …, or `none` when no
+/// answer came), recorded by the transport for every adapter alike.
+pub fn pms_http(pms: &'static str, op: &'static str, status: &'static str, elapsed: Duration) {
+    counter!("chargebridge_pms_http_requests_total", "pms" => pms, "op" => op, "status" => status)
+        .increment(1);
+    histogram!("chargebridge_pms_http_duration_seconds", "pms" => pms, "op" => op)
+        .record(elapsed.as_secs_f64());
+}
+
 /// A PMS call paced by its credential's rate limit: `waited`, `refused` (no
 /// turn before the deadline: not sent), `answered_429`.
 pub fn pms_rate_limited(pms: &'static str, outcome: &'static str) {

@@ -27,7 +27,7 @@ use crate::idempotency::{
 };
 use crate::journal::{Actor, Attempt, Journal, JournalEntry, JournalState, backoff, now_ms};
 use crate::metrics as m;
-use crate::pms::{PmsAdapter, PmsError, PostingReceipt};
+use crate::pms::{ErrorClass, PmsAdapter, PmsError, PostingReceipt};
 
 /// The answer to a delivery: status and body exactly as sent (and as replayed).
 #[derive(Debug, Clone)]
@@ -138,9 +138,7 @@ impl PostingFailure {
 
     fn message(&self) -> String {
         match self {
-            PostingFailure::Pms(
-                PmsError::Rejected(m) | PmsError::Unavailable(m) | PmsError::Unknown(m),
-            ) => m.clone(),
+            PostingFailure::Pms(e) => e.detail.clone(),
             PostingFailure::Deadline => "no time left for the PMS".into(),
         }
     }
@@ -208,7 +206,8 @@ async fn run_postings(
                 run.attempts.push(attempt("not_found", None));
                 run.not_found += 1;
             }
-            Err(PostingFailure::Pms(PmsError::Rejected(reason))) => {
+            Err(PostingFailure::Pms(e)) if e.is_rejected() => {
+                let reason = e.detail;
                 tracing::info!(reservation = %room.reservation_id, %reason, "PMS rejected the charge");
                 run.attempts.push(attempt("rejected", Some(reason.clone())));
                 run.refused.push((room.reservation_id.clone(), reason));
@@ -248,14 +247,8 @@ async fn post_once(
     budget: &Budget,
 ) -> Result<Option<PostingReceipt>, PostingFailure> {
     if reconcile_first {
-        let started = std::time::Instant::now();
+        // Timed and counted by the registry's wrapper, like every adapter call.
         let found = pms.reconcile(charge, budget.pms_deadline()).await;
-        m::pms_call(
-            pms.kind(),
-            "reconcile",
-            started.elapsed(),
-            found.as_ref().err(),
-        );
         match found {
             Ok(Some(receipt)) => {
                 tracing::info!(reference = %charge.reference, "reconciled: the PMS already has this charge");
@@ -264,7 +257,7 @@ async fn post_once(
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, reference = %charge.reference, "reconciliation failed; outcome still unknown");
-                return Err(PostingFailure::Pms(PmsError::Unknown(e.to_string())));
+                return Err(PostingFailure::Pms(PmsError::unknown(e.to_string())));
             }
         }
     }
@@ -275,22 +268,13 @@ async fn post_once(
     if Instant::now() >= pms_deadline {
         return Err(PostingFailure::Deadline);
     }
-    let started = std::time::Instant::now();
     // The adapter owns its deadline; this outer bound only guards against an
     // adapter that ignores it. Cut off after sending, the outcome is unknown.
     let outcome =
         match tokio::time::timeout_at(budget.deadline, pms.post(charge, pms_deadline)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(PmsError::Unknown(
-                "adapter overran the request deadline".into(),
-            )),
+            Err(_) => Err(PmsError::unknown("adapter overran the request deadline")),
         };
-    m::pms_call(
-        pms.kind(),
-        "post",
-        started.elapsed(),
-        outcome.as_ref().err(),
-    );
     outcome.map(Some).map_err(PostingFailure::Pms)
 }
 
@@ -531,12 +515,14 @@ async fn not_posted(
 ) -> Result<Reply, ApiError> {
     let retry_at = failure.next_attempt_ms(0);
     let nothing_out = posted.is_empty() && !guard.must_reconcile();
-    let maybe_applied = matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)));
+    let maybe_applied = matches!(&failure, PostingFailure::Pms(e) if e.is_unknown());
     let error = match failure {
         PostingFailure::Deadline => ApiError::DeadlineExceeded,
-        PostingFailure::Pms(PmsError::Unavailable(d)) => ApiError::PmsUnavailable(d),
-        PostingFailure::Pms(PmsError::Unknown(d)) => ApiError::PmsOutcomeUnknown(d),
-        PostingFailure::Pms(PmsError::Rejected(r)) => ApiError::PmsRejected(r),
+        PostingFailure::Pms(e) => match e.class {
+            ErrorClass::Unavailable => ApiError::PmsUnavailable(e.detail),
+            ErrorClass::Unknown => ApiError::PmsOutcomeUnknown(e.detail),
+            ErrorClass::Rejected => ApiError::PmsRejected(e.detail),
+        },
     };
     if tenant.when_pms_unavailable == WhenPmsUnavailable::Queue {
         tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
@@ -750,7 +736,7 @@ fn still_open(entry: &mut JournalEntry, failure: &PostingFailure, posted: &[Post
     // A charge the POS heard "queued" for stays queued: the worker looks it up
     // and posts it. In fail mode a possibly applied charge is only reconciled.
     if entry.mode == WhenPmsUnavailable::Fail
-        && matches!(failure, PostingFailure::Pms(PmsError::Unknown(_)))
+        && matches!(failure, PostingFailure::Pms(e) if e.is_unknown())
     {
         entry.state = JournalState::Unknown;
     }

@@ -450,7 +450,9 @@ impl Client {
         }
         let response = request.send().await.map_err(|e| transport(&e))?;
         let status = response.status().as_u16();
-        let bytes = read_capped(response).await.map_err(|e| transport(&e))?;
+        let bytes = crate::pms::transport::read_capped(response, MAX_BODY)
+            .await
+            .map_err(|e| transport(&e))?;
         match status {
             200..=299 => Ok((status, bytes)),
             401 | 403 => Err(Error::Unauthorized {
@@ -482,40 +484,10 @@ fn json_body<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::Config(format!("cannot encode the request: {e}")))
 }
 
-/// A transport error in one line: what failed and where (host and path only).
+/// A transport error in one line, as the PMS transport writes them (what failed,
+/// host and path only, the innermost cause).
 fn transport(e: &reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "broken answer"
-    } else if e.is_redirect() {
-        "redirected"
-    } else {
-        "request failed"
-    };
-    Error::Transport(match e.url() {
-        Some(url) => format!(
-            "{kind} ({}{})",
-            url.host_str().unwrap_or_default(),
-            url.path()
-        ),
-        None => kind.to_string(),
-    })
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_BODY.saturating_sub(body.len());
-        if chunk.len() >= room {
-            body.extend_from_slice(chunk.get(..room).unwrap_or_default());
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    Error::Transport(crate::pms::transport::describe(e))
 }
 
 /// Lightspeed's error body, if the answer is one.

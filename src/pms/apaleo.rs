@@ -40,11 +40,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use reqwest::Method;
+
 use super::itemize::{FolioItem, ItemKind, folio_items};
-use super::oauth::{Answer, BearerApi, Call, TokenRequest, TokenSource};
-use super::rate_limit::{RateLimit, RateLimiter};
+use super::oauth::TokenRequest;
+use super::rate_limit::RateLimit;
 use super::rest::{self, ItemOrigin};
-use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use super::transport::{self, Answer, Auth, Call, Transport, TransportSettings, Vendor};
+use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
 use crate::domain::Charge;
 
@@ -119,8 +122,8 @@ impl ApaleoSettings {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        rest::base_url(&self.url, "url")?;
-        rest::base_url(&self.identity_url, "identity_url")?;
+        transport::base_url(&self.url, "url")?;
+        transport::base_url(&self.identity_url, "identity_url")?;
         if self.client_id.trim().is_empty() {
             return Err("client_id is empty".into());
         }
@@ -148,7 +151,7 @@ impl ApaleoSettings {
 pub struct ApaleoPms {
     settings: ApaleoSettings,
     base: reqwest::Url,
-    api: BearerApi,
+    api: Transport,
 }
 
 /// One charge request, ready to send.
@@ -157,39 +160,33 @@ struct ItemRequest {
     body: Value,
 }
 
+/// What apaleo's answers mean: the shared reading of statuses, with apaleo's
+/// `messages` (or problem details) as the staff text.
+static APALEO: Vendor = Vendor {
+    error_text: |status, body| has_error_body(body).then(|| error_text(status, body)),
+    ..Vendor::plain("apaleo")
+};
+
 impl ApaleoPms {
     pub fn new(settings: ApaleoSettings) -> Result<Self, String> {
         settings.check()?;
-        let base = rest::base_url(&settings.url, "url")?;
-        let identity = rest::base_url(&settings.identity_url, "identity_url")?;
+        let base = transport::base_url(&settings.url, "url")?;
+        let identity = transport::base_url(&settings.identity_url, "identity_url")?;
         let client_secret = settings.client_secret_sources().require()?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout)
-            // A redirected POST would be replayed as something else; never follow
-            // (a 3XX reads as a set-up error, see `rest::setup_error`).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
-        let tokens = TokenSource::new(
-            client.clone(),
-            TokenRequest {
-                pms: "apaleo",
-                url: rest::join(&identity, &["connect", "token"]),
+        let api = Transport::new(TransportSettings {
+            vendor: &APALEO,
+            timeout: settings.timeout,
+            rate_limit: settings.rate_limit,
+            auth: Auth::ClientCredentials(TokenRequest {
+                url: transport::join(&identity, &["connect", "token"]),
                 client_id: settings.client_id.clone(),
                 client_secret,
                 form: Vec::new(),
                 headers: Vec::new(),
-                timeout: settings.timeout,
-            },
-        );
-        let api = BearerApi {
-            limiter: RateLimiter::new("apaleo", settings.rate_limit),
-            pms: "apaleo",
-            client,
-            tokens,
-            timeout: settings.timeout,
+            }),
             headers: Vec::new(),
-        };
+            user_agent: None,
+        })?;
         Ok(ApaleoPms {
             settings,
             base,
@@ -198,7 +195,7 @@ impl ApaleoPms {
     }
 
     fn url(&self, segments: &[&str]) -> reqwest::Url {
-        rest::join(&self.base, segments)
+        transport::join(&self.base, segments)
     }
 
     /// The receipt that identifies item `index` (0-based) of `charge`.
@@ -239,7 +236,7 @@ impl ApaleoPms {
                 }
                 .or_else(|| self.settings.default_vat_type.clone())
                 .ok_or_else(|| missing_vat_type(origin))?;
-                let amount = rest::json_decimal(item.gross).map_err(PmsError::Unavailable)?;
+                let amount = rest::json_decimal(item.gross).map_err(PmsError::unavailable)?;
                 let receipt = Self::receipt(charge, i);
                 let body = json!({
                     "serviceType": self.settings.service_type,
@@ -277,11 +274,11 @@ impl ApaleoPms {
             query.push(("propertyIds", property.clone()));
         }
         let url = self.url(&["finance", "v1", "folios"]);
-        let answer = self
+        let request = self
             .api
-            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
-            .await?;
-        let json = read_json(&answer, "folio list")?;
+            .request("FinanceFoliosGet", Call::Read, Method::GET, url)
+            .query(&query);
+        let json = read_json(&self.api.call(&request, deadline).await?, "folio list")?;
         Ok(json
             .get("folios")
             .and_then(Value::as_array)
@@ -302,19 +299,22 @@ impl ApaleoPms {
         let url = self.url(&["finance", "v1", "folio-actions", folio, "charges"]);
         let mut ids = Vec::with_capacity(requests.len());
         for (done, request) in requests.iter().enumerate() {
-            let result = self
+            let call = self
                 .api
-                .send(
-                    |c| {
-                        c.post(url.clone())
-                            .header("Idempotency-Key", &request.receipt)
-                            .json(&request.body)
-                    },
+                .request(
+                    "FinanceFolio-actionsByFolioIdChargesPost",
                     Call::Write,
-                    deadline,
+                    Method::POST,
+                    url.clone(),
                 )
-                .await
-                .and_then(|answer| charge_outcome(&answer));
+                .header("Idempotency-Key", request.receipt.clone())
+                .json(&request.body);
+            let result = self.api.call(&call, deadline).await.map(|answer| {
+                answer
+                    .json()
+                    .ok()
+                    .and_then(|v| v.get("id").and_then(rest::text_of))
+            });
             match result {
                 Ok(id) => ids.push(id.unwrap_or_else(|| request.receipt.clone())),
                 Err(e) if done + already == 0 => return Err(e),
@@ -327,7 +327,7 @@ impl ApaleoPms {
                         error = %e,
                         "apaleo took part of the receipt; the next delivery completes it"
                     );
-                    return Err(PmsError::Unknown(format!(
+                    return Err(PmsError::unknown(format!(
                         "apaleo took {} of {} items, then: {e}",
                         done + already,
                         requests.len() + already
@@ -345,47 +345,23 @@ fn missing_vat_type(origin: &ItemOrigin) -> PmsError {
         mapping_key = %origin.tax_key,
         "no apaleo VAT type: map the tax, or set default_vat_type in the PMS settings"
     );
-    PmsError::Rejected(format!("No apaleo VAT type for {}", origin.label))
+    PmsError::rejected(format!("No apaleo VAT type for {}", origin.label))
 }
 
-/// A 2XX list answer as JSON; apaleo answers an empty list with 204.
+/// A 2XX answer as JSON; apaleo answers an empty list with 204.
 fn read_json(answer: &Answer, what: &str) -> Result<Value, PmsError> {
-    match answer.status.as_u16() {
-        204 => Ok(Value::Null),
-        200..=299 => serde_json::from_slice(&answer.body)
-            .map_err(|_| PmsError::Unavailable(format!("apaleo {what} is not JSON"))),
-        s => Err(PmsError::Unavailable(format!(
-            "apaleo {what} answered HTTP {s}"
-        ))),
-    }
+    answer
+        .json()
+        .map_err(|_| PmsError::unavailable(format!("apaleo {what} is not JSON")))
 }
 
-/// The charge id of a 2XX, or the classified failure.
-fn charge_outcome(answer: &Answer) -> Result<Option<String>, PmsError> {
-    let status = answer.status.as_u16();
-    let location = rest::location(&answer.headers);
-    if let Some(detail) = rest::setup_error("apaleo", "charges", status, location) {
-        return Err(PmsError::Unavailable(detail));
-    }
-    match status {
-        200..=299 => Ok(serde_json::from_slice::<Value>(&answer.body)
-            .ok()
-            .and_then(|v| v.get("id").and_then(rest::text_of))),
-        401 | 403 => Err(PmsError::Unavailable(format!(
-            "apaleo refused our credentials (HTTP {status})"
-        ))),
-        408 | 429 | 503 => Err(PmsError::Unavailable(format!(
-            "apaleo is busy or unavailable (HTTP {status}); nothing was posted"
-        ))),
-        400..=499 => {
-            let reason = error_text(status, &answer.body);
-            tracing::info!(status, %reason, "apaleo refused the charge");
-            Err(PmsError::Rejected(reason))
-        }
-        _ => Err(PmsError::Unknown(format!(
-            "apaleo answered HTTP {status}; the charge may have been posted"
-        ))),
-    }
+/// Whether `body` has apaleo's error shape (`messages`) or problem details.
+fn has_error_body(body: &[u8]) -> bool {
+    serde_json::from_slice::<Value>(body).is_ok_and(|json| {
+        ["messages", "detail", "title", "errors"]
+            .iter()
+            .any(|k| json.get(k).is_some())
+    })
 }
 
 /// Staff-readable text of an apaleo error body: `{"messages": [...]}`, or a
@@ -456,7 +432,7 @@ impl PmsAdapter for ApaleoPms {
         let requests = self.item_requests(charge, &items)?;
         let folios = self.folios(&room.reservation_id, true, deadline).await?;
         let folio = pick_folio(&folios)
-            .ok_or_else(|| PmsError::Rejected("No open folio for this guest".into()))?;
+            .ok_or_else(|| PmsError::rejected("No open folio for this guest"))?;
         let ids = self.post_items(&folio, &requests, 0, deadline).await?;
         Ok(PostingReceipt {
             pms_reference: ids.join(","),
@@ -472,7 +448,7 @@ impl PmsAdapter for ApaleoPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
-        let unknown = |e: PmsError| PmsError::Unknown(format!("reconcile: {e}"));
+        let unknown = |e: PmsError| e.as_class(ErrorClass::Unknown, "reconcile");
         let folios = self
             .folios(&room.reservation_id, false, deadline)
             .await
@@ -485,11 +461,10 @@ impl PmsAdapter for ApaleoPms {
             .filter_map(|f| f.get("id").and_then(rest::text_of))
         {
             let url = self.url(&["finance", "v1", "folios", &id]);
-            let answer = self
+            let request = self
                 .api
-                .send(|c| c.get(url.clone()), Call::Read, deadline)
-                .await
-                .map_err(unknown)?;
+                .request("FinanceFoliosByIdGet", Call::Read, Method::GET, url);
+            let answer = self.api.call(&request, deadline).await.map_err(unknown)?;
             let folio = read_json(&answer, "folio").map_err(unknown)?;
             for c in folio
                 .get("charges")
@@ -531,8 +506,8 @@ impl PmsAdapter for ApaleoPms {
                 .await
                 .map_err(unknown)?;
             let folio = pick_folio(&open).ok_or_else(|| {
-                PmsError::Unknown(
-                    "part of the receipt is posted and no folio accepts the rest".into(),
+                PmsError::unknown(
+                    "part of the receipt is posted and no folio accepts the rest",
                 )
             })?;
             let more = self
@@ -566,40 +541,30 @@ impl PmsAdapter for ApaleoPms {
             query.push(("propertyIds", property.clone()));
         }
         let url = self.url(&["booking", "v1", "reservations"]);
-        let answer = self
+        let request = self
             .api
-            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
-            .await?;
+            .request("BookingReservationsGet", Call::Read, Method::GET, url)
+            .query(&query);
+        let answer = self.api.call(&request, deadline).await?;
         let json = read_json(&answer, "reservation search")?;
-        let by_room = rest::looks_like_room(term);
         Ok(json
             .get("reservations")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(guest_stay)
-            .filter(|g| {
-                if by_room {
-                    g.room_id.eq_ignore_ascii_case(term)
-                } else {
-                    super::name_matches(term, &g.client_name)
-                }
-            })
+            .filter(|g| super::stay_matches(term, g))
             .collect())
     }
 
     async fn health(&self) -> Result<(), PmsError> {
         let deadline = Instant::now() + self.settings.timeout;
         let url = self.url(&["finance", "v1", "folios"]);
-        let answer = self
+        let request = self
             .api
-            .send(
-                |c| c.get(url.clone()).query(&[("pageSize", "1")]),
-                Call::Read,
-                deadline,
-            )
-            .await?;
-        read_json(&answer, "health check").map(|_| ())
+            .request("FinanceFoliosGet", Call::Read, Method::GET, url)
+            .query(&[("pageSize", "1")]);
+        self.api.call(&request, deadline).await.map(|_| ())
     }
 }
 
@@ -626,6 +591,17 @@ fn guest_stay(r: &Value) -> Option<GuestStay> {
         credit_limit: None,
         blocked: false,
     })
+}
+
+
+impl super::AdapterSettings for ApaleoSettings {
+    fn check(&self) -> Result<(), String> {
+        ApaleoSettings::check(self)
+    }
+
+    fn build(&self) -> Result<super::Built, String> {
+        Ok(super::Built::adapter(ApaleoPms::new(self.clone())?))
+    }
 }
 
 #[cfg(test)]

@@ -17,31 +17,31 @@
 //!
 //! * **2XX**: posted. The PMS's id is the body's `pmsReference`; a 2XX without a
 //!   readable one is still posted and reports the charge's own `reference`.
-//! * **4XX**: [`PmsError::Rejected`] with the body's `message` (else the status
+//! * **4XX**: rejected ([`ErrorClass::Rejected`]) with the body's `message` (else the status
 //!   text), stored and replayed as 422. Eight statuses are not refusals:
 //!   * `404 Not Found`, `405 Method Not Allowed`, `415 Unsupported Media Type`:
 //!     chargebridge is set up wrong (base URL, path, content type); nothing was
-//!     applied, so [`PmsError::Unavailable`], logged as a configuration error;
+//!     applied, so unavailable ([`ErrorClass::Unavailable`]), logged as a configuration error;
 //!   * `401 Unauthorized` and `403 Forbidden`: chargebridge's token was not
 //!     accepted; nothing was applied and fixing the configuration changes the
-//!     answer, so it is [`PmsError::Unavailable`] (logged as an error), never a
+//!     answer, so it is unavailable ([`ErrorClass::Unavailable`]) (logged as an error), never a
 //!     refusal stored for the whole retention;
 //!   * `429 Too Many Requests` and `408 Request Timeout`: not applied
-//!     ([`PmsError::Unavailable`]);
+//!     (unavailable ([`ErrorClass::Unavailable`]));
 //!   * `409 Conflict`: the PMS is still processing a request with the same
-//!     `Idempotency-Key`, so the charge may yet be applied ([`PmsError::Unknown`]).
+//!     `Idempotency-Key`, so the charge may yet be applied (unknown ([`ErrorClass::Unknown`])).
 //!     Storing a refusal here could lose a charge the PMS is about to apply.
-//! * **5XX**: [`PmsError::Unavailable`]. The protocol *requires* a PMS to answer
+//! * **5XX**: unavailable ([`ErrorClass::Unavailable`]). The protocol *requires* a PMS to answer
 //!   5XX only when it has not applied the charge (and to keep a proxy in front of it
 //!   from turning a timeout after forwarding into a 502/504). If it still happens,
 //!   the retry carries the same `Idempotency-Key`, which the PMS must deduplicate.
-//! * **Connection refused / connect timeout**: nothing was sent, [`PmsError::Unavailable`].
+//! * **Connection refused / connect timeout**: nothing was sent, unavailable ([`ErrorClass::Unavailable`]).
 //! * **Timeout or connection loss after the request may have left** (including a
 //!   per-request timeout that fires while still connecting, which reqwest does not
-//!   tell apart): [`PmsError::Unknown`].
+//!   tell apart): unknown ([`ErrorClass::Unknown`]).
 //! * **3XX**: redirects are not followed; a set-up error like 404 (wrong base URL),
-//!   [`PmsError::Unavailable`], logged as an error with its `Location`.
-//! * Anything else (1XX, unassigned codes): [`PmsError::Unknown`].
+//!   unavailable ([`ErrorClass::Unavailable`]), logged as an error with its `Location`.
+//! * Anything else (1XX, unassigned codes): unknown ([`ErrorClass::Unknown`]).
 //!
 //! Each attempt waits at most `min(timeout, deadline - now)`. Only outcomes known
 //! not to have applied anything are retried (connection refused, 429, 503), at most
@@ -49,6 +49,9 @@
 //! back-off, and only when the wait still leaves time for another attempt before
 //! the deadline. A PMS in maintenance can therefore answer `503` with a long
 //! `Retry-After` to make chargebridge give up at once (the POS shows "retry").
+//! After a `429` with `Retry-After`, no call to this PMS leaves until the wait
+//! has passed (the shared transport's rate limiter); deliveries in between are
+//! answered "not posted" at once and the journal's worker waits at least as long.
 //!
 //! # The charge body
 //!
@@ -68,7 +71,7 @@
 //!
 //! # Reconciliation and its limits
 //!
-//! When a post ends [`PmsError::Unknown`], the next delivery of the same Lightspeed
+//! When a post ends unknown ([`ErrorClass::Unknown`]), the next delivery of the same Lightspeed
 //! key first asks `GET {url}/charges/{reference}`: 200 means the PMS has it (the
 //! delivery answers 200 without posting again), 404 means it certainly does not
 //! (the delivery posts), anything else keeps the outcome unknown (500, retry later).
@@ -98,35 +101,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Response, StatusCode};
+use reqwest::Method;
 use rust_decimal::Decimal;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::itemize::{FolioItem, ItemKind, folio_items};
-use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use super::rate_limit::RateLimit;
+use super::transport::{self, Auth, Call, Transport, TransportSettings, Vendor};
+use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
 use crate::domain::{Charge, Line, Named, ReceiptRefs, RoomCharge, ServiceChargeItem};
 
 /// The header that carries the charge's reference on `POST /charges`.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// Longest wait for a TCP (and TLS) connection; a connect failure inside it is
-/// known not to have sent anything. Shorter than any sensible request timeout so
-/// an unreachable PMS reads as unavailable, not unknown.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A retry is only worth it with at least this much time left after the wait.
 const MIN_ATTEMPT: Duration = Duration::from_millis(200);
 /// Back-off before a retry when the PMS gave no `Retry-After`.
 const BACKOFF: Duration = Duration::from_millis(100);
-/// Most bytes read from any PMS answer.
-const MAX_ANSWER: usize = 1 << 20;
 /// Longest reason text kept from a PMS answer (the POS shows 50 characters).
 const MAX_REASON: usize = 200;
 /// Upper bound of `max_retries`: retries must fit in one request deadline.
 const MAX_RETRIES: u32 = 5;
+
+/// What the protocol's answers mean (see the module documentation): the shared
+/// reading, except that a 5XX is "not applied" (the protocol requires it) and a
+/// 409 is "still processing this key" (unknown).
+static HTTP_PROTOCOL: Vendor = Vendor {
+    error_text: |_, body| refusal_message(body),
+    classify: |status, call, _| match (status, call) {
+        (409, Call::Write) => Some(ErrorClass::Unknown),
+        (500..=599, _) => Some(ErrorClass::Unavailable),
+        _ => None,
+    },
+    ..Vendor::plain("PMS")
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,22 +183,7 @@ impl HttpPmsSettings {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!(
-                "url: scheme `{}` is not http or https",
-                url.scheme()
-            ));
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err("url: no host".into());
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("url: put credentials in `token`, not in the URL".into());
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err("url: must not have a query or fragment".into());
-        }
+        transport::base_url(&self.url, "url")?;
         if self.timeout.is_zero() {
             return Err("timeout must be positive".into());
         }
@@ -203,58 +199,43 @@ impl HttpPmsSettings {
     }
 }
 
-/// The adapter: one connection pool per configured PMS.
+/// The adapter: one transport (connection pool) per configured PMS.
 pub struct HttpPms {
-    client: reqwest::Client,
-    /// The base URL without a trailing `/`.
-    base: String,
-    timeout: Duration,
+    api: Transport,
+    base: reqwest::Url,
     max_retries: u32,
 }
 
 impl HttpPms {
     pub fn new(settings: &HttpPmsSettings) -> Result<Self, String> {
         settings.check()?;
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(token) = settings.token_sources().resolve()? {
-            let value = super::rest::sensitive_header(&format!("Bearer {}", token.expose_secret()))
-                .ok_or_else(|| "token is not a valid header value".to_string())?;
-            headers.insert(header::AUTHORIZATION, value);
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("chargebridge/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .connect_timeout(CONNECT_TIMEOUT.min(settings.timeout))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpPms {
-            client,
-            base: settings.url.trim_end_matches('/').to_string(),
+        let auth = match settings.token_sources().resolve()? {
+            Some(token) => Auth::Bearer(token),
+            None => Auth::None,
+        };
+        let api = Transport::new(TransportSettings {
+            vendor: &HTTP_PROTOCOL,
             timeout: settings.timeout,
+            rate_limit: RateLimit::OFF,
+            auth,
+            headers: Vec::new(),
+            user_agent: None,
+        })?;
+        Ok(HttpPms {
+            api,
+            base: transport::base_url(&settings.url, "url")?,
             max_retries: settings.max_retries,
         })
     }
 
-    /// How long the next attempt may take; `None` once the deadline has passed.
-    fn attempt_timeout(&self, deadline: Instant) -> Option<Duration> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        (!left.is_zero()).then(|| left.min(self.timeout))
+    fn url(&self, segments: &[&str]) -> reqwest::Url {
+        transport::join(&self.base, segments)
     }
 
     /// Whether waiting `wait` still leaves a worthwhile attempt before `deadline`.
     fn fits(wait: Duration, deadline: Instant) -> bool {
         Instant::now() + wait + MIN_ATTEMPT <= deadline
     }
-}
-
-/// What one `POST /charges` attempt came to.
-#[derive(Debug, PartialEq)]
-enum Attempt {
-    Done(Result<PostingReceipt, PmsError>),
-    /// Not applied, and worth another try after this wait.
-    Retry(PmsError, Duration),
 }
 
 #[async_trait::async_trait]
@@ -269,49 +250,45 @@ impl PmsAdapter for HttpPms {
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
         let Some(body) = ChargeBody::new(charge) else {
-            return Err(PmsError::Rejected("Nothing to charge to the room".into()));
+            return Err(PmsError::rejected("Nothing to charge to the room"));
         };
         let body = serde_json::to_vec(&body)
-            .map_err(|e| PmsError::Unavailable(format!("could not encode the charge: {e}")))?;
-        let url = format!("{}/charges", self.base);
+            .map_err(|e| PmsError::unavailable(format!("could not encode the charge: {e}")))?;
+        let request = self
+            .api
+            .request("charges", Call::Write, Method::POST, self.url(&["charges"]))
+            .header(IDEMPOTENCY_KEY, charge.reference.as_str())
+            .json_bytes(body);
         let mut retries = 0;
         loop {
-            let Some(timeout) = self.attempt_timeout(deadline) else {
-                return Err(PmsError::Unavailable("no time left to call the PMS".into()));
-            };
-            let sent = self
-                .client
-                .post(&url)
-                .header(IDEMPOTENCY_KEY, charge.reference.as_str())
-                .header(header::CONTENT_TYPE, "application/json")
-                .timeout(timeout)
-                .body(body.clone())
-                .send()
-                .await;
-            let attempt = match sent {
-                Ok(response) => classify_post(response, charge).await,
-                Err(e) if e.is_connect() => {
-                    Attempt::Retry(PmsError::Unavailable(describe(&e)), backoff(retries))
-                }
-                Err(e) => Attempt::Done(Err(PmsError::Unknown(describe(&e)))),
-            };
-            match attempt {
-                Attempt::Done(outcome) => return outcome,
-                Attempt::Retry(error, wait) => {
-                    if retries >= self.max_retries || !Self::fits(wait, deadline) {
+            let error = match self.api.send(&request, deadline).await {
+                Ok(answer) if answer.is_success() => return Ok(receipt_from(&answer.body, charge)),
+                Ok(answer) => {
+                    let error = self.api.failure(&request, &answer);
+                    // Only 429 and 503 say "not applied, try again"; any other
+                    // status is this charge's answer.
+                    if !matches!(answer.status, 429 | 503) {
                         return Err(error);
                     }
-                    retries += 1;
-                    tracing::info!(
-                        reference = %charge.reference,
-                        error = %error,
-                        wait_ms = wait.as_millis() as u64,
-                        retry = retries,
-                        "http PMS did not apply the charge; retrying"
-                    );
-                    tokio::time::sleep(wait).await;
+                    error
                 }
+                // Not sent (connection refused): worth another try.
+                Err(e) if e.is_unavailable() && !e.is_out_of_time() => e,
+                Err(e) => return Err(e),
+            };
+            let wait = error.retry_after().unwrap_or_else(|| backoff(retries));
+            if retries >= self.max_retries || !Self::fits(wait, deadline) {
+                return Err(error);
             }
+            retries += 1;
+            tracing::info!(
+                reference = %charge.reference,
+                error = %error,
+                wait_ms = wait.as_millis() as u64,
+                retry = retries,
+                "http PMS did not apply the charge; retrying"
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -320,135 +297,55 @@ impl PmsAdapter for HttpPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
-        let Some(timeout) = self.attempt_timeout(deadline) else {
-            return Err(PmsError::Unavailable(
-                "no time left to reconcile with the PMS".into(),
-            ));
-        };
-        let url = format!("{}/charges/{}", self.base, charge.reference.as_str());
-        let response = self
-            .client
-            .get(&url)
-            .timeout(timeout)
-            .send()
+        let url = self.url(&["charges", charge.reference.as_str()]);
+        let request = self
+            .api
+            .request("charge read-back", Call::Read, Method::GET, url);
+        let answer = self
+            .api
+            .send(&request, deadline)
             .await
-            .map_err(|e| PmsError::Unavailable(format!("reconcile: {}", describe(&e))))?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+            .map_err(|e| e.as_class(ErrorClass::Unavailable, "reconcile"))?;
+        match answer.status {
+            // The protocol's "not here".
+            404 => Ok(None),
+            // The status says the PMS has it; a body we cannot read does not undo that.
+            200..=299 => Ok(Some(receipt_from(&answer.body, charge))),
+            _ => Err(self
+                .api
+                .failure(&request, &answer)
+                .as_class(ErrorClass::Unavailable, "reconcile")),
         }
-        if !status.is_success() {
-            return Err(PmsError::Unavailable(format!(
-                "reconcile: PMS answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        // The status says the PMS has it; a body we cannot read does not undo that.
-        let bytes = read_capped(response).await.unwrap_or_default();
-        Ok(Some(receipt_from(&bytes, charge)))
     }
 
     async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
-        let Some(timeout) = self.attempt_timeout(deadline) else {
-            return Err(PmsError::Unavailable(
-                "no time left to search the PMS".into(),
-            ));
-        };
-        let response = self
-            .client
-            .get(format!("{}/reservations", self.base))
-            .query(&[("term", term)])
-            .timeout(timeout)
-            .send()
+        let request = self
+            .api
+            .request(
+                "reservations",
+                Call::Read,
+                Method::GET,
+                self.url(&["reservations"]),
+            )
+            .query(&[("term", term)]);
+        let answer = self
+            .api
+            .call(&request, deadline)
             .await
-            .map_err(|e| PmsError::Unavailable(format!("search: {}", describe(&e))))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(PmsError::Unavailable(format!(
-                "search: PMS answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let bytes = read_capped(response)
-            .await
-            .map_err(|e| PmsError::Unavailable(format!("search: {}", describe(&e))))?;
-        parse_reservations(&bytes).map_err(|e| PmsError::Unavailable(format!("search: {e}")))
+            .map_err(|e| e.as_class(ErrorClass::Unavailable, "search"))?;
+        parse_reservations(&answer.body).map_err(|e| PmsError::unavailable(format!("search: {e}")))
     }
 
     async fn health(&self) -> Result<(), PmsError> {
-        let response = self
-            .client
-            .get(format!("{}/health", self.base))
-            .timeout(self.timeout)
-            .send()
+        let deadline = Instant::now() + self.api.timeout();
+        let request = self
+            .api
+            .request("health", Call::Read, Method::GET, self.url(&["health"]));
+        self.api
+            .call(&request, deadline)
             .await
-            .map_err(|e| PmsError::Unavailable(format!("health: {}", describe(&e))))?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(PmsError::Unavailable(format!(
-                "health: PMS answered HTTP {}",
-                response.status().as_u16()
-            )))
-        }
-    }
-}
-
-/// Sorts the answer to `POST /charges` into an outcome (see the module docs).
-async fn classify_post(response: Response, charge: &Charge) -> Attempt {
-    let status = response.status();
-    let retry_after = super::rest::retry_after(response.headers(), Utc::now());
-    let location = super::rest::location(response.headers()).map(str::to_string);
-    // A body that cannot be read (cut, timed out) leaves only the status to go by.
-    let bytes = read_capped(response).await.unwrap_or_default();
-    classify_status(status, &bytes, retry_after, location.as_deref(), charge)
-}
-
-fn classify_status(
-    status: StatusCode,
-    body: &[u8],
-    retry_after: Option<Duration>,
-    location: Option<&str>,
-    charge: &Charge,
-) -> Attempt {
-    let code = status.as_u16();
-    if status.is_success() {
-        return Attempt::Done(Ok(receipt_from(body, charge)));
-    }
-    // 3XX, 404, 405, 415: chargebridge is set up wrong; nothing was posted.
-    if let Some(detail) = super::rest::setup_error("PMS", "charge", code, location) {
-        return Attempt::Done(Err(PmsError::Unavailable(detail)));
-    }
-    let not_applied = || PmsError::Unavailable(format!("PMS answered HTTP {code}"));
-    match code {
-        429 | 503 => {
-            let error = match retry_after {
-                Some(wait) => PmsError::rate_limited(format!("PMS answered HTTP {code}"), wait),
-                None => not_applied(),
-            };
-            Attempt::Retry(error, retry_after.unwrap_or(BACKOFF))
-        }
-        408 => Attempt::Done(Err(not_applied())),
-        409 => Attempt::Done(Err(PmsError::Unknown(
-            "PMS is still processing this reference (HTTP 409)".into(),
-        ))),
-        // Our credentials were refused: fixing the token will change the answer,
-        // so this is no refusal to store (it would lose the charge for the whole
-        // retention); the POS is told to retry.
-        401 | 403 => {
-            tracing::error!(
-                status = code,
-                "the PMS refused chargebridge's credentials: check `token` of this [pms] section"
-            );
-            Attempt::Done(Err(PmsError::Unavailable(format!(
-                "PMS refused chargebridge's credentials (HTTP {code})"
-            ))))
-        }
-        400..=499 => Attempt::Done(Err(PmsError::Rejected(reason(status, body)))),
-        500..=599 => Attempt::Done(Err(not_applied())),
-        _ => Attempt::Done(Err(PmsError::Unknown(format!(
-            "unexpected HTTP {code} from the PMS"
-        )))),
+            .map(|_| ())
+            .map_err(|e| e.as_class(ErrorClass::Unavailable, "health"))
     }
 }
 
@@ -476,8 +373,8 @@ fn receipt_from(body: &[u8], charge: &Charge) -> PostingReceipt {
     }
 }
 
-/// The refusal reason of a 4XX: the body's `message`, else the status text.
-fn reason(status: StatusCode, body: &[u8]) -> String {
+/// The refusal reason of a 4XX: the body's `message`, if it has one.
+fn refusal_message(body: &[u8]) -> Option<String> {
     #[derive(Deserialize)]
     struct Refusal {
         message: Option<String>,
@@ -487,50 +384,11 @@ fn reason(status: StatusCode, body: &[u8]) -> String {
         .and_then(|r| r.message)
         .map(|m| clip(m.trim(), MAX_REASON))
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| {
-            format!(
-                "Hotel system refused: {} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            )
-            .trim_end()
-            .to_string()
-        })
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date (relative to `now`).
+/// Back-off before retry number `retries + 1` when the PMS gave no `Retry-After`.
 fn backoff(retries: u32) -> Duration {
     BACKOFF.saturating_mul(1 << retries.min(4))
-}
-
-async fn read_capped(mut response: Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_ANSWER - body.len();
-        if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// A short text for a transport error: what failed and the innermost cause.
-/// reqwest's own text names the URL, which holds no secret (see `check`).
-fn describe(e: &reqwest::Error) -> String {
-    let what = if e.is_connect() {
-        "could not connect to the PMS"
-    } else if e.is_timeout() {
-        "no answer from the PMS in time"
-    } else {
-        "connection to the PMS failed"
-    };
-    let mut cause: &dyn std::error::Error = e;
-    while let Some(inner) = cause.source() {
-        cause = inner;
-    }
-    clip(&format!("{what}: {cause}"), MAX_REASON)
 }
 
 /// At most `max` characters of `text`, cut at a character boundary.
@@ -732,29 +590,30 @@ fn credit_limit(value: Option<serde_json::Value>) -> Result<Option<Decimal>, Str
         .map_err(|_| format!("creditLimit {text:?} is not a decimal"))
 }
 
+
+impl super::AdapterSettings for HttpPmsSettings {
+    fn check(&self) -> Result<(), String> {
+        HttpPmsSettings::check(self)
+    }
+
+    fn build(&self) -> Result<super::Built, String> {
+        Ok(super::Built::adapter(HttpPms::new(self)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use crate::config::Settings;
-    use crate::domain::{IdempotencyKey, Tenants};
+
     use crate::pms::PmsRegistry;
     use serde_json::Value;
 
     const SCHEMA: &str = include_str!("../../schemas/pms-http-protocol.openapi.yaml");
 
     fn charge_of(json: &str) -> Charge {
-        let s = Settings::demo();
-        let pms = PmsRegistry::build(&s.pms).unwrap();
-        let tenants = Tenants::build(&s.tenants, &pms).unwrap();
-        let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
-        let tenant = tenants.by_id("demo").unwrap();
-        Charge::from_wire(
-            &wire,
-            tenant,
-            &IdempotencyKey::parse(b"LS1_test").unwrap(),
-            Utc::now(),
-        )
-        .unwrap()
+        crate::pms::demo_charge(json)
     }
 
     fn seed_body() -> Value {
@@ -975,15 +834,28 @@ mod tests {
         );
     }
 
-    fn outcome(status: u16, body: &str, retry_after: Option<Duration>) -> Attempt {
+    /// What the adapter makes of a `POST /charges` answer.
+    fn outcome(status: u16, body: &str, retry_after: Option<u64>) -> Result<PostingReceipt, PmsError> {
         let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
-        classify_status(
-            StatusCode::from_u16(status).unwrap(),
-            body.as_bytes(),
-            retry_after,
-            None,
-            &charge,
-        )
+        let pms = HttpPms::new(&HttpPmsSettings::new("http://127.0.0.1:9/pms")).unwrap();
+        let request = pms
+            .api
+            .request("charges", Call::Write, Method::POST, pms.url(&["charges"]));
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(s) = retry_after {
+            headers.insert(reqwest::header::RETRY_AFTER, s.into());
+        }
+        let answer = transport::Answer {
+            status,
+            headers,
+            body: body.as_bytes().to_vec(),
+            request_id: "r-1".into(),
+        };
+        if answer.is_success() {
+            Ok(receipt_from(&answer.body, &charge))
+        } else {
+            Err(pms.api.failure(&request, &answer))
+        }
     }
 
     #[test]
@@ -991,58 +863,47 @@ mod tests {
         let charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
         assert_eq!(
             outcome(201, r#"{"pmsReference":"F-1"}"#, None),
-            Attempt::Done(Ok(PostingReceipt {
+            Ok(PostingReceipt {
                 pms_reference: "F-1".into()
-            }))
+            })
         );
         assert_eq!(
             outcome(200, "", None),
-            Attempt::Done(Ok(PostingReceipt {
+            Ok(PostingReceipt {
                 pms_reference: charge.reference.to_string()
-            })),
+            }),
             "a 2XX without a pmsReference is still posted"
         );
         assert_eq!(
             outcome(422, r#"{"message":"Folio closed"}"#, None),
-            Attempt::Done(Err(PmsError::Rejected("Folio closed".into())))
+            Err(PmsError::rejected("Folio closed"))
         );
         assert_eq!(
             outcome(410, "<html>nope</html>", None),
-            Attempt::Done(Err(PmsError::Rejected(
-                "Hotel system refused: 410 Gone".into()
-            )))
+            Err(PmsError::rejected("Hotel system refused: 410 Gone"))
         );
+        let class = |status: u16, body: &str, retry: Option<u64>| {
+            outcome(status, body, retry).unwrap_err().class
+        };
         for status in [401, 403] {
-            assert!(
-                matches!(
-                    outcome(status, r#"{"message":"Invalid token"}"#, None),
-                    Attempt::Done(Err(PmsError::Unavailable(_)))
-                ),
+            assert_eq!(
+                class(status, r#"{"message":"Invalid token"}"#, None),
+                ErrorClass::Unavailable,
                 "{status}: credentials refused are not a refusal to store"
             );
         }
-        assert!(matches!(
-            outcome(429, "", Some(Duration::ZERO)),
-            Attempt::Retry(PmsError::Unavailable(_), d) if d.is_zero()
-        ));
-        assert!(matches!(
-            outcome(503, "", None),
-            Attempt::Retry(PmsError::Unavailable(_), d) if d == BACKOFF
-        ));
-        assert!(matches!(
-            outcome(500, "", None),
-            Attempt::Done(Err(PmsError::Unavailable(_)))
-        ));
-        assert!(matches!(
-            outcome(409, "", None),
-            Attempt::Done(Err(PmsError::Unknown(_)))
-        ));
+        let limited = outcome(429, "", Some(0)).unwrap_err();
+        assert_eq!(limited.retry_after(), Some(Duration::ZERO));
+        let busy = outcome(503, "", None).unwrap_err();
+        assert!(busy.is_unavailable() && busy.retry_after().is_none());
+        assert_eq!(class(500, "", None), ErrorClass::Unavailable);
+        assert_eq!(class(408, "", None), ErrorClass::Unavailable);
+        assert_eq!(class(409, "", None), ErrorClass::Unknown);
+        assert_eq!(class(101, "", None), ErrorClass::Unknown);
         for status in [302, 404, 405, 415] {
-            assert!(
-                matches!(
-                    outcome(status, r#"{"message":"Not Found"}"#, None),
-                    Attempt::Done(Err(PmsError::Unavailable(_)))
-                ),
+            assert_eq!(
+                class(status, r#"{"message":"Not Found"}"#, None),
+                ErrorClass::Unavailable,
                 "{status}: a set-up error is not a refusal to store"
             );
         }

@@ -163,23 +163,9 @@ fn rate_to_percent(rate: Decimal) -> Decimal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
-    use crate::domain::{IdempotencyKey, Tenants};
-    use crate::pms::PmsRegistry;
 
     fn charge_of(json: &str) -> Charge {
-        let s = Settings::demo();
-        let pms = PmsRegistry::build(&s.pms).unwrap();
-        let tenants = Tenants::build(&s.tenants, &pms).unwrap();
-        let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
-        let tenant = tenants.by_id("demo").unwrap();
-        Charge::from_wire(
-            &wire,
-            tenant,
-            &IdempotencyKey::parse(b"k").unwrap(),
-            chrono::Utc::now(),
-        )
-        .unwrap()
+        crate::pms::demo_charge(json)
     }
 
     fn total(items: &[FolioItem]) -> Decimal {

@@ -282,14 +282,14 @@ impl PmsAdapter for MemoryPms {
     ) -> Result<PostingReceipt, PmsError> {
         match self.next_fault(charge) {
             None => Ok(self.apply(charge)),
-            Some(Fault::Reject(reason)) => Err(PmsError::Rejected(reason)),
-            Some(Fault::Unavailable) => Err(PmsError::Unavailable(
-                "memory PMS told to be unavailable".into(),
+            Some(Fault::Reject(reason)) => Err(PmsError::rejected(reason)),
+            Some(Fault::Unavailable) => Err(PmsError::unavailable(
+                "memory PMS told to be unavailable",
             )),
             Some(Fault::ApplyThenUnknown) => {
                 self.apply(charge);
-                Err(PmsError::Unknown(
-                    "memory PMS applied the charge and dropped the answer".into(),
+                Err(PmsError::unknown(
+                    "memory PMS applied the charge and dropped the answer",
                 ))
             }
             Some(Fault::Slow(delay)) => {
@@ -301,8 +301,8 @@ impl PmsAdapter for MemoryPms {
                     // Like a real PMS, it finishes the work although we stopped waiting.
                     tokio::time::sleep_until(deadline).await;
                     self.apply(charge);
-                    Err(PmsError::Unknown(
-                        "memory PMS answered after the deadline".into(),
+                    Err(PmsError::unknown(
+                        "memory PMS answered after the deadline",
                     ))
                 }
             }
@@ -315,8 +315,8 @@ impl PmsAdapter for MemoryPms {
         _deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
         if self.is_down() {
-            return Err(PmsError::Unavailable(
-                "memory PMS is down (down_file exists)".into(),
+            return Err(PmsError::unavailable(
+                "memory PMS is down (down_file exists)",
             ));
         }
         let state = self.lock();
@@ -335,8 +335,8 @@ impl PmsAdapter for MemoryPms {
         }
         let term = term.trim().to_lowercase();
         if self.settings.triggers && term == "fail-unavailable" {
-            return Err(PmsError::Unavailable(
-                "memory PMS told to be unavailable".into(),
+            return Err(PmsError::unavailable(
+                "memory PMS told to be unavailable",
             ));
         }
         Ok(self
@@ -361,8 +361,8 @@ impl PmsAdapter for MemoryPms {
 
     async fn health(&self) -> Result<(), PmsError> {
         if self.is_down() {
-            return Err(PmsError::Unavailable(
-                "memory PMS is down (down_file exists)".into(),
+            return Err(PmsError::unavailable(
+                "memory PMS is down (down_file exists)",
             ));
         }
         Ok(())
@@ -398,6 +398,16 @@ fn demo_guests() -> Vec<GuestSettings> {
     ]
 }
 
+impl super::AdapterSettings for MemoryPmsSettings {
+    fn check(&self) -> Result<(), String> {
+        MemoryPmsSettings::check(self)
+    }
+
+    fn build(&self) -> Result<super::Built, String> {
+        Ok(super::Built::memory(MemoryPms::new(self.clone())))
+    }
+}
+
 #[cfg(test)]
 mod down_file_tests {
     use super::*;
@@ -412,7 +422,7 @@ mod down_file_tests {
         });
         assert!(pms.health().await.is_ok());
         std::fs::write(&path, "").unwrap();
-        assert!(matches!(pms.health().await, Err(PmsError::Unavailable(_))));
+        assert!(pms.health().await.is_err_and(|e| e.is_unavailable()));
         std::fs::remove_file(&path).unwrap();
         assert!(pms.health().await.is_ok());
     }

@@ -85,9 +85,12 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
+use reqwest::Method;
+
 use super::itemize::{FolioItem, folio_items};
-use super::rate_limit::{RateLimit, RateLimiter};
-use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use super::rate_limit::RateLimit;
+use super::transport::{self, Answer, Auth, Call, Transport, TransportSettings, Vendor};
+use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
 use crate::domain::Charge;
 
@@ -214,10 +217,7 @@ impl MewsSettings {
     /// Rules serde cannot express; the message names the key.
     pub fn check(&self) -> Result<(), String> {
         self.rate_limit.check()?;
-        let url = reqwest::Url::parse(&self.url).map_err(|e| format!("url: {e}"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err("url must be http:// or https://".into());
-        }
+        transport::base_url(&self.url, "url")?;
         self.client_token_sources().required_origin()?;
         self.access_token_sources().required_origin()?;
         if self.client_name.trim().is_empty() {
@@ -253,17 +253,49 @@ impl MewsSettings {
     }
 }
 
-/// The Mews Connector API adapter; one HTTP client per adapter.
+/// The Mews Connector API adapter; one transport per adapter.
 pub struct MewsPms {
-    http: reqwest::Client,
+    api: Transport,
     /// `{url}/api/connector/v1/`
-    base: String,
+    base: reqwest::Url,
     client_token: SecretString,
     access_token: SecretString,
     client: String,
-    limiter: RateLimiter,
     settings: MewsSettings,
 }
+
+/// What Mews's answers mean (its error statuses as the Connector API describes
+/// them in `tests/vendor/mews`): 400 and 403 are refusals with a `Message` for
+/// the user; 408 on a write was being processed and may have been applied; 401,
+/// 429 and the set-up statuses ran nothing; any other 4XX is not one Mews
+/// describes, so nothing is assumed applied.
+static MEWS: Vendor = Vendor {
+    name: "Mews",
+    error_text: |_, body| {
+        serde_json::from_slice::<MewsErrorBody>(body)
+            .ok()
+            .and_then(|e| e.message)
+            .map(|m| staff_sentence(&m))
+    },
+    classify: |status, call, _| match (status, call) {
+        (400 | 403, _) => Some(ErrorClass::Rejected),
+        // "Error caused by heavy request that takes too long to process
+        // (typically tens of seconds)": Mews was processing the order when it
+        // gave up, and nothing says it was rolled back.
+        (408, Call::Write) => Some(ErrorClass::Unknown),
+        // A 503 too: nothing in Mews's description says it ran nothing.
+        (500..=599, Call::Write) => Some(ErrorClass::Unknown),
+        (401 | 429, _) => None,
+        (402..=499, Call::Write) => Some(ErrorClass::Unavailable),
+        _ => None,
+    },
+    request_id_header: None,
+    answer_id: |body| {
+        serde_json::from_slice::<MewsErrorBody>(body)
+            .ok()
+            .and_then(|e| e.request_id)
+    },
+};
 
 impl MewsPms {
     pub fn new(settings: MewsSettings) -> Result<Self, String> {
@@ -275,20 +307,22 @@ impl MewsPms {
             settings.client_name.trim(),
             env!("CARGO_PKG_VERSION")
         );
-        let http = reqwest::Client::builder()
-            // A redirected POST would be replayed as something else; never follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
-            .user_agent(client.clone())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let api = Transport::new(TransportSettings {
+            vendor: &MEWS,
+            timeout: settings.timeout,
+            rate_limit: settings.rate_limit,
+            // The tokens travel in the body.
+            auth: Auth::None,
+            headers: Vec::new(),
+            user_agent: Some(client.clone()),
+        })?;
+        let base = transport::base_url(&settings.url, "url")?;
         Ok(MewsPms {
-            http,
-            base: format!("{}/api/connector/v1/", settings.url.trim_end_matches('/')),
+            api,
+            base: transport::join(&base, &["api", "connector", "v1"]),
             client_token,
             access_token,
             client,
-            limiter: RateLimiter::new("Mews", settings.rate_limit),
             settings,
         })
     }
@@ -325,92 +359,22 @@ impl MewsPms {
         Value::Object(body)
     }
 
-    /// One call. Never logs the body (it carries the tokens).
+    /// One operation (`orders/add`, `reservations/getAll/2023-06-06`); every
+    /// Connector API operation is a POST of JSON. Never logs the body (it carries
+    /// the tokens). A 2XX answers its body as JSON (`null` when empty).
     async fn call(
         &self,
         op: &'static str,
+        call: Call,
         body: &Value,
         deadline: Instant,
-        min_budget: Duration,
-    ) -> Result<Value, Failure> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left < min_budget.max(Duration::from_millis(1)) {
-            return Err(Failure::NotSent(format!(
-                "no time left for Mews {op} before the deadline"
-            )));
+    ) -> Result<Answer, PmsError> {
+        let url = transport::join(&self.base, &op.split('/').collect::<Vec<_>>());
+        let mut request = self.api.request(op, call, Method::POST, url).json(body);
+        if call == Call::Write {
+            request = request.min_budget(MIN_WRITE_BUDGET);
         }
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| Failure::NotSent(format!("cannot encode {op}: {e}")))?;
-        self.limiter
-            .acquire(deadline)
-            .await
-            .map_err(Failure::NotSent)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        let sent = self
-            .http
-            .post(format!("{}{op}", self.base))
-            .timeout(left.min(self.settings.timeout))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(bytes)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) if e.is_connect() || e.is_builder() => {
-                return Err(Failure::NotSent(format!("Mews {op}: {e}")));
-            }
-            Err(e) => return Err(Failure::NoAnswer(format!("Mews {op}: {e}"))),
-        };
-        let status = response.status().as_u16();
-        // 3XX (never followed), 404, 405, 415: set up wrong; Mews ran nothing.
-        if let Some(detail) = super::rest::setup_error(
-            "Mews",
-            op,
-            status,
-            super::rest::location(response.headers()),
-        ) {
-            return Err(Failure::NotSent(detail));
-        }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if status == 429 {
-            self.limiter
-                .pause(super::rest::retry_after(response.headers(), Utc::now()));
-        }
-        let body = response.bytes().await;
-        if (200..300).contains(&status) {
-            let body = body.map_err(|e| Failure::BadBody(format!("Mews {op}: {e}")))?;
-            if body.is_empty() {
-                return Ok(Value::Null);
-            }
-            return serde_json::from_slice(&body)
-                .map_err(|e| Failure::BadBody(format!("Mews {op}: unreadable answer: {e}")));
-        }
-        let error: MewsErrorBody = body
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let failure = Failure::Status {
-            op,
-            status,
-            message: error.message.unwrap_or_default(),
-            request_id: error.request_id,
-            retry_after,
-        };
-        if status == 401 {
-            tracing::error!(
-                op,
-                request_id = error_request_id(&failure),
-                "Mews refused chargebridge's credentials (401): check client_token and access_token of this [pms] section"
-            );
-        } else if status == 400 {
-            tracing::warn!(op, detail = %failure, "Mews answered 400 (bad request)");
-        }
-        Err(failure)
+        self.api.call(&request, deadline).await
     }
 
     /// Every item of a `getAll`, following `Cursor` until a short page. Stops early
@@ -422,7 +386,7 @@ impl MewsPms {
         filter: Value,
         deadline: Instant,
         stop: impl Fn(&T) -> bool,
-    ) -> Result<Vec<T>, Failure> {
+    ) -> Result<Vec<T>, PmsError> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -438,16 +402,17 @@ impl MewsPms {
                     json!({ "Count": PAGE, "Cursor": cursor }),
                 );
             }
-            let answer = self.call(op, &body, deadline, Duration::ZERO).await?;
-            let Value::Object(mut page) = answer else {
-                return Err(Failure::BadBody(format!(
-                    "Mews {op}: answer is not an object"
+            let answer = self.call(op, Call::Read, &body, deadline).await?;
+            let Ok(Value::Object(mut page)) = answer.json() else {
+                return Err(PmsError::unavailable(format!(
+                    "Mews {op}: answer is not a JSON object"
                 )));
             };
             let items: Vec<T> = match page.remove(key) {
                 None | Some(Value::Null) => Vec::new(),
-                Some(v) => serde_json::from_value(v)
-                    .map_err(|e| Failure::BadBody(format!("Mews {op}: unreadable {key}: {e}")))?,
+                Some(v) => serde_json::from_value(v).map_err(|e| {
+                    PmsError::unavailable(format!("Mews {op}: unreadable {key}: {e}"))
+                })?,
             };
             let next = page
                 .remove("Cursor")
@@ -460,7 +425,7 @@ impl MewsPms {
             }
             cursor = next;
         }
-        Err(Failure::BadBody(format!(
+        Err(PmsError::unavailable(format!(
             "Mews {op}: more than {MAX_PAGES} pages"
         )))
     }
@@ -470,7 +435,7 @@ impl MewsPms {
         &self,
         id: &str,
         deadline: Instant,
-    ) -> Result<Option<Reservation>, Failure> {
+    ) -> Result<Option<Reservation>, PmsError> {
         let found: Vec<Reservation> = self
             .get_all(
                 "reservations/getAll/2023-06-06",
@@ -500,8 +465,8 @@ impl MewsPms {
                 "no Mews service for this revenue center: add revenue_centers.\"{}\" (or default_revenue_center) to the tenant's [tenants.mapping], or service_id to its Mews [pms] section",
                 if rc_id.is_empty() { rc_name } else { rc_id }
             );
-            return Err(PmsError::Rejected(
-                "No Mews service mapped for this outlet".into(),
+            return Err(PmsError::rejected(
+                "No Mews service mapped for this outlet",
             ));
         };
         if uuid::Uuid::parse_str(&service).is_err() {
@@ -511,8 +476,8 @@ impl MewsPms {
                 service = %service,
                 "the Mews service mapped for this revenue center is not a Mews id (UUID)"
             );
-            return Err(PmsError::Rejected(
-                "Mews service mapping is invalid for this outlet".into(),
+            return Err(PmsError::rejected(
+                "Mews service mapping is invalid for this outlet",
             ));
         }
         Ok(service)
@@ -535,8 +500,8 @@ impl MewsPms {
                     category = %category,
                     "a mapped Mews accounting category is not a Mews id (UUID): fix [tenants.mapping] accounting_groups / gratuity_code / service_charge_code"
                 );
-                return Err(PmsError::Rejected(
-                    "Mews accounting category mapping is invalid".into(),
+                return Err(PmsError::rejected(
+                    "Mews accounting category mapping is invalid",
                 ));
             }
             let mut item = item;
@@ -584,7 +549,7 @@ fn order_item(item: &FolioItem, currency: &str, reference: &str) -> Result<Value
         (item.quantity.unsigned_abs(), item.unit_gross)
     };
     let count = i32::try_from(count)
-        .map_err(|_| PmsError::Rejected("Item quantity too large for Mews".into()))?;
+        .map_err(|_| PmsError::rejected("Item quantity too large for Mews"))?;
     let mut entry = json!({
         "Name": item_name(&item.description),
         "UnitCount": count,
@@ -608,7 +573,7 @@ fn order_item(item: &FolioItem, currency: &str, reference: &str) -> Result<Value
 fn money(amount: Decimal) -> Result<Value, PmsError> {
     serde_json::Number::from_str(&amount.to_string())
         .map(Value::Number)
-        .map_err(|_| PmsError::Unavailable(format!("cannot write {amount} as a JSON number")))
+        .map_err(|_| PmsError::unavailable(format!("cannot write {amount} as a JSON number")))
 }
 
 fn item_name(description: &str) -> String {
@@ -653,98 +618,6 @@ struct MewsErrorBody {
     message: Option<String>,
     #[serde(default)]
     request_id: Option<String>,
-}
-
-/// How one call failed, before deciding what it means for a charge.
-#[derive(Debug)]
-enum Failure {
-    /// The request never reached Mews (connect/DNS/TLS failure, no time left).
-    NotSent(String),
-    /// Sent, but no complete answer came back (timeout, connection lost).
-    NoAnswer(String),
-    /// Mews answered with an error status.
-    Status {
-        op: &'static str,
-        status: u16,
-        message: String,
-        request_id: Option<String>,
-        retry_after: Option<String>,
-    },
-    /// A success status with a body we cannot read.
-    BadBody(String),
-}
-
-fn error_request_id(f: &Failure) -> &str {
-    match f {
-        Failure::Status {
-            request_id: Some(id),
-            ..
-        } => id,
-        _ => "",
-    }
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::NotSent(d) | Failure::NoAnswer(d) | Failure::BadBody(d) => f.write_str(d),
-            Failure::Status {
-                op,
-                status,
-                message,
-                request_id,
-                retry_after,
-            } => {
-                write!(f, "Mews {op} answered {status}")?;
-                if !message.is_empty() {
-                    write!(f, ": {message}")?;
-                }
-                if let Some(r) = retry_after {
-                    write!(f, " (Retry-After {r})")?;
-                }
-                if let Some(id) = request_id {
-                    write!(f, " [RequestId {id}]")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-/// What a failed `orders/add` means for the charge.
-fn write_error(f: Failure) -> PmsError {
-    match &f {
-        Failure::NotSent(_) => PmsError::Unavailable(f.to_string()),
-        Failure::NoAnswer(_) | Failure::BadBody(_) => PmsError::Unknown(f.to_string()),
-        Failure::Status {
-            status, message, ..
-        } => match status {
-            400 | 403 => PmsError::Rejected(staff_sentence(message)),
-            // Mews's description of 408 (tests/vendor/mews/orders.subset.openapi.json,
-            // `orders/add`): "Error caused by heavy request that takes too long to
-            // process (typically tens of seconds). To get around this, request data
-            // in smaller batches." Mews was processing the order when it gave up,
-            // and nothing says it was rolled back: it may have been applied, so it
-            // is reconciled by reference.
-            408 => PmsError::Unknown(f.to_string()),
-            500..=599 => PmsError::Unknown(f.to_string()),
-            // 401 credentials, 429 not processed, 3XX/404/… misconfigured URL:
-            // Mews did not run the operation.
-            _ => PmsError::Unavailable(f.to_string()),
-        },
-    }
-}
-
-/// What a failed read means: nothing was applied, so never unknown.
-fn read_error(f: Failure) -> PmsError {
-    match &f {
-        Failure::Status {
-            status: 400 | 403,
-            message,
-            ..
-        } => PmsError::Rejected(staff_sentence(message)),
-        _ => PmsError::Unavailable(f.to_string()),
-    }
 }
 
 /// The first sentence of Mews's message, for the staff; the API layer cuts it to
@@ -792,8 +665,8 @@ impl Reservation {
     fn check_chargeable(&self) -> Result<(), PmsError> {
         match self.state.as_deref() {
             Some("Started") => Ok(()),
-            Some("Processed") => Err(PmsError::Rejected("Guest has checked out".into())),
-            _ => Err(PmsError::Rejected("Guest not checked in".into())),
+            Some("Processed") => Err(PmsError::rejected("Guest has checked out")),
+            _ => Err(PmsError::rejected("Guest not checked in")),
         }
     }
 }
@@ -873,45 +746,32 @@ impl PmsAdapter for MewsPms {
         let service = self.service_for(charge)?;
         let reservation = match self.reservation(&room.reservation_id, deadline).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Err(PmsError::Rejected("Unknown reservation".into())),
+            Ok(None) => return Err(PmsError::rejected("Unknown reservation")),
             // Mews answers 400 for an id that is not one of its ids.
-            Err(Failure::Status { status: 400, .. }) => {
-                return Err(PmsError::Rejected("Unknown reservation".into()));
+            Err(e) if e.status() == Some(400) => {
+                return Err(PmsError::rejected("Unknown reservation"));
             }
-            Err(f) => return Err(read_error(f)),
+            Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
         };
         reservation.check_chargeable()?;
         let Some(account) = reservation.account() else {
-            return Err(PmsError::Rejected(
-                "Reservation has no guest account".into(),
+            return Err(PmsError::rejected(
+                "Reservation has no guest account",
             ));
         };
         let body = self.order_body(charge, &service, &reservation, account)?;
-        match self
-            .call("orders/add", &body, deadline, MIN_WRITE_BUDGET)
-            .await
-        {
-            Ok(answer) => {
-                let order = answer
-                    .get("OrderId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
-                if order.is_none() {
-                    tracing::warn!(reference = %charge.reference, "Mews accepted the order without an OrderId; answering with the reference");
-                }
-                Ok(PostingReceipt {
-                    pms_reference: order.unwrap_or_else(|| charge.reference.to_string()),
-                })
-            }
-            // A success status means Mews applied it, even if the body got lost.
-            Err(Failure::BadBody(detail)) => {
-                tracing::warn!(reference = %charge.reference, %detail, "Mews accepted the order; its answer was unreadable");
-                Ok(PostingReceipt {
-                    pms_reference: charge.reference.to_string(),
-                })
-            }
-            Err(f) => Err(write_error(f)),
+        let answer = self.call("orders/add", Call::Write, &body, deadline).await?;
+        // A success status means Mews applied it, even if the body got lost.
+        let order = answer
+            .json()
+            .ok()
+            .and_then(|a| a.get("OrderId").and_then(Value::as_str).map(str::to_string));
+        if order.is_none() {
+            tracing::warn!(reference = %charge.reference, "Mews accepted the order without a readable OrderId; answering with the reference");
         }
+        Ok(PostingReceipt {
+            pms_reference: order.unwrap_or_else(|| charge.reference.to_string()),
+        })
     }
 
     async fn reconcile(
@@ -926,8 +786,9 @@ impl PmsAdapter for MewsPms {
             Ok(Some(r)) => r,
             // No such reservation (or an id Mews refuses): nothing can have been
             // posted to it, since posting needs this same look-up to succeed.
-            Ok(None) | Err(Failure::Status { status: 400, .. }) => return Ok(None),
-            Err(f) => return Err(read_error(f)),
+            Ok(None) => return Ok(None),
+            Err(e) if e.status() == Some(400) => return Ok(None),
+            Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
         };
         let Some(account) = reservation.account() else {
             return Ok(None);
@@ -941,7 +802,7 @@ impl PmsAdapter for MewsPms {
             return Ok(None);
         };
         let window = chrono::Duration::from_std(self.settings.reconcile_window)
-            .map_err(|e| PmsError::Unavailable(format!("reconcile_window: {e}")))?;
+            .map_err(|e| PmsError::unavailable(format!("reconcile_window: {e}")))?;
         let reference = charge.reference.as_str();
         let items: Vec<OrderItem> = self
             .get_all(
@@ -958,8 +819,7 @@ impl PmsAdapter for MewsPms {
                 deadline,
                 |i: &OrderItem| i.carries(reference),
             )
-            .await
-            .map_err(read_error)?;
+            .await?;
         Ok(items
             .into_iter()
             .find(|i| i.carries(reference))
@@ -978,8 +838,7 @@ impl PmsAdapter for MewsPms {
                 deadline,
                 |_: &Reservation| false,
             )
-            .await
-            .map_err(read_error)?;
+            .await?;
         // Mews filters by state; a server that did not is still never trusted.
         let reservations: Vec<_> = reservations
             .into_iter()
@@ -1000,8 +859,7 @@ impl PmsAdapter for MewsPms {
                     deadline,
                     |_: &Customer| false,
                 )
-                .await
-                .map_err(read_error)?;
+                .await?;
             customers.extend(found.into_iter().map(|c| (c.id.to_lowercase(), c)));
         }
 
@@ -1023,8 +881,7 @@ impl PmsAdapter for MewsPms {
                     deadline,
                     |_: &Resource| false,
                 )
-                .await
-                .map_err(read_error)?;
+                .await?;
             resources.extend(found.into_iter().map(|r| (r.id.to_lowercase(), r)));
         }
 
@@ -1068,13 +925,13 @@ impl PmsAdapter for MewsPms {
         let deadline = Instant::now() + self.settings.timeout;
         self.call(
             "configuration/get",
+            Call::Read,
             &self.body(json!({}), Scope::Enterprise),
             deadline,
-            Duration::ZERO,
         )
         .await
         .map(|_| ())
-        .map_err(|f| PmsError::Unavailable(f.to_string()))
+        .map_err(|e| e.as_class(ErrorClass::Unavailable, ""))
     }
 }
 
@@ -1082,6 +939,17 @@ impl PmsAdapter for MewsPms {
 fn unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     let mut seen = std::collections::HashSet::new();
     values.filter(|v| seen.insert(v.to_lowercase())).collect()
+}
+
+
+impl super::AdapterSettings for MewsSettings {
+    fn check(&self) -> Result<(), String> {
+        MewsSettings::check(self)
+    }
+
+    fn build(&self) -> Result<super::Built, String> {
+        Ok(super::Built::adapter(MewsPms::new(self.clone())?))
+    }
 }
 
 #[cfg(test)]
@@ -1251,38 +1119,47 @@ reconcile_window = "3d"
         );
     }
 
-    fn status(status: u16, message: &str) -> Failure {
-        Failure::Status {
-            op: "orders/add",
-            status,
-            message: message.into(),
-            request_id: None,
-            retry_after: None,
-        }
+    /// What the adapter makes of a Mews error answer to `op`.
+    fn failure(call: Call, status: u16, message: &str) -> PmsError {
+        let pms = MewsPms::new(settings()).unwrap();
+        let request = pms.api.request(
+            "orders/add",
+            call,
+            Method::POST,
+            transport::join(&pms.base, &["orders", "add"]),
+        );
+        let body = json!({ "Message": message, "RequestId": "mews-req-1" });
+        pms.api.failure(
+            &request,
+            &Answer {
+                status,
+                headers: Default::default(),
+                body: serde_json::to_vec(&body).unwrap(),
+                request_id: "mews-req-1".into(),
+            },
+        )
     }
 
     #[test]
     fn write_failures_are_classified_by_whether_mews_may_have_applied_them() {
-        let class = |f| write_error(f).class();
-        assert_eq!(class(Failure::NotSent("refused".into())), "unavailable");
-        assert_eq!(class(Failure::NoAnswer("timeout".into())), "unknown");
-        assert_eq!(class(status(429, "")), "unavailable");
-        assert_eq!(class(status(408, "")), "unknown");
-        assert_eq!(class(status(401, "")), "unavailable");
-        assert_eq!(class(status(404, "")), "unavailable");
-        assert_eq!(class(status(500, "")), "unknown");
-        assert_eq!(class(status(503, "")), "unknown");
+        let class = |status| failure(Call::Write, status, "").class();
+        assert_eq!(class(429), "unavailable");
+        assert_eq!(class(408), "unknown");
+        assert_eq!(class(401), "unavailable");
+        assert_eq!(class(404), "unavailable");
+        assert_eq!(class(409), "unavailable");
+        assert_eq!(class(500), "unknown");
+        assert_eq!(class(503), "unknown");
         assert_eq!(
-            write_error(status(403, "The bill is closed. Contact the reception.")),
-            PmsError::Rejected("The bill is closed".into())
+            failure(Call::Write, 403, "The bill is closed. Contact the reception."),
+            PmsError::rejected("The bill is closed")
         );
-        assert_eq!(class(status(400, "Invalid ServiceId.")), "rejected");
+        assert_eq!(failure(Call::Write, 400, "Invalid ServiceId.").class(), "rejected");
+        let down = failure(Call::Write, 500, "Oops");
+        assert!(down.detail.contains("mews-req-1"), "{}", down.detail);
         // Reads never report an unknown outcome.
-        assert_eq!(
-            read_error(Failure::NoAnswer("t".into())).class(),
-            "unavailable"
-        );
-        assert_eq!(read_error(status(500, "")).class(), "unavailable");
+        assert_eq!(failure(Call::Read, 500, "").class(), "unavailable");
+        assert_eq!(failure(Call::Read, 408, "").class(), "unavailable");
     }
 
     #[test]

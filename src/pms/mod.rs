@@ -5,21 +5,36 @@
 //! (reconcile), search checked-in guests, and report its health. Every failure is
 //! classified, because the class decides what happens to the idempotency record:
 //!
-//! * [`PmsError::Rejected`]: a permanent business refusal (closed folio, unknown
+//! * [`ErrorClass::Rejected`]: a permanent business refusal (closed folio, unknown
 //!   room). Stored and replayed as 422.
-//! * [`PmsError::Unavailable`]: the charge was definitely **not** applied (could
+//! * [`ErrorClass::Unavailable`]: the charge was definitely **not** applied (could
 //!   not connect, 5XX before acceptance). The claim is released; a retry posts.
-//! * [`PmsError::Unknown`]: the charge **may** have been applied (timeout after the
+//! * [`ErrorClass::Unknown`]: the charge **may** have been applied (timeout after the
 //!   request was sent). Recorded; the next delivery reconciles before posting.
 //!
-//! Adding a PMS: write one file with a settings struct and a type implementing
-//! [`PmsAdapter`], then add one variant to [`PmsSettings`] (`registry.rs`).
+//! Adding a PMS: write one file, `src/pms/<kind>.rs`, with a settings struct
+//! (serde, `deny_unknown_fields`) implementing [`AdapterSettings`] and a type
+//! implementing [`PmsAdapter`]; then add one line to `adapters!` below. An HTTP
+//! adapter builds its calls on `transport::Transport` with a `transport::Vendor`
+//! that says what the vendor's statuses and error bodies mean; deadline budget,
+//! redirects, timeouts, rate limit, credentials, error classes and metrics are
+//! the transport's. The config loader, `check-config` and the metrics find the
+//! new kind without further changes.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use chargebridge::domain::Charge;
-//! use chargebridge::pms::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+//! use chargebridge::pms::{AdapterSettings, Built, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 //! use tokio::time::Instant;
+//!
+//! #[derive(Debug, Clone, serde::Deserialize)]
+//! #[serde(deny_unknown_fields)]
+//! struct LedgerSettings {}
+//!
+//! impl AdapterSettings for LedgerSettings {
+//!     fn check(&self) -> Result<(), String> { Ok(()) }
+//!     fn build(&self) -> Result<Built, String> { Ok(Built::adapter(Ledger)) }
+//! }
 //!
 //! struct Ledger;
 //!
@@ -39,16 +54,23 @@
 //! }
 //! ```
 
-pub mod apaleo;
-pub mod http;
-pub mod itemize;
-pub mod memory;
-pub mod mews;
-mod oauth;
-pub mod opera;
-pub mod rate_limit;
+#[macro_use]
 mod registry;
+
+// The registry: one line per adapter kind (`adapter = "<variant>"` in lowercase).
+adapters! {
+    memory::MemoryPmsSettings => Memory,
+    http::HttpPmsSettings => Http,
+    mews::MewsSettings => Mews,
+    opera::OperaSettings => Opera,
+    apaleo::ApaleoSettings => Apaleo,
+}
+
+pub mod itemize;
+mod oauth;
+pub mod rate_limit;
 mod rest;
+pub(crate) mod transport;
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -57,63 +79,184 @@ use tokio::time::Instant;
 
 use crate::domain::{Charge, RoomCharge};
 
-pub use registry::{PmsRegistry, PmsSettings};
+pub use registry::{AdapterSettings, Built, PmsRegistry};
 
 /// The room-charge part of `charge`. `posting.rs` never posts a charge without
 /// one, so this only guards adapters called directly.
 pub fn room_of(charge: &Charge) -> Result<&RoomCharge, PmsError> {
     charge
         .room()
-        .ok_or_else(|| PmsError::Rejected("Nothing to charge to the room".into()))
+        .ok_or_else(|| PmsError::rejected("Nothing to charge to the room"))
 }
 
 /// How a PMS call failed; see the module documentation for what each class means.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PmsError {
-    /// Permanent refusal; the string is the PMS's reason, readable by staff.
-    #[error("rejected: {0}")]
-    Rejected(String),
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Permanent refusal; the detail is the PMS's reason, readable by staff.
+    Rejected,
     /// Definitely not applied.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    Unavailable,
     /// May have been applied.
-    #[error("outcome unknown: {0}")]
-    Unknown(String),
+    Unknown,
 }
 
-/// How [`PmsError::rate_limited`] writes the wait into an unavailable error.
-const RETRY_AFTER_MARK: &str = " (retry after ";
+impl ErrorClass {
+    /// Short label for metrics and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorClass::Rejected => "rejected",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Unknown => "unknown",
+        }
+    }
+}
+
+/// A failed PMS call: its class (what it means for the charge), a one-line
+/// detail (for a refusal, the PMS's reason as staff should read it), and what
+/// caused it when that was an error of its own (a transport failure).
+#[derive(Debug, Clone)]
+pub struct PmsError {
+    pub class: ErrorClass,
+    pub detail: String,
+    /// The pause a rate-limited PMS asked for (429 with `Retry-After`).
+    retry_after: Option<std::time::Duration>,
+    /// Nothing was tried because the deadline had come.
+    out_of_time: bool,
+    /// The PMS's HTTP status, when it answered one.
+    status: Option<u16>,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
 
 impl PmsError {
+    pub fn new(class: ErrorClass, detail: impl Into<String>) -> Self {
+        PmsError {
+            class,
+            detail: detail.into(),
+            retry_after: None,
+            out_of_time: false,
+            status: None,
+            source: None,
+        }
+    }
+
+    /// A permanent business refusal; `reason` is shown to staff.
+    pub fn rejected(reason: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Rejected, reason)
+    }
+
+    /// Definitely not applied.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Unavailable, detail)
+    }
+
+    /// May have been applied.
+    pub fn unknown(detail: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Unknown, detail)
+    }
+
+    /// Not tried: no time was left before the deadline.
+    pub fn out_of_time(detail: impl Into<String>) -> Self {
+        PmsError {
+            out_of_time: true,
+            ..Self::unavailable(detail)
+        }
+    }
+
     /// Not applied, and the PMS asked for a pause (429 with `Retry-After`): the
     /// journal's worker waits at least that long before the next attempt.
     pub fn rate_limited(detail: impl Into<String>, wait: std::time::Duration) -> Self {
-        PmsError::Unavailable(format!(
-            "{}{RETRY_AFTER_MARK}{} ms)",
-            detail.into(),
-            wait.as_millis()
-        ))
+        PmsError {
+            retry_after: Some(wait),
+            ..Self::unavailable(detail)
+        }
+    }
+
+    /// The same failure, caused by `source` (kept for `Error::source`).
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
+    /// The same failure seen as `class` (a read-back that failed leaves the
+    /// outcome unknown), with `context` before the detail.
+    pub fn as_class(mut self, class: ErrorClass, context: &str) -> Self {
+        self.class = class;
+        if !context.is_empty() {
+            self.detail = format!("{context}: {}", self.detail);
+        }
+        self
+    }
+
+    /// The same failure, known to come from an answer with this HTTP status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The HTTP status the PMS answered, when the failure is an answer.
+    pub fn status(&self) -> Option<u16> {
+        self.status
     }
 
     /// The pause a rate-limited PMS asked for, if it did.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
-        let PmsError::Unavailable(detail) = self else {
-            return None;
-        };
-        let (_, rest) = detail.rsplit_once(RETRY_AFTER_MARK)?;
-        let ms: u64 = rest.strip_suffix(" ms)")?.parse().ok()?;
-        Some(std::time::Duration::from_millis(ms))
+        self.retry_after
+            .filter(|_| self.class == ErrorClass::Unavailable)
+    }
+
+    /// Whether the call was not made because the deadline had come.
+    pub fn is_out_of_time(&self) -> bool {
+        self.out_of_time
+    }
+
+    pub fn is_rejected(&self) -> bool {
+        self.class == ErrorClass::Rejected
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.class == ErrorClass::Unavailable
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.class == ErrorClass::Unknown
     }
 
     /// Short label for metrics and logs.
     pub fn class(&self) -> &'static str {
-        match self {
-            PmsError::Rejected(_) => "rejected",
-            PmsError::Unavailable(_) => "unavailable",
-            PmsError::Unknown(_) => "unknown",
-        }
+        self.class.label()
     }
 }
+
+impl std::fmt::Display for PmsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let class = match self.class {
+            ErrorClass::Rejected => "rejected",
+            ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Unknown => "outcome unknown",
+        };
+        write!(f, "{class}: {}", self.detail)
+    }
+}
+
+impl std::error::Error for PmsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two failures are the same when class, detail and asked pause agree; the
+/// cause is context, not identity.
+impl PartialEq for PmsError {
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class
+            && self.detail == other.detail
+            && self.retry_after == other.retry_after
+    }
+}
+
+impl Eq for PmsError {}
 
 /// What the PMS answered for an applied charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,7 +290,7 @@ pub trait PmsAdapter: Send + Sync + 'static {
 
     /// Applies the charge once, carrying `charge.reference` so it can be found
     /// again. The charge comes shared, so an adapter that keeps it need not copy it. Must answer before `deadline`; a timeout after the request left is
-    /// [`PmsError::Unknown`].
+    /// [`ErrorClass::Unknown`].
     async fn post(
         &self,
         charge: &Arc<Charge>,
@@ -179,10 +322,12 @@ mod tests {
         let e = PmsError::rate_limited("PMS answered HTTP 429", Duration::from_secs(30));
         assert_eq!(e.class(), "unavailable");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
-        assert_eq!(PmsError::Unavailable("down".into()).retry_after(), None);
+        assert_eq!(PmsError::unavailable("down").retry_after(), None);
+        let unknown = e.clone().as_class(ErrorClass::Unknown, "reconcile");
+        assert_eq!(unknown.retry_after(), None);
         assert_eq!(
-            PmsError::Unknown("x (retry after 5 ms)".into()).retry_after(),
-            None
+            unknown.to_string(),
+            "outcome unknown: reconcile: PMS answered HTTP 429"
         );
     }
 }
@@ -206,6 +351,17 @@ pub fn name_matches(term: &str, name: &str) -> bool {
             .all(|w| have.iter().any(|h| h.starts_with(w.as_str())))
 }
 
+/// Whether a guest found by a PMS search is one the term asks for: the room
+/// exactly when the term looks like a room number ("101", "12B"), else the name
+/// by [`name_matches`].
+pub fn stay_matches(term: &str, stay: &GuestStay) -> bool {
+    if rest::looks_like_room(term) {
+        stay.room_id.eq_ignore_ascii_case(term)
+    } else {
+        name_matches(term, &stay.client_name)
+    }
+}
+
 /// The surname in a term, for PMS searches that take one: the part before a
 /// comma ("Doe, Jane"), else the last word ("Jane Doe").
 pub fn surname_in(term: &str) -> &str {
@@ -214,6 +370,23 @@ pub fn surname_in(term: &str) -> &str {
         Some((surname, _)) if !surname.trim().is_empty() => surname.trim(),
         _ => term.split_whitespace().last().unwrap_or(term),
     }
+}
+
+/// A charge built from a Lightspeed payload for the demo tenant, for unit tests.
+#[cfg(test)]
+pub(crate) fn demo_charge(json: &str) -> Charge {
+    let s = crate::config::Settings::demo();
+    let pms = PmsRegistry::build(&s.pms).unwrap();
+    let tenants = crate::domain::Tenants::build(&s.tenants, &pms).unwrap();
+    let wire = crate::lightspeed::parse_charge(json.as_bytes()).unwrap();
+    let tenant = tenants.by_id("demo").unwrap();
+    Charge::from_wire(
+        &wire,
+        tenant,
+        &crate::domain::IdempotencyKey::parse(b"LS1_test").unwrap(),
+        chrono::Utc::now(),
+    )
+    .unwrap()
 }
 
 #[cfg(test)]

@@ -43,11 +43,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use reqwest::Method;
+
 use super::itemize::{FolioItem, folio_items};
-use super::oauth::{BearerApi, Call, TokenRequest, TokenSource};
-use super::rate_limit::{RateLimit, RateLimiter};
+use super::oauth::TokenRequest;
+use super::rate_limit::RateLimit;
 use super::rest::{self, ItemOrigin};
-use super::{GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use super::transport::{self, Auth, Call, Transport, TransportSettings, Vendor};
+use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
 use crate::domain::Charge;
 
@@ -142,9 +145,9 @@ impl OperaSettings {
     }
 
     pub fn check(&self) -> Result<(), String> {
-        rest::base_url(&self.url, "url")?;
+        transport::base_url(&self.url, "url")?;
         if let Some(t) = &self.token_url {
-            rest::base_url(t, "token_url")?;
+            transport::base_url(t, "token_url")?;
         }
         if self.scope.trim().is_empty() {
             return Err("scope is empty (leave it out for OHIP's default)".into());
@@ -187,53 +190,56 @@ impl OperaSettings {
 pub struct OperaPms {
     settings: OperaSettings,
     base: reqwest::Url,
-    api: BearerApi,
+    api: Transport,
 }
+
+/// What OHIP's answers mean (see the module documentation).
+static OPERA: Vendor = Vendor {
+    name: "OPERA",
+    error_text: |status, body| is_ohip_error(body).then(|| error_text(status, body)),
+    classify: |status, call, body| {
+        // OHIP describes 404 on postBillingCharges as "Resource not found" with
+        // its error body (exceptionDetailType): the reservation is not there,
+        // which staff must read. A 404 without that body (a gateway, a wrong
+        // path) is a set-up error.
+        (status == 404 && call == Call::Write && is_ohip_error(body)).then_some(ErrorClass::Rejected)
+    },
+    // OHIP's `x-request-id` parameter (a UUID) on every operation we call.
+    request_id_header: Some("x-request-id"),
+    answer_id: |_| None,
+};
 
 impl OperaPms {
     pub fn new(settings: OperaSettings) -> Result<Self, String> {
         settings.check()?;
-        let base = rest::base_url(&settings.url, "url")?;
+        let base = transport::base_url(&settings.url, "url")?;
         let token_url = match &settings.token_url {
-            Some(t) => rest::base_url(t, "token_url")?,
-            None => rest::join(&base, &["oauth", "v1", "tokens"]),
+            Some(t) => transport::base_url(t, "token_url")?,
+            None => transport::join(&base, &["oauth", "v1", "tokens"]),
         };
         let client_secret = settings.client_secret_sources().require()?;
         let app_key = settings.app_key_sources().require()?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(settings.timeout)
-            // A redirected POST would be replayed as something else; never follow
-            // (a 3XX reads as a set-up error, see `rest::setup_error`).
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
         let mut token_headers = vec![("x-app-key", app_key.clone())];
         if let Some(enterprise) = &settings.enterprise_id {
             token_headers.push(("enterpriseId", SecretString::from(enterprise.clone())));
         }
-        let tokens = TokenSource::new(
-            client.clone(),
-            TokenRequest {
-                pms: "OPERA",
+        let api = Transport::new(TransportSettings {
+            vendor: &OPERA,
+            timeout: settings.timeout,
+            rate_limit: settings.rate_limit,
+            auth: Auth::ClientCredentials(TokenRequest {
                 url: token_url,
                 client_id: settings.client_id.clone(),
                 client_secret,
                 form: vec![("scope", settings.scope.clone())],
                 headers: token_headers,
-                timeout: settings.timeout,
-            },
-        );
-        let api = BearerApi {
-            limiter: RateLimiter::new("OPERA", settings.rate_limit),
-            pms: "OPERA",
-            client,
-            tokens,
-            timeout: settings.timeout,
+            }),
             headers: vec![
                 ("x-app-key", app_key),
                 ("x-hotelid", SecretString::from(settings.hotel_id.clone())),
             ],
-        };
+            user_agent: None,
+        })?;
         Ok(OperaPms {
             settings,
             base,
@@ -242,7 +248,7 @@ impl OperaPms {
     }
 
     fn url(&self, segments: &[&str]) -> reqwest::Url {
-        rest::join(&self.base, segments)
+        transport::join(&self.base, segments)
     }
 
     /// The `criteria.charges` list, or a refusal naming the missing mapping.
@@ -267,7 +273,7 @@ impl OperaPms {
             } else {
                 (i64::from(item.quantity), item.unit_gross)
             };
-            let price = rest::json_decimal(price).map_err(PmsError::Unavailable)?;
+            let price = rest::json_decimal(price).map_err(PmsError::unavailable)?;
             let mut line = json!({
                 "transactionCode": code,
                 "price": { "amount": price, "currencyCode": charge.currency },
@@ -298,7 +304,7 @@ fn missing_code(origin: &ItemOrigin) -> PmsError {
         mapping_key = %origin.revenue_key,
         "no OPERA transaction code: map the key, or set default_transaction_code in the PMS settings"
     );
-    PmsError::Rejected(format!("No OPERA transaction code for {}", origin.label))
+    PmsError::rejected(format!("No OPERA transaction code for {}", origin.label))
 }
 
 /// Staff-readable text of an OPERA error body (`exceptionDetailType`).
@@ -311,7 +317,7 @@ fn is_ohip_error(body: &[u8]) -> bool {
     })
 }
 
-fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
+fn error_text(status: u16, body: &[u8]) -> String {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let field = |v: &Value, k: &str| {
         v.get(k)
@@ -331,7 +337,7 @@ fn error_text(status: reqwest::StatusCode, body: &[u8]) -> String {
         .or_else(|| field(&json, "title").filter(|t| !is_generic_title(t)))
         .or_else(from_details)
         .or_else(|| field(&json, "title"))
-        .unwrap_or_else(|| match status.as_u16() {
+        .unwrap_or_else(|| match status {
             404 => "Reservation not found in OPERA".to_string(),
             s => format!("OPERA refused the charge (HTTP {s})"),
         })
@@ -407,61 +413,27 @@ impl PmsAdapter for OperaPms {
             reservation,
             "charges",
         ]);
-        let answer = self
+        let request = self
             .api
-            .send(|c| c.post(url.clone()).json(&body), Call::Write, deadline)
-            .await?;
-        let (status, headers, resp) = (answer.status, answer.headers, answer.body);
-        let location = rest::location(&headers);
-        // OHIP describes 404 on this operation as "Resource not found" with its
-        // error body (exceptionDetailType): the reservation is not there, which
-        // staff must read. A 404 without that body (a gateway, a wrong path) is
-        // a set-up error.
-        if status == reqwest::StatusCode::NOT_FOUND && is_ohip_error(&resp) {
-            let reason = error_text(status, &resp);
-            tracing::info!(status = 404, %reason, "OPERA has no such reservation");
-            return Err(PmsError::Rejected(reason));
-        }
-        if let Some(detail) = rest::setup_error("OPERA", "charges", status.as_u16(), location) {
-            return Err(PmsError::Unavailable(detail));
-        }
-        match status.as_u16() {
-            200..=299 => {
-                let json: Value = serde_json::from_slice(&resp).unwrap_or(Value::Null);
-                let mut postings = Vec::new();
-                postings_with_reference(&json, charge.reference.as_str(), &mut postings);
-                let numbers = transaction_numbers(&postings);
-                let pms_reference = if !numbers.is_empty() {
-                    numbers.join(",")
-                } else if let Some(location) = headers
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| l.rsplit('/').next())
-                    .filter(|l| !l.is_empty())
-                {
-                    location.to_string()
-                } else {
-                    charge.reference.to_string()
-                };
-                Ok(PostingReceipt { pms_reference })
-            }
-            401 | 403 => Err(PmsError::Unavailable(format!(
-                "OPERA refused our credentials (HTTP {})",
-                status.as_u16()
-            ))),
-            408 | 429 | 503 => Err(PmsError::Unavailable(format!(
-                "OPERA is busy or unavailable (HTTP {}); nothing was posted",
-                status.as_u16()
-            ))),
-            400..=499 => {
-                let reason = error_text(status, &resp);
-                tracing::info!(status = status.as_u16(), %reason, "OPERA refused the charge");
-                Err(PmsError::Rejected(reason))
-            }
-            s => Err(PmsError::Unknown(format!(
-                "OPERA answered HTTP {s}; the charge may have been posted"
-            ))),
-        }
+            .request("postBillingCharges", Call::Write, Method::POST, url)
+            .json(&body);
+        let answer = self.api.call(&request, deadline).await?;
+        let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        let mut postings = Vec::new();
+        postings_with_reference(&json, charge.reference.as_str(), &mut postings);
+        let numbers = transaction_numbers(&postings);
+        let pms_reference = if !numbers.is_empty() {
+            numbers.join(",")
+        } else if let Some(location) = answer
+            .location()
+            .and_then(|l| l.rsplit('/').next())
+            .filter(|l| !l.is_empty())
+        {
+            location.to_string()
+        } else {
+            charge.reference.to_string()
+        };
+        Ok(PostingReceipt { pms_reference })
     }
 
     #[tracing::instrument(skip_all, fields(pms = "opera", reference = %charge.reference))]
@@ -504,20 +476,18 @@ impl PmsAdapter for OperaPms {
             &self.settings.hotel_id,
             "transactions",
         ]);
+        let request = self
+            .api
+            .request("getGuestsTransactions", Call::Read, Method::GET, url)
+            .query(&query);
         let answer = self
             .api
-            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
+            .call(&request, deadline)
             .await
-            .map_err(|e| PmsError::Unknown(format!("reconcile: {e}")))?;
-        let (status, body) = (answer.status, answer.body);
-        if !status.is_success() {
-            return Err(PmsError::Unknown(format!(
-                "OPERA transactions read-back answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let json: Value = serde_json::from_slice(&body)
-            .map_err(|_| PmsError::Unknown("OPERA transactions read-back is not JSON".into()))?;
+            .map_err(|e| e.as_class(ErrorClass::Unknown, "reconcile"))?;
+        let json = answer
+            .json()
+            .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
         let mut found = Vec::new();
         postings_with_reference(&json, reference, &mut found);
         if found.is_empty() {
@@ -561,19 +531,14 @@ impl PmsAdapter for OperaPms {
             &self.settings.hotel_id,
             "reservations",
         ]);
-        let answer = self
+        let request = self
             .api
-            .send(|c| c.get(url.clone()).query(&query), Call::Read, deadline)
-            .await?;
-        let (status, body) = (answer.status, answer.body);
-        if !status.is_success() {
-            return Err(PmsError::Unavailable(format!(
-                "OPERA reservation search answered HTTP {}",
-                status.as_u16()
-            )));
-        }
-        let json: Value = serde_json::from_slice(&body)
-            .map_err(|_| PmsError::Unavailable("OPERA search answer is not JSON".into()))?;
+            .request("getHotelReservations", Call::Read, Method::GET, url)
+            .query(&query);
+        let answer = self.api.call(&request, deadline).await?;
+        let json = answer
+            .json()
+            .map_err(|_| PmsError::unavailable("OPERA search answer is not JSON"))?;
         let list = json
             .pointer("/reservations/reservationInfo")
             .and_then(Value::as_array)
@@ -582,32 +547,17 @@ impl PmsAdapter for OperaPms {
         Ok(list
             .iter()
             .filter_map(guest_stay)
-            .filter(|g| {
-                if by_room {
-                    g.room_id.eq_ignore_ascii_case(term)
-                } else {
-                    super::name_matches(term, &g.client_name)
-                }
-            })
+            .filter(|g| super::stay_matches(term, g))
             .collect())
     }
 
     async fn health(&self) -> Result<(), PmsError> {
         let deadline = Instant::now() + self.settings.timeout;
         let url = self.url(&["csh", "v1", "services", "cashiering", "status"]);
-        let status = self
+        let request = self
             .api
-            .send(|c| c.get(url.clone()), Call::Read, deadline)
-            .await?
-            .status;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(PmsError::Unavailable(format!(
-                "OPERA status check answered HTTP {}",
-                status.as_u16()
-            )))
-        }
+            .request("pingCashieringService", Call::Read, Method::GET, url);
+        self.api.call(&request, deadline).await.map(|_| ())
     }
 }
 
@@ -659,6 +609,29 @@ fn guest_stay(info: &Value) -> Option<GuestStay> {
     })
 }
 
+
+impl super::AdapterSettings for OperaSettings {
+    fn check(&self) -> Result<(), String> {
+        OperaSettings::check(self)
+    }
+
+    fn build(&self) -> Result<super::Built, String> {
+        Ok(super::Built::adapter(OperaPms::new(self.clone())?))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        // OHIP's token description: "Only while using Client Credentials
+        // workflow with OCIM environments, users should pass this header."
+        match self.enterprise_id {
+            Some(_) => Vec::new(),
+            None => vec![
+                "no enterprise_id; OCIM environments need it with client credentials (the token request fails without it)"
+                    .into(),
+            ],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -696,16 +669,16 @@ mod tests {
         let body =
             br#"{"type":"x","title":"Bad Request","status":400,"detail":"Folio is closed.\n"}"#;
         assert_eq!(
-            error_text(reqwest::StatusCode::BAD_REQUEST, body),
+            error_text(400, body),
             "Folio is closed"
         );
         let body = br#"{"type":"x","title":"Reservation is not in house","status":400}"#;
         assert_eq!(
-            error_text(reqwest::StatusCode::BAD_REQUEST, body),
+            error_text(400, body),
             "Reservation is not in house"
         );
         assert_eq!(
-            error_text(reqwest::StatusCode::NOT_FOUND, b""),
+            error_text(404, b""),
             "Reservation not found in OPERA"
         );
     }

@@ -1,75 +1,92 @@
-//! The one place adapters are registered: a settings variant per adapter kind.
+//! The one place adapters are registered, and the wrapper every adapter runs in.
+//!
+//! [`adapters!`] (invoked once, in `pms/mod.rs`) takes one line per adapter kind,
+//! `module::Settings => Variant`, and declares the module, the `[pms.NAME]`
+//! settings variant chosen by `adapter = "variant"` (lowercase), and how the
+//! section is checked and built. Everything else (the config loader's key lists
+//! and secret keys, `check-config`, metrics) reads the adapter's own settings
+//! type through serde and [`AdapterSettings`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use tokio::time::Instant;
 
-use super::PmsAdapter;
-use super::apaleo::{ApaleoPms, ApaleoSettings};
-use super::http::{HttpPms, HttpPmsSettings};
-use super::memory::{MemoryPms, MemoryPmsSettings};
-use super::mews::{MewsPms, MewsSettings};
-use super::opera::{OperaPms, OperaSettings};
+use super::memory::MemoryPms;
+use super::{GuestStay, PmsAdapter, PmsError, PmsSettings, PostingReceipt};
+use crate::domain::Charge;
 
-/// `[pms.NAME]` sections, chosen by their `adapter` key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "adapter", rename_all = "lowercase")]
-pub enum PmsSettings {
-    Memory(MemoryPmsSettings),
-    Http(HttpPmsSettings),
-    Mews(MewsSettings),
-    Opera(OperaSettings),
-    Apaleo(ApaleoSettings),
+/// What each adapter's settings type provides to the registry.
+pub trait AdapterSettings {
+    /// Rules serde cannot express; the message names the key.
+    fn check(&self) -> Result<(), String>;
+    /// The adapter, ready to serve (credentials resolved, clients built).
+    fn build(&self) -> Result<Built, String>;
+    /// Advice for `check-config` that is not an error.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A built adapter; the memory adapter also hands out its concrete type for
+/// tests and demos that inspect postings or script faults.
+pub struct Built {
+    adapter: Arc<dyn PmsAdapter>,
+    memory: Option<Arc<MemoryPms>>,
+}
+
+impl Built {
+    pub fn adapter(adapter: impl PmsAdapter) -> Self {
+        Built {
+            adapter: Arc::new(adapter),
+            memory: None,
+        }
+    }
+
+    pub(super) fn memory(pms: MemoryPms) -> Self {
+        let pms = Arc::new(pms);
+        Built {
+            adapter: pms.clone(),
+            memory: Some(pms),
+        }
+    }
+}
+
+/// Declares the adapter modules and [`PmsSettings`]: one line per adapter.
+macro_rules! adapters {
+    ($($module:ident :: $settings:ident => $variant:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// `[pms.NAME]` sections, chosen by their `adapter` key.
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(tag = "adapter", rename_all = "lowercase")]
+        pub enum PmsSettings {
+            $($variant($module::$settings),)+
+        }
+
+        impl PmsSettings {
+            fn section(&self) -> &dyn registry::AdapterSettings {
+                match self {
+                    $(PmsSettings::$variant(s) => s,)+
+                }
+            }
+        }
+    };
 }
 
 impl PmsSettings {
     /// Rules serde cannot express; the message names the key.
     pub fn check(&self) -> Result<(), String> {
-        match self {
-            PmsSettings::Memory(s) => s.check(),
-            PmsSettings::Http(s) => s.check(),
-            PmsSettings::Mews(s) => s.check(),
-            PmsSettings::Opera(s) => s.check(),
-            PmsSettings::Apaleo(s) => s.check(),
-        }
+        self.section().check()
     }
 
-    fn build(&self) -> Result<Built, String> {
-        Ok(match self {
-            PmsSettings::Memory(s) => {
-                let pms = Arc::new(MemoryPms::new(s.clone()));
-                Built {
-                    adapter: pms.clone(),
-                    memory: Some(pms),
-                }
-            }
-            PmsSettings::Http(s) => Built {
-                adapter: Arc::new(HttpPms::new(s)?),
-                memory: None,
-            },
-            PmsSettings::Mews(s) => Built {
-                adapter: Arc::new(MewsPms::new(s.clone())?),
-                memory: None,
-            },
-            PmsSettings::Opera(s) => Built {
-                adapter: Arc::new(OperaPms::new(s.clone())?),
-                memory: None,
-            },
-            PmsSettings::Apaleo(s) => Built {
-                adapter: Arc::new(ApaleoPms::new(s.clone())?),
-                memory: None,
-            },
-        })
+    /// Advice for `check-config` that is not an error.
+    pub fn notes(&self) -> Vec<String> {
+        self.section().notes()
     }
 }
 
-struct Built {
-    adapter: Arc<dyn PmsAdapter>,
-    memory: Option<Arc<MemoryPms>>,
-}
-
-/// Every configured PMS by name, built once at start-up.
+/// Every configured PMS by name, built once at start-up, each in [`Metered`].
 #[derive(Clone, Default)]
 pub struct PmsRegistry {
     adapters: BTreeMap<String, Arc<dyn PmsAdapter>>,
@@ -80,11 +97,16 @@ impl PmsRegistry {
     pub fn build(settings: &BTreeMap<String, PmsSettings>) -> Result<Self, String> {
         let mut registry = PmsRegistry::default();
         for (name, s) in settings {
-            let built = s.build().map_err(|e| format!("pms.{name}: {e}"))?;
+            let built = s
+                .section()
+                .build()
+                .map_err(|e| format!("pms.{name}: {e}"))?;
             if let Some(memory) = built.memory {
                 registry.memory.insert(name.clone(), memory);
             }
-            registry.adapters.insert(name.clone(), built.adapter);
+            registry
+                .adapters
+                .insert(name.clone(), Arc::new(Metered(built.adapter)));
         }
         Ok(registry)
     }
@@ -101,5 +123,62 @@ impl PmsRegistry {
     /// or script faults.
     pub fn memory(&self, name: &str) -> Option<&Arc<MemoryPms>> {
         self.memory.get(name)
+    }
+}
+
+/// Records every adapter call once, whoever makes it (a delivery, the worker,
+/// a search, a health probe): `chargebridge_pms_duration_seconds{adapter,op}`
+/// and `chargebridge_pms_errors_total{adapter,op,class}`.
+struct Metered(Arc<dyn PmsAdapter>);
+
+fn record<T>(
+    adapter: &'static str,
+    op: &'static str,
+    started: std::time::Instant,
+    outcome: &Result<T, PmsError>,
+) {
+    crate::metrics::pms_call(adapter, op, started.elapsed(), outcome.as_ref().err());
+}
+
+#[async_trait::async_trait]
+impl PmsAdapter for Metered {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    async fn post(
+        &self,
+        charge: &Arc<Charge>,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
+        let started = std::time::Instant::now();
+        let outcome = self.0.post(charge, deadline).await;
+        record(self.kind(), "post", started, &outcome);
+        outcome
+    }
+
+    async fn reconcile(
+        &self,
+        charge: &Charge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let started = std::time::Instant::now();
+        let outcome = self.0.reconcile(charge, deadline).await;
+        record(self.kind(), "reconcile", started, &outcome);
+        outcome
+    }
+
+    async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let started = std::time::Instant::now();
+        let outcome = self.0.search(term, deadline).await;
+        record(self.kind(), "search", started, &outcome);
+        outcome
+    }
+
+    async fn health(&self) -> Result<(), PmsError> {
+        let started = std::time::Instant::now();
+        let outcome = self.0.health().await;
+        record(self.kind(), "health", started, &outcome);
+        outcome
     }
 }

@@ -162,9 +162,7 @@ async fn run(
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, tenant = %tenant.id, "guest search failed");
-            let timed_out =
-                matches!(&e, crate::pms::PmsError::Unavailable(d) if d.contains("deadline"));
-            if timed_out {
+            if e.is_out_of_time() {
                 ApiError::DeadlineExceeded.into()
             } else {
                 ApiError::PmsUnavailable(e.to_string()).into()

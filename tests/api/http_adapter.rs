@@ -77,11 +77,18 @@ async fn a_retry_after_longer_than_the_deadline_gives_up_at_once() {
     );
     answer.assert_error_contract();
     assert_eq!(fake.charge_requests(), 1);
-    // Released, so the POS's retry posts.
+    // Released, but the PMS asked for 30 s: the POS's retry inside that pause is
+    // answered at once without calling the PMS, and nothing was applied.
     let retry = app.charge(&key, SEED).await;
-    assert_eq!(retry.status, 200, "{}", body_text(&retry));
-    assert!(!retry.replayed());
-    assert_eq!(applied_for(&fake, &key), 1);
+    assert_eq!(
+        (retry.status, retry.code().as_str()),
+        (500, "pms_unavailable"),
+        "{}",
+        body_text(&retry)
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(fake.charge_requests(), 1, "Retry-After is honoured");
+    assert_eq!(applied_for(&fake, &key), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,8 @@
 //!   rejected "No open folio for this guest"), then one
 //!   `POST /finance/v1/folio-actions/{folioId}/charges` per folio item with
 //!   `serviceType`, `vatType`, `name`, `amount {amount, currency}` (the item's gross
-//!   total as an exact decimal), `quantity` (integer) and `receipt` =
+//!   total as an exact decimal), `quantity` 1 (the count goes into the name:
+//!   apaleo does not describe `amount` as per unit or per line) and `receipt` =
 //!   `{reference}/{n}` (the charge's derived reference and the item's position,
 //!   which apaleo keeps on the charge and shows in read-back). Each call also
 //!   carries `Idempotency-Key` with the same value; the adapter does not rely on it.
@@ -21,7 +22,7 @@
 //!   after one refresh, 403, 408, 429, 503 → unavailable; timeout or connection lost
 //!   after sending, other 5XX → unknown; other 4XX → rejected with apaleo's
 //!   `messages` (or `detail` / `title`).
-//! * **Reconcile**: every guest folio of the reservation (open or closed), each
+//! * **Reconcile**: every folio of the reservation (any type, open or closed), each
 //!   read with `GET /finance/v1/folios/{id}`, charges matched on `receipt`. It sees
 //!   charges on the reservation's folios, including closed folios and charges moved
 //!   between them. It cannot see charges moved to another reservation's or an
@@ -238,12 +239,21 @@ impl ApaleoPms {
                 .ok_or_else(|| missing_vat_type(origin))?;
                 let amount = rest::json_decimal(item.gross).map_err(PmsError::unavailable)?;
                 let receipt = Self::receipt(charge, i);
+                // apaleo's description does not say whether `amount` is per unit
+                // or per line. One unit at the line's total is the same folio
+                // total under either reading; the count goes into the name.
+                let count = item.quantity.unsigned_abs();
+                let name = if count > 1 {
+                    format!("{count} × {}", item.description)
+                } else {
+                    item.description.clone()
+                };
                 let body = json!({
                     "serviceType": self.settings.service_type,
                     "vatType": vat_type,
-                    "name": item.description,
+                    "name": name,
                     "amount": { "amount": amount, "currency": charge.currency },
-                    "quantity": item.quantity.unsigned_abs(),
+                    "quantity": 1,
                     "receipt": receipt,
                 });
                 Ok(ItemRequest { receipt, body })
@@ -251,18 +261,19 @@ impl ApaleoPms {
             .collect()
     }
 
-    /// The reservation's guest folios (`open_only`: those not closed).
+    /// The reservation's folios: with `open_only`, its open guest folios (where
+    /// charges go), else all of them.
     async fn folios(
         &self,
         reservation: &str,
         open_only: bool,
         deadline: Instant,
     ) -> Result<Vec<Value>, PmsError> {
-        let mut query = vec![
-            ("reservationIds", reservation.to_string()),
-            ("type", "Guest".to_string()),
-        ];
+        let mut query = vec![("reservationIds", reservation.to_string())];
         if open_only {
+            // Charges go to a guest folio; a read-back looks at every folio of
+            // the reservation, since apaleo may route a charge to another one.
+            query.push(("type", "Guest".into()));
             query.push(("excludeClosed", "true".into()));
             // apaleo lists a folio's `allowedActions` (which [`pick_folio`] reads)
             // only when asked: "Allowed actions are only returned, when the list
@@ -588,8 +599,10 @@ fn guest_stay(r: &Value) -> Option<GuestStay> {
         room_id: text("/unit/name").unwrap_or_default(),
         room_description: text("/unitGroup/name").unwrap_or_default(),
         client_name,
+        // apaleo has no credit limit on a reservation (only balances).
         credit_limit: None,
-        blocked: false,
+        // "Whether the reservation can accept charges on its folios."
+        blocked: r.get("isOpenForCharges").and_then(Value::as_bool) == Some(false),
     })
 }
 

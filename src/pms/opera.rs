@@ -24,9 +24,10 @@
 //!   including postings already on a generated folio or an AR invoice) and a match
 //!   on each posting's `reference`. It sees the postings still on the reservation
 //!   within OHIP's 30-day window (we ask from the receipt's close date minus one
-//!   day, bounded to the last 29 days). It cannot see postings transferred to
-//!   another reservation or routed elsewhere before the retry, nor postings
-//!   older than that window.
+//!   day to tomorrow, at most 30 days counting both ends). It cannot see postings
+//!   transferred to another reservation or routed elsewhere before the retry. For
+//!   a receipt older than the window, "not found" proves nothing: the outcome
+//!   stays *unknown* (never posted again blind).
 //! * **Search**: OHIP's Reservation API (`GET /rsv/v1/hotels/{hotelId}/reservations`
 //!   with `searchTypes=InHouse` and `surname` or `roomId`); this operation is not in
 //!   the Cashiering description, so the adapter uses only the fields it documents
@@ -56,8 +57,9 @@ use crate::domain::Charge;
 
 /// OHIP's scope for "everything this application may do".
 const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
-/// OHIP allows at most this span for transaction look-ups.
-const READ_BACK_DAYS: u64 = 29;
+/// OHIP's `getGuestsTransactions`: "This API allows a time span of 30 days."
+/// Counted with both ends, as the safe reading.
+const READ_BACK_DAYS: u64 = 30;
 /// Most guests a search returns.
 const SEARCH_LIMIT: u32 = 20;
 
@@ -446,18 +448,7 @@ impl PmsAdapter for OperaPms {
             return Ok(None);
         };
         let today = chrono::Utc::now().date_naive();
-        let earliest = today
-            .checked_sub_days(chrono::Days::new(READ_BACK_DAYS))
-            .unwrap_or(today);
-        let start = charge
-            .closed_at
-            .date_naive()
-            .checked_sub_days(chrono::Days::new(1))
-            .unwrap_or(earliest)
-            .clamp(earliest, today);
-        let end = today
-            .checked_add_days(chrono::Days::new(1))
-            .unwrap_or(today);
+        let window = read_back_window(charge.closed_at.date_naive(), today);
         let reference = charge.reference.as_str();
         let query = [
             ("reservationList", room.reservation_id.clone()),
@@ -466,8 +457,8 @@ impl PmsAdapter for OperaPms {
             ("includeTransactionsWithARInvoiceNo", "true".into()),
             ("includeGenerates", "false".into()),
             ("postedTransactionType", "All".into()),
-            ("startDate", start.to_string()),
-            ("endDate", end.to_string()),
+            ("startDate", window.start.to_string()),
+            ("endDate", window.end.to_string()),
         ];
         let url = self.url(&[
             "csh",
@@ -490,6 +481,16 @@ impl PmsAdapter for OperaPms {
             .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
         let mut found = Vec::new();
         postings_with_reference(&json, reference, &mut found);
+        if found.is_empty() && !window.covers_receipt {
+            // An earlier attempt may lie before the window: answering "not there"
+            // could post it twice, so the outcome stays unknown and the charge
+            // goes to the operator's list.
+            return Err(PmsError::unknown(format!(
+                "not among OPERA's postings since {}, and the receipt closed on {}, before OHIP's {READ_BACK_DAYS}-day read-back window: check the folio",
+                window.start,
+                charge.closed_at.date_naive()
+            )));
+        }
         if found.is_empty() {
             return Ok(None);
         }
@@ -558,6 +559,37 @@ impl PmsAdapter for OperaPms {
             .api
             .request("pingCashieringService", Call::Read, Method::GET, url);
         self.api.call(&request, deadline).await.map(|_| ())
+    }
+}
+
+/// The dates a read-back asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct ReadBack {
+    start: chrono::NaiveDate,
+    end: chrono::NaiveDate,
+    /// Whether the window reaches back to the receipt's day: only then does
+    /// "not found" mean OPERA never got it.
+    covers_receipt: bool,
+}
+
+/// The `startDate`..`endDate` of a read-back for a receipt closed on `closed`:
+/// from the day before (a business date not yet rolled) to tomorrow (time zones),
+/// at most [`READ_BACK_DAYS`] days counting both ends.
+fn read_back_window(closed: chrono::NaiveDate, today: chrono::NaiveDate) -> ReadBack {
+    let end = today
+        .checked_add_days(chrono::Days::new(1))
+        .unwrap_or(today);
+    let earliest = end
+        .checked_sub_days(chrono::Days::new(READ_BACK_DAYS - 1))
+        .unwrap_or(end);
+    let start = closed
+        .checked_sub_days(chrono::Days::new(1))
+        .unwrap_or(closed)
+        .clamp(earliest, end);
+    ReadBack {
+        start,
+        end,
+        covers_receipt: closed >= earliest,
     }
 }
 
@@ -662,6 +694,33 @@ mod tests {
             let err = settings(bad).check().unwrap_err();
             assert!(err.contains("enterprise_id"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_read_back_window_never_exceeds_thirty_days() {
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let window = |closed: &str| {
+            let w = read_back_window(day(closed), day("2026-12-03"));
+            (w.start, w.end, w.covers_receipt)
+        };
+        assert_eq!(
+            window("2026-12-03"),
+            (day("2026-12-02"), day("2026-12-04"), true)
+        );
+        let (start, end, covers) = window("2026-11-05");
+        assert_eq!((start, end, covers), (day("2026-11-05"), day("2026-12-04"), true));
+        assert_eq!((end - start).num_days() + 1, 30, "30 days counting both ends");
+        // Older receipts (a replayed fixture, a late retry): the latest 30 days,
+        // and "not found" there proves nothing.
+        assert_eq!(
+            window("2021-01-01"),
+            (day("2026-11-05"), day("2026-12-04"), false)
+        );
+        // A clock behind the POS: the window still ends tomorrow.
+        assert_eq!(
+            window("2026-12-05"),
+            (day("2026-12-04"), day("2026-12-04"), true)
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ async fn posts_one_charge_per_item_with_the_documented_shape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_itemized_receipt_keeps_quantities_and_taxes() {
+async fn an_itemized_receipt_posts_line_totals_with_counts_in_the_name_and_taxes() {
     let fake = FakeApaleo::start().await;
     let app = app_for(&as_fake(&fake)).await;
     let key = fresh_key();
@@ -99,7 +99,7 @@ async fn an_itemized_receipt_keeps_quantities_and_taxes() {
     assert_eq!(
         shape,
         [
-            row("Fries", 2, "22.00", "Reduced"),
+            row("2 × Fries", 1, "22.00", "Reduced"),
             row("Cheese", 1, "7.50", "Reduced"),
             row("Service charge", 1, "3.00", "Normal"),
             row("Tip", 1, "1.50", "Without"),
@@ -252,6 +252,11 @@ async fn search_finds_in_house_guests_by_room() {
     assert_eq!(found["reservations"][0]["roomDescription"], "Twin");
     let none = app.get(&q("202")).await.json();
     assert_eq!(none["reservations"].as_array().unwrap().len(), 0);
+    // A reservation apaleo marks closed for charges is found, but blocked.
+    assert_eq!(found["reservations"][0]["blocked"], false);
+    let closed = app.get(&q("103")).await.json();
+    assert_eq!(closed["reservations"][0]["clientName"], "Ford Prefect");
+    assert_eq!(closed["reservations"][0]["blocked"], true, "{closed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,9 +137,11 @@ struct Guest {
     first: &'static str,
     last: &'static str,
     in_house: bool,
+    /// apaleo's `isOpenForCharges`.
+    open_for_charges: bool,
 }
 
-const GUESTS: [Guest; 3] = [
+const GUESTS: [Guest; 4] = [
     Guest {
         reservation_id: "001",
         room: "101",
@@ -147,6 +149,7 @@ const GUESTS: [Guest; 3] = [
         first: "Jane",
         last: "Doe",
         in_house: true,
+        open_for_charges: true,
     },
     Guest {
         reservation_id: "002",
@@ -155,6 +158,7 @@ const GUESTS: [Guest; 3] = [
         first: "John",
         last: "Smith",
         in_house: true,
+        open_for_charges: true,
     },
     Guest {
         reservation_id: "004",
@@ -163,6 +167,16 @@ const GUESTS: [Guest; 3] = [
         first: "Arthur",
         last: "Dent",
         in_house: false,
+        open_for_charges: false,
+    },
+    Guest {
+        reservation_id: "005",
+        room: "103",
+        unit_group: "Single",
+        first: "Ford",
+        last: "Prefect",
+        in_house: true,
+        open_for_charges: false,
     },
 ];
 
@@ -756,7 +770,7 @@ async fn reservations(
                 "channelCode": "Direct",
                 "guaranteeType": "CreditCard",
                 "hasCityTax": false,
-                "isOpenForCharges": g.in_house,
+                "isOpenForCharges": g.open_for_charges,
                 "balance": { "amount": 0, "currency": "EUR" },
                 "totalGrossAmount": { "amount": 300, "currency": "EUR" },
                 "cancellationFee": {

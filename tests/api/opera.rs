@@ -491,3 +491,29 @@ async fn routing_instructions_are_sent_only_when_configured() {
         "{body}"
     );
 }
+
+/// OHIP reads back at most 30 days. A receipt that closed before that (a replayed
+/// recording) whose first post may have reached OPERA is not posted again on
+/// "not found": the outcome stays unknown. A recent one is posted by the retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_outside_the_read_back_window_stays_unknown() {
+    let fake = FakeOpera::start().await;
+    let app = app_for(&as_fake(&fake)).await;
+    for (close, retry_status, posted) in [
+        ("2021-01-01T00:00:00Z", 500, 0),
+        (chrono::Utc::now().to_rfc3339().as_str(), 200, 1),
+    ] {
+        let body = seed_with(|v| v["closeDate"] = close.into());
+        let key = fresh_key();
+        // A 504 after sending: OPERA may have applied it (it did not).
+        fake.push(OperaFault::Status(504));
+        let first = app.charge(&key, &body).await;
+        assert_eq!(first.code(), "pms_outcome_unknown", "{close}");
+        let retry = app.charge(&key, &body).await;
+        assert_eq!(retry.status, retry_status, "{close}: {}", body_text(&retry));
+        if retry_status == 500 {
+            assert_eq!(retry.code(), "pms_outcome_unknown");
+        }
+        assert_eq!(applied_amounts(&fake, &key).len(), posted, "{close}");
+    }
+}

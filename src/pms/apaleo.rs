@@ -261,6 +261,41 @@ impl ApaleoPms {
             .collect()
     }
 
+    /// The open house and external folios whose debitor the `*` term's `name`
+    /// names (apaleo's `textSearch`: "debitor first name or last name or company
+    /// name, folio id").
+    async fn house_folios(&self, name: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let mut stays = Vec::new();
+        for kind in ["House", "External"] {
+            let mut query = vec![
+                ("type", kind.to_string()),
+                ("status", "Open".to_string()),
+                ("pageSize", SEARCH_LIMIT.to_string()),
+            ];
+            if !name.is_empty() {
+                query.push(("textSearch", name.to_string()));
+            }
+            if let Some(property) = &self.settings.property_id {
+                query.push(("propertyIds", property.clone()));
+            }
+            let url = self.url(&["finance", "v1", "folios"]);
+            let request = self
+                .api
+                .request("FinanceFoliosGet", Call::Read, Method::GET, url)
+                .query(&query);
+            let json = read_json(&self.api.call(&request, deadline).await?, "folio search")?;
+            stays.extend(
+                json.get("folios")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(house_stay)
+                    .filter(|g| super::house_account_matches(name, &g.client_name)),
+            );
+        }
+        Ok(stays)
+    }
+
     /// The reservation's folios: with `open_only`, its open guest folios (where
     /// charges go), else all of them.
     async fn folios(
@@ -441,9 +476,16 @@ impl PmsAdapter for ApaleoPms {
         let room = super::room_of(charge)?;
         let items = folio_items(charge);
         let requests = self.item_requests(charge, &items)?;
-        let folios = self.folios(&room.reservation_id, true, deadline).await?;
-        let folio = pick_folio(&folios)
-            .ok_or_else(|| PmsError::rejected("No open folio for this guest"))?;
+        let folio = match house_folio(&room.reservation_id) {
+            // A house / external folio chosen in a `*` search: posted to as is
+            // (apaleo answers whether it takes charges).
+            Some(folio) => folio.to_string(),
+            None => {
+                let folios = self.folios(&room.reservation_id, true, deadline).await?;
+                pick_folio(&folios)
+                    .ok_or_else(|| PmsError::rejected("No open folio for this guest"))?
+            }
+        };
         let ids = self.post_items(&folio, &requests, 0, deadline).await?;
         Ok(PostingReceipt {
             pms_reference: ids.join(","),
@@ -460,17 +502,21 @@ impl PmsAdapter for ApaleoPms {
             return Ok(None);
         };
         let unknown = |e: PmsError| e.as_class(ErrorClass::Unknown, "reconcile");
-        let folios = self
-            .folios(&room.reservation_id, false, deadline)
-            .await
-            .map_err(unknown)?;
+        let house = house_folio(&room.reservation_id);
+        let folio_ids: Vec<String> = match house {
+            Some(folio) => vec![folio.to_string()],
+            None => self
+                .folios(&room.reservation_id, false, deadline)
+                .await
+                .map_err(unknown)?
+                .iter()
+                .filter_map(|f| f.get("id").and_then(rest::text_of))
+                .collect(),
+        };
         // receipt → charge id, over every folio of the reservation.
         let mut found: BTreeMap<String, String> = BTreeMap::new();
         let prefix = format!("{}/", charge.reference);
-        for id in folios
-            .iter()
-            .filter_map(|f| f.get("id").and_then(rest::text_of))
-        {
+        for id in folio_ids {
             let url = self.url(&["finance", "v1", "folios", &id]);
             let request = self
                 .api
@@ -512,15 +558,20 @@ impl PmsAdapter for ApaleoPms {
                 missing = missing.len(),
                 "apaleo holds part of this receipt; posting the missing items"
             );
-            let open = self
-                .folios(&room.reservation_id, true, deadline)
-                .await
-                .map_err(unknown)?;
-            let folio = pick_folio(&open).ok_or_else(|| {
-                PmsError::unknown(
-                    "part of the receipt is posted and no folio accepts the rest",
-                )
-            })?;
+            let folio = match house {
+                Some(folio) => folio.to_string(),
+                None => {
+                    let open = self
+                        .folios(&room.reservation_id, true, deadline)
+                        .await
+                        .map_err(unknown)?;
+                    pick_folio(&open).ok_or_else(|| {
+                        PmsError::unknown(
+                            "part of the receipt is posted and no folio accepts the rest",
+                        )
+                    })?
+                }
+            };
             let more = self
                 .post_items(&folio, &missing, ids.len(), deadline)
                 .await
@@ -534,6 +585,9 @@ impl PmsAdapter for ApaleoPms {
 
     #[tracing::instrument(skip_all, fields(pms = "apaleo"))]
     async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        if let Some(name) = super::house_account_term(term) {
+            return self.house_folios(name, deadline).await;
+        }
         let term = term.trim();
         let mut query = vec![
             ("status", "InHouse".to_string()),
@@ -577,6 +631,43 @@ impl PmsAdapter for ApaleoPms {
             .query(&[("pageSize", "1")]);
         self.api.call(&request, deadline).await.map(|_| ())
     }
+}
+
+/// What a house-account search answers as the "reservation" of a house or
+/// external folio, so that the charge Lightspeed sends back names the folio.
+const FOLIO_PREFIX: &str = "folio:";
+
+/// The house / external folio a charge's reservation id names, if it names one.
+fn house_folio(reservation_id: &str) -> Option<&str> {
+    reservation_id
+        .strip_prefix(FOLIO_PREFIX)
+        .filter(|id| !id.is_empty())
+}
+
+/// One house or external folio as a chargeable account.
+fn house_stay(folio: &Value) -> Option<GuestStay> {
+    let id = folio.get("id").and_then(rest::text_of)?;
+    let text = |p: &str| folio.pointer(p).and_then(rest::text_of);
+    let person = [text("/debitor/firstName"), text("/debitor/name")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let client_name = text("/debitor/company/name")
+        .or((!person.is_empty()).then_some(person))
+        .unwrap_or_else(|| id.clone());
+    let description = match folio.get("type").and_then(Value::as_str) {
+        Some("External") => "External account",
+        _ => "House account",
+    };
+    Some(GuestStay {
+        reservation_id: format!("{FOLIO_PREFIX}{id}"),
+        room_id: id,
+        room_description: description.into(),
+        client_name,
+        credit_limit: None,
+        blocked: folio.get("status").and_then(Value::as_str) != Some("Open"),
+    })
 }
 
 /// One apaleo reservation as a checked-in guest, if it is one.

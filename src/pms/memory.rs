@@ -110,6 +110,9 @@ pub struct GuestSettings {
     pub blocked: bool,
     #[serde(default = "default_true")]
     pub checked_in: bool,
+    /// A house / posting-master account, offered only to `*` searches.
+    #[serde(default)]
+    pub house: bool,
 }
 
 fn default_fault() -> FaultKind {
@@ -333,6 +336,7 @@ impl PmsAdapter for MemoryPms {
         if !self.settings.search_delay.is_zero() {
             tokio::time::sleep(self.settings.search_delay).await;
         }
+        let house = super::house_account_term(term).map(str::to_lowercase);
         let term = term.trim().to_lowercase();
         if self.settings.triggers && term == "fail-unavailable" {
             return Err(PmsError::unavailable(
@@ -342,11 +346,14 @@ impl PmsAdapter for MemoryPms {
         Ok(self
             .guests
             .iter()
-            .filter(|g| g.checked_in)
-            .filter(|g| {
-                super::name_matches(&term, &g.client_name)
-                    || g.room_id.to_lowercase() == term
-                    || g.room_id.to_lowercase().starts_with(&term)
+            .filter(|g| g.checked_in && g.house == house.is_some())
+            .filter(|g| match &house {
+                Some(name) => super::house_account_matches(name, &g.client_name),
+                None => {
+                    super::name_matches(&term, &g.client_name)
+                        || g.room_id.to_lowercase() == term
+                        || g.room_id.to_lowercase().starts_with(&term)
+                }
             })
             .map(|g| GuestStay {
                 reservation_id: g.reservation_id.clone(),
@@ -380,6 +387,7 @@ fn demo_guests() -> Vec<GuestSettings> {
                 credit_limit: limit.map(Decimal::from),
                 blocked,
                 checked_in,
+                house: false,
             }
         };
     vec![
@@ -395,6 +403,10 @@ fn demo_guests() -> Vec<GuestSettings> {
         guest("002", "102", "Twin", "John Smith", None, false, true),
         guest("003", "201", "Suite", "Zoë Müller", Some(2000), true, true),
         guest("004", "202", "Double", "Arthur Dent", None, false, false),
+        GuestSettings {
+            house: true,
+            ..guest("H-BAR", "BAR", "House account", "Bar Account", None, false, true)
+        },
     ]
 }
 
@@ -425,5 +437,24 @@ mod down_file_tests {
         assert!(pms.health().await.is_err_and(|e| e.is_unavailable()));
         std::fs::remove_file(&path).unwrap();
         assert!(pms.health().await.is_ok());
+    }
+}
+
+#[cfg(test)]
+mod house_account_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_star_term_finds_house_accounts_and_only_those() {
+        let pms = MemoryPms::new(MemoryPmsSettings::default());
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let names = |found: Vec<GuestStay>| -> Vec<String> {
+            found.into_iter().map(|g| g.reservation_id).collect()
+        };
+        assert_eq!(names(pms.search("*bar", deadline).await.unwrap()), ["H-BAR"]);
+        assert_eq!(names(pms.search("*", deadline).await.unwrap()), ["H-BAR"]);
+        assert!(names(pms.search("*spa", deadline).await.unwrap()).is_empty());
+        assert!(names(pms.search("Bar", deadline).await.unwrap()).is_empty());
+        assert_eq!(names(pms.search("Doe", deadline).await.unwrap()), ["001"]);
     }
 }

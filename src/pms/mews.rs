@@ -345,7 +345,7 @@ impl MewsPms {
             (Scope::Chain, _, Some(chain)) => {
                 body.insert("ChainIds".into(), json!([chain]));
             }
-            (Scope::Chain, _, None) | (_, None, _) => {}
+            (Scope::Chain, _, None) | (Scope::None, _, _) | (_, None, _) => {}
             (Scope::EnterpriseList, Some(id), _) => {
                 body.insert("EnterpriseIds".into(), json!([id]));
             }
@@ -487,7 +487,7 @@ impl MewsPms {
         &self,
         charge: &Charge,
         service: &str,
-        reservation: &Reservation,
+        reservation: Option<&str>,
         account: &str,
     ) -> Result<Value, PmsError> {
         let mut items = Vec::new();
@@ -518,7 +518,8 @@ impl MewsPms {
             json!({
                 "ServiceId": service,
                 "AccountId": account,
-                "LinkedReservationId": reservation.id,
+                // Optional: a paymaster account's order links no reservation.
+                "LinkedReservationId": reservation,
                 "ConsumptionUtc": utc(charge.closed_at),
                 "Notes": order_notes(charge),
                 "Options": { "DisableItemGrouping": true },
@@ -527,6 +528,89 @@ impl MewsPms {
             Scope::Enterprise,
         ))
     }
+}
+
+impl MewsPms {
+    /// `orders/add`; a success status means Mews applied it, even if the body
+    /// got lost.
+    async fn add_order(
+        &self,
+        charge: &Charge,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
+        let answer = self.call("orders/add", Call::Write, body, deadline).await?;
+        let order = answer
+            .json()
+            .ok()
+            .and_then(|a| a.get("OrderId").and_then(Value::as_str).map(str::to_string));
+        if order.is_none() {
+            tracing::warn!(reference = %charge.reference, "Mews accepted the order without a readable OrderId; answering with the reference");
+        }
+        Ok(PostingReceipt {
+            pms_reference: order.unwrap_or_else(|| charge.reference.to_string()),
+        })
+    }
+
+    /// Paymaster accounts whose name the `*` term's `name` names, by
+    /// `customers/search` ("Searches for customers that are active at the moment
+    /// in the enterprise (e.g. companions of checked-in reservations or
+    /// paymasters)"), kept when classified `PaymasterAccount`.
+    async fn paymasters(&self, name: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let body = self.body(
+            json!({
+                "Name": if name.is_empty() { Value::Null } else { json!(name) },
+                "Extent": { "Customers": true, "Documents": false, "Addresses": false },
+            }),
+            Scope::None,
+        );
+        let answer = self.call("customers/search", Call::Read, &body, deadline).await?;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Found {
+            #[serde(default)]
+            customers: Vec<FoundCustomer>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct FoundCustomer {
+            customer: Customer,
+        }
+        let found: Found = serde_json::from_slice(&answer.body).map_err(|e| {
+            PmsError::unavailable(format!("Mews customers/search: unreadable answer: {e}"))
+        })?;
+        Ok(found
+            .customers
+            .into_iter()
+            .map(|f| f.customer)
+            .filter(Customer::is_paymaster)
+            .filter(|c| super::house_account_matches(name, &c.full_name()))
+            .map(|c| GuestStay {
+                reservation_id: format!("{PAYMASTER_PREFIX}{}", c.id),
+                room_id: c.number.clone().unwrap_or_default(),
+                room_description: "House account".into(),
+                client_name: c.full_name(),
+                credit_limit: None,
+                blocked: c.blocked(),
+            })
+            .collect())
+    }
+}
+
+/// What a house-account search answers as the "reservation" of a paymaster
+/// account, so that the charge Lightspeed sends back names the account.
+const PAYMASTER_PREFIX: &str = "account:";
+
+/// The paymaster account a charge's reservation id names (`account:<id>`), if
+/// it names one; a refusal when the id after the prefix is not a Mews id.
+fn paymaster_account(reservation_id: &str) -> Result<Option<&str>, PmsError> {
+    let Some(id) = reservation_id.strip_prefix(PAYMASTER_PREFIX) else {
+        return Ok(None);
+    };
+    if uuid::Uuid::parse_str(id).is_err() {
+        return Err(PmsError::rejected("Unknown house account"));
+    }
+    Ok(Some(id))
 }
 
 /// How a request names the enterprise of a portfolio access token.
@@ -539,6 +623,9 @@ enum Scope {
     /// `ChainIds` (`customers/getAll`: "Required when using Portfolio Access
     /// Tokens"; it has no `EnterpriseIds`).
     Chain,
+    /// Neither (`customers/search` describes no enterprise or chain field and
+    /// refuses unknown ones).
+    None,
 }
 
 /// One `Items[]` entry: a positive whole count at the exact gross unit price.
@@ -681,9 +768,18 @@ struct Customer {
     last_name: Option<String>,
     #[serde(default)]
     classifications: Option<Vec<String>>,
+    #[serde(default)]
+    number: Option<String>,
 }
 
 impl Customer {
+    fn is_paymaster(&self) -> bool {
+        self.classifications
+            .iter()
+            .flatten()
+            .any(|c| c == "PaymasterAccount")
+    }
+
     fn full_name(&self) -> String {
         [self.first_name.as_deref(), self.last_name.as_deref()]
             .into_iter()
@@ -744,6 +840,10 @@ impl PmsAdapter for MewsPms {
     ) -> Result<PostingReceipt, PmsError> {
         let room = super::room_of(charge)?;
         let service = self.service_for(charge)?;
+        if let Some(account) = paymaster_account(&room.reservation_id)? {
+            let body = self.order_body(charge, &service, None, account)?;
+            return self.add_order(charge, &body, deadline).await;
+        }
         let reservation = match self.reservation(&room.reservation_id, deadline).await {
             Ok(Some(r)) => r,
             Ok(None) => return Err(PmsError::rejected("Unknown reservation")),
@@ -759,19 +859,8 @@ impl PmsAdapter for MewsPms {
                 "Reservation has no guest account",
             ));
         };
-        let body = self.order_body(charge, &service, &reservation, account)?;
-        let answer = self.call("orders/add", Call::Write, &body, deadline).await?;
-        // A success status means Mews applied it, even if the body got lost.
-        let order = answer
-            .json()
-            .ok()
-            .and_then(|a| a.get("OrderId").and_then(Value::as_str).map(str::to_string));
-        if order.is_none() {
-            tracing::warn!(reference = %charge.reference, "Mews accepted the order without a readable OrderId; answering with the reference");
-        }
-        Ok(PostingReceipt {
-            pms_reference: order.unwrap_or_else(|| charge.reference.to_string()),
-        })
+        let body = self.order_body(charge, &service, Some(&reservation.id), account)?;
+        self.add_order(charge, &body, deadline).await
     }
 
     async fn reconcile(
@@ -782,16 +871,25 @@ impl PmsAdapter for MewsPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
-        let reservation = match self.reservation(&room.reservation_id, deadline).await {
-            Ok(Some(r)) => r,
-            // No such reservation (or an id Mews refuses): nothing can have been
-            // posted to it, since posting needs this same look-up to succeed.
-            Ok(None) => return Ok(None),
-            Err(e) if e.status() == Some(400) => return Ok(None),
-            Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
-        };
-        let Some(account) = reservation.account() else {
-            return Ok(None);
+        let reservation;
+        let account = match paymaster_account(&room.reservation_id) {
+            Ok(Some(account)) => account,
+            // Never posted: posting refuses the same id.
+            Err(_) => return Ok(None),
+            Ok(None) => {
+                reservation = match self.reservation(&room.reservation_id, deadline).await {
+                    Ok(Some(r)) => r,
+                    // No such reservation (or an id Mews refuses): nothing can have
+                    // been posted to it, since posting needs this look-up to succeed.
+                    Ok(None) => return Ok(None),
+                    Err(e) if e.status() == Some(400) => return Ok(None),
+                    Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
+                };
+                match reservation.account() {
+                    Some(account) => account,
+                    None => return Ok(None),
+                }
+            }
         };
         // Mews: "At least one of the `OrderItemIds`, `ServiceOrderIds`,
         // `ServiceIds`, `BillIds`, `CreatedUtc`, `UpdatedUtc`, `ClosedUtc` filters
@@ -829,6 +927,9 @@ impl PmsAdapter for MewsPms {
     }
 
     async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        if let Some(name) = super::house_account_term(term) {
+            return self.paymasters(name, deadline).await;
+        }
         let term = term.trim().to_lowercase();
         let reservations: Vec<Reservation> = self
             .get_all(
@@ -1211,7 +1312,10 @@ reconcile_window = "3d"
             first_name: Some("Jane".into()),
             last_name: Some("Doe".into()),
             classifications: Some(classes.iter().map(|s| s.to_string()).collect()),
+            number: None,
         };
+        assert!(c(&["PaymasterAccount"]).is_paymaster());
+        assert!(!c(&["Returning"]).is_paymaster());
         assert!(!c(&["Returning"]).blocked());
         assert!(c(&["Blocklist"]).blocked());
         assert!(c(&["Cashlist"]).blocked());

@@ -362,6 +362,19 @@ pub fn stay_matches(term: &str, stay: &GuestStay) -> bool {
     }
 }
 
+/// The name part of a search for house / posting-master accounts: a term that
+/// starts with `*` (`*BAR` → `BAR`, `*` → every account); `None` for a guest
+/// search.
+pub fn house_account_term(term: &str) -> Option<&str> {
+    term.trim().strip_prefix('*').map(str::trim)
+}
+
+/// Whether a house account's name is one the name part of a `*` term asks for
+/// (every account for an empty one).
+pub fn house_account_matches(name_term: &str, name: &str) -> bool {
+    name_term.is_empty() || name_matches(name_term, name)
+}
+
 /// The surname in a term, for PMS searches that take one: the part before a
 /// comma ("Doe, Jane"), else the last word ("Jane Doe").
 pub fn surname_in(term: &str) -> &str {
@@ -402,6 +415,17 @@ mod name_tests {
             assert!(!name_matches(term, "Jane Doe"), "{term}");
         }
         assert!(name_matches("Müller", "Hans MÜLLER"));
+    }
+
+    #[test]
+    fn a_star_asks_for_house_accounts() {
+        assert_eq!(house_account_term("*BAR"), Some("BAR"));
+        assert_eq!(house_account_term(" * bar "), Some("bar"));
+        assert_eq!(house_account_term("*"), Some(""));
+        assert_eq!(house_account_term("Doe"), None);
+        assert!(house_account_matches("", "Bar house account"));
+        assert!(house_account_matches("bar", "Bar house account"));
+        assert!(!house_account_matches("spa", "Bar house account"));
     }
 
     #[test]

@@ -514,16 +514,22 @@ impl PmsAdapter for OperaPms {
 
     #[tracing::instrument(skip_all, fields(pms = "opera"))]
     async fn search(&self, term: &str, deadline: Instant) -> Result<Vec<GuestStay>, PmsError> {
+        let house = super::house_account_term(term);
         let term = term.trim();
-        let by_room = rest::looks_like_room(term);
+        let by_room = house.is_none() && rest::looks_like_room(term);
         let mut query = vec![
             ("searchTypes", "InHouse".to_string()),
             ("limit", SEARCH_LIMIT.to_string()),
         ];
-        if by_room {
-            query.push(("roomId", term.to_string()));
-        } else {
-            query.push(("surname", super::surname_in(term).to_string()));
+        match house {
+            // Posting masters are in-house reservations on pseudo rooms ("True
+            // indicates as pseudo room type. This is usually used for a posting
+            // master reservation."); OHIP has no filter for them, so the name
+            // narrows the search and `pseudoRoom` picks them.
+            Some("") => {}
+            Some(name) => query.push(("surname", super::surname_in(name).to_string())),
+            None if by_room => query.push(("roomId", term.to_string())),
+            None => query.push(("surname", super::surname_in(term).to_string())),
         }
         let url = self.url(&[
             "rsv",
@@ -547,8 +553,12 @@ impl PmsAdapter for OperaPms {
             .unwrap_or_default();
         Ok(list
             .iter()
+            .filter(|info| is_posting_master(info) == house.is_some())
             .filter_map(guest_stay)
-            .filter(|g| super::stay_matches(term, g))
+            .filter(|g| match house {
+                Some(name) => super::house_account_matches(name, &g.client_name),
+                None => super::stay_matches(term, g),
+            })
             .collect())
     }
 
@@ -591,6 +601,11 @@ fn read_back_window(closed: chrono::NaiveDate, today: chrono::NaiveDate) -> Read
         end,
         covers_receipt: closed >= earliest,
     }
+}
+
+/// A posting-master reservation: one on a pseudo room.
+fn is_posting_master(info: &Value) -> bool {
+    info.pointer("/roomStay/pseudoRoom").and_then(Value::as_bool) == Some(true)
 }
 
 /// One `reservationInfo` as a checked-in guest, if it is one.

@@ -224,6 +224,68 @@ pub async fn search_lists_checked_in_guests(fake: Arc<dyn FakePms>) {
     );
 }
 
+/// SPEC v2: a term starting with `*` searches the PMS's house / posting-master
+/// accounts instead of guests, and a charge to the account it offers posts like
+/// one to a reservation. Every kit fake knows one, "Bar Account".
+pub async fn house_accounts_are_found_and_charged(fake: Arc<dyn FakePms>) {
+    let app = app_for(&fake).await;
+    let q = |term: &str| {
+        format!(
+            "/lightspeed/search?term={term}&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
+        )
+    };
+    let found = app.get(&q("*bar")).await.json();
+    assert_eq!(found["success"], true, "{found}");
+    let list = found["reservations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{found}");
+    let account = &list[0];
+    assert!(
+        account["clientName"]
+            .as_str()
+            .is_some_and(|n| n.to_lowercase().contains("bar")),
+        "{account}"
+    );
+    let id = account["reservationId"].as_str().unwrap().to_string();
+    for id_of_guest in [q("Doe"), q("bar")] {
+        let guests = app.get(&id_of_guest).await.json();
+        assert!(
+            guests["reservations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["reservationId"] != id.as_str()),
+            "a guest search does not offer house accounts: {guests}"
+        );
+    }
+    let all = app.get(&q("*")).await.json();
+    assert!(
+        all["reservations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["reservationId"] == id.as_str()),
+        "`*` alone lists every account: {all}"
+    );
+    let body = seed_with(|v| v["payments"][0]["reservationId"] = id.clone().into());
+    let key = fresh_key();
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    let replay = app.charge(&key, &body).await;
+    assert_eq!(replay.status, 200);
+    let applied = applied_for(&fake, &reference_for(&key));
+    let total: Decimal = applied.iter().map(|c| c.amount).sum();
+    assert_eq!(
+        total,
+        Decimal::new(6700, 2),
+        "posted once, the room amount (tip included)"
+    );
+}
+
 pub async fn receipt_kinds_post_the_exact_room_amount(fake: Arc<dyn FakePms>) {
     let app = app_for(&fake).await;
     for (fixture_name, expected) in [
@@ -278,6 +340,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn receipt_kinds_post_the_exact_room_amount() {
                 kit::receipt_kinds_post_the_exact_room_amount($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn house_accounts_are_found_and_charged() {
+                kit::house_accounts_are_found_and_charged($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn search_lists_checked_in_guests() {

@@ -182,19 +182,26 @@ const GUESTS: [Guest; 4] = [
 
 struct Folio {
     id: &'static str,
+    /// Empty for house and external folios.
     reservation: &'static str,
     main: bool,
     closed: bool,
     takes_charges: bool,
+    /// apaleo's folio `type`: `Guest`, `House`, `External`.
+    kind: &'static str,
+    /// The debitor's name (house and external folios).
+    debitor: &'static str,
 }
 
-const FOLIOS: [Folio; 4] = [
+const FOLIOS: [Folio; 6] = [
     Folio {
         id: "001-1",
         reservation: "001",
         main: true,
         closed: false,
         takes_charges: true,
+        kind: "Guest",
+        debitor: "",
     },
     Folio {
         id: "002-1",
@@ -202,6 +209,8 @@ const FOLIOS: [Folio; 4] = [
         main: true,
         closed: false,
         takes_charges: false,
+        kind: "Guest",
+        debitor: "",
     },
     Folio {
         id: "002-2",
@@ -209,6 +218,8 @@ const FOLIOS: [Folio; 4] = [
         main: false,
         closed: false,
         takes_charges: true,
+        kind: "Guest",
+        debitor: "",
     },
     Folio {
         id: "004-1",
@@ -216,6 +227,26 @@ const FOLIOS: [Folio; 4] = [
         main: true,
         closed: true,
         takes_charges: false,
+        kind: "Guest",
+        debitor: "",
+    },
+    Folio {
+        id: "MUC-HOUSE",
+        reservation: "",
+        main: false,
+        closed: false,
+        takes_charges: true,
+        kind: "House",
+        debitor: "Bar Account",
+    },
+    Folio {
+        id: "MUC-SPA",
+        reservation: "",
+        main: false,
+        closed: false,
+        takes_charges: true,
+        kind: "External",
+        debitor: "Spa Account",
     },
 ];
 
@@ -498,12 +529,17 @@ fn folio_item(f: &Folio, s: &State, with_actions: bool) -> Value {
         "id": f.id,
         "created": "2021-01-01T10:00:00Z",
         "updated": "2021-01-01T10:00:00Z",
-        "type": "Guest",
+        "type": f.kind,
         "isMainFolio": f.main,
         "status": if f.closed { "Closed" } else { "Open" },
-        "reservation": { "id": f.reservation, "bookingId": format!("B{}", f.reservation) },
         "balance": { "amount": Value::Number(serde_json::Number::from_str(&balance.to_string()).unwrap()), "currency": "EUR" },
     });
+    if f.reservation.is_empty() {
+        item["debitor"] = json!({ "name": f.debitor });
+    } else {
+        item["reservation"] =
+            json!({ "id": f.reservation, "bookingId": format!("B{}", f.reservation) });
+    }
     if with_actions {
         item["allowedActions"] = json!(actions);
     }
@@ -524,11 +560,10 @@ async fn folios(
     }
     let reservations: Option<Vec<&str>> =
         query.get("reservationIds").map(|r| r.split(',').collect());
-    if let Some(t) = query.get("type")
-        && t != "Guest"
-    {
-        return HttpResponse::NoContent().finish();
-    }
+    let kind = query.get("type");
+    let status = query.get("status");
+    // "contained in: debitor first name or last name or company name, folio id"
+    let text = query.get("textSearch").map(|t| t.to_lowercase());
     let exclude_closed = query.get("excludeClosed").map(String::as_str) == Some("true");
     let list: Vec<Value> = FOLIOS
         .iter()
@@ -536,6 +571,13 @@ async fn folios(
             reservations
                 .as_ref()
                 .is_none_or(|r| r.contains(&f.reservation))
+        })
+        .filter(|f| kind.is_none_or(|k| k == f.kind))
+        .filter(|f| status.is_none_or(|st| (st == "Closed") == f.closed))
+        .filter(|f| {
+            text.as_ref().is_none_or(|t| {
+                f.debitor.to_lowercase().contains(t) || f.id.to_lowercase().contains(t)
+            })
         })
         .filter(|f| !(exclude_closed && f.closed))
         .map(|f| folio_item(f, &s, wants_allowed_actions(&query)))

@@ -322,7 +322,7 @@ async fn post_charge(
     }
     let key = body["reference"].as_str().unwrap_or_default().to_string();
     match body["reservationId"].as_str() {
-        Some("001" | "002") => {}
+        Some("001" | "002" | "H-BAR") => {}
         Some("004") => return message(422, "Guest is not checked in"),
         _ => return message(422, "Unknown reservation"),
     }
@@ -408,6 +408,22 @@ async fn reservations(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespon
         json!({"reservationId": "004", "roomId": "202", "roomDescription": "Double",
                "clientName": "Arthur Dent", "blocked": false, "checkedIn": false}),
     ];
+    // The protocol: a term starting with `*` asks for house accounts.
+    if let Some(name) = term.strip_prefix('*') {
+        let houses = [
+            json!({"reservationId": "H-BAR", "roomId": "BAR", "roomDescription": "House account",
+                             "clientName": "Bar Account", "blocked": false}),
+        ];
+        let found: Vec<Value> = houses
+            .into_iter()
+            .filter(|h| {
+                h["clientName"]
+                    .as_str()
+                    .is_some_and(|n| n.to_lowercase().contains(name.trim()))
+            })
+            .collect();
+        return HttpResponse::Ok().json(json!({ "reservations": found }));
+    }
     let found: Vec<Value> = guests
         .into_iter()
         .filter(|g| {

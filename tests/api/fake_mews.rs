@@ -97,6 +97,14 @@ pub const GUESTS: [Guest; 3] = [
     },
 ];
 
+/// The paymaster account every kit fake knows: "Bar Account", found by a `*`
+/// house-account search and charged without a reservation.
+pub const PAYMASTER: (&str, &str, &str) = (
+    "7e0c8b1a-3f2d-4c5e-9a6b-1d2e3f4a5b6c",
+    "PM-BAR",
+    "Bar Account",
+);
+
 pub fn guest(reservation: &str) -> &'static Guest {
     GUESTS
         .iter()
@@ -473,6 +481,7 @@ async fn answer(op: &str, body: &Value, state: &Mutex<State>) -> HttpResponse {
         }))),
         "reservations/getAll/2023-06-06" => reservations(body),
         "customers/getAll" => customers(body),
+        "customers/search" => customer_search(body),
         "resources/getAll" => resources(body),
         "orderItems/getAll" => order_items(body, state),
         "orders/add" => return add_order(body, state).await,
@@ -612,6 +621,34 @@ fn reservations(body: &Map<String, Value>) -> Answer {
     page(rows, "Reservations", body)
 }
 
+/// A `Customer` as Mews describes it.
+fn customer_json(
+    id: &str,
+    number: &str,
+    first: Option<&str>,
+    last: &str,
+    classes: &[&str],
+) -> Value {
+    let mut c = json!({
+        "Id": id,
+        "ChainId": CHAIN,
+        "Number": number,
+        "LastName": last,
+        "Classifications": classes,
+        "Options": [],
+        "IsActive": true,
+        "PreferredSpaceFeatures": [],
+        "CreatedUtc": "2020-01-01T00:00:00Z",
+        "UpdatedUtc": "2020-01-01T00:00:00Z",
+        "CreatorProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
+        "UpdaterProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
+    });
+    if let Some(first) = first {
+        c["FirstName"] = json!(first);
+    }
+    c
+}
+
 fn customers(body: &Map<String, Value>) -> Answer {
     if body.get("Extent").and_then(Value::as_object).is_none() {
         return Err("Extent is required.".into());
@@ -623,25 +660,36 @@ fn customers(body: &Map<String, Value>) -> Answer {
             ids.as_ref()
                 .is_none_or(|ids| ids.iter().any(|i| i == g.account))
         })
-        .map(|g| {
-            json!({
-                "Id": g.account,
-                "ChainId": CHAIN,
-                "Number": g.number,
-                "FirstName": g.first,
-                "LastName": g.last,
-                "Classifications": [],
-                "Options": [],
-                "IsActive": true,
-                "PreferredSpaceFeatures": [],
-                "CreatedUtc": "2020-01-01T00:00:00Z",
-                "UpdatedUtc": "2020-01-01T00:00:00Z",
-                "CreatorProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
-                "UpdaterProfileId": "3cd637ef-4728-47f9-8fb1-afb900c9cdcf",
-            })
-        })
+        .map(|g| customer_json(g.account, g.number, Some(g.first), g.last, &[]))
         .collect();
     page(rows, "Customers", body)
+}
+
+/// `customers/search`: customers active now (checked-in guests, paymasters)
+/// whose first, last or full name contains `Name` (any case).
+fn customer_search(body: &Map<String, Value>) -> Answer {
+    let name = body
+        .get("Name")
+        .and_then(Value::as_str)
+        .map(str::to_lowercase);
+    let named = |full: &str| {
+        name.as_ref()
+            .is_none_or(|n| full.to_lowercase().contains(n))
+    };
+    let mut found: Vec<Value> = GUESTS
+        .iter()
+        .filter(|g| g.state == "Started")
+        .filter(|g| named(&format!("{} {}", g.first, g.last)))
+        .map(|g| json!({ "Customer": customer_json(g.account, g.number, Some(g.first), g.last, &[]), "Reservation": null }))
+        .collect();
+    let (id, number, last) = PAYMASTER;
+    if named(last) {
+        found.push(json!({
+            "Customer": customer_json(id, number, None, last, &["PaymasterAccount"]),
+            "Reservation": null,
+        }));
+    }
+    Ok(ok(json!({ "Customers": found })))
 }
 
 fn resources(body: &Map<String, Value>) -> Answer {
@@ -892,16 +940,16 @@ fn new_order(body: &Map<String, Value>) -> Result<NewOrder, (u16, String)> {
         .get("AccountId")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("AccountId is required.".into()))?;
-    let owner = GUESTS
-        .iter()
-        .find(|g| g.account == account)
-        .ok_or_else(|| bad("Invalid AccountId.".into()))?;
+    let owner = GUESTS.iter().find(|g| g.account == account);
+    if owner.is_none() && account != PAYMASTER.0 {
+        return Err(bad("Invalid AccountId.".into()));
+    }
     if let Some(linked) = body.get("LinkedReservationId").and_then(Value::as_str) {
         let reservation = GUESTS
             .iter()
             .find(|g| g.reservation == linked)
             .ok_or_else(|| bad("Invalid LinkedReservationId.".into()))?;
-        if reservation.account != owner.account {
+        if owner.is_none_or(|o| o.account != reservation.account) {
             return Err((
                 403,
                 "The reservation does not belong to the account.".into(),

@@ -118,9 +118,11 @@ struct Guest {
     given: &'static str,
     surname: &'static str,
     in_house: bool,
+    /// A posting master on a pseudo room (`roomStay.pseudoRoom`).
+    pseudo: bool,
 }
 
-const GUESTS: [Guest; 3] = [
+const GUESTS: [Guest; 4] = [
     Guest {
         reservation_id: "001",
         room: "101",
@@ -128,6 +130,7 @@ const GUESTS: [Guest; 3] = [
         given: "Jane",
         surname: "Doe",
         in_house: true,
+        pseudo: false,
     },
     Guest {
         reservation_id: "002",
@@ -136,6 +139,7 @@ const GUESTS: [Guest; 3] = [
         given: "John",
         surname: "Smith",
         in_house: true,
+        pseudo: false,
     },
     Guest {
         reservation_id: "004",
@@ -144,6 +148,16 @@ const GUESTS: [Guest; 3] = [
         given: "Arthur",
         surname: "Dent",
         in_house: false,
+        pseudo: false,
+    },
+    Guest {
+        reservation_id: "PM1",
+        room: "9001",
+        room_type: "PM",
+        given: "",
+        surname: "Bar Account",
+        in_house: true,
+        pseudo: true,
     },
 ];
 
@@ -722,8 +736,12 @@ async fn reservations(
                     { "id": g.reservation_id, "type": "Reservation" },
                     { "id": format!("CONF{}", g.reservation_id), "type": "Confirmation" }
                 ],
-                "roomStay": { "roomId": g.room, "roomType": g.room_type },
-                "reservationGuest": { "givenName": g.given, "surname": g.surname },
+                "roomStay": { "roomId": g.room, "roomType": g.room_type, "pseudoRoom": g.pseudo },
+                "reservationGuest": if g.given.is_empty() {
+                    json!({ "surname": g.surname })
+                } else {
+                    json!({ "givenName": g.given, "surname": g.surname })
+                },
                 "reservationStatus": if g.in_house { "InHouse" } else { "CheckedOut" },
                 "cashiering": { "billingPrivileges": { "postingRestriction": false } },
             })

@@ -1096,6 +1096,7 @@ mod tests {
             [
                 "POST /api/connector/v1/configuration/get",
                 "POST /api/connector/v1/customers/getAll",
+                "POST /api/connector/v1/customers/search",
                 "POST /api/connector/v1/orderItems/getAll",
                 "POST /api/connector/v1/orders/add",
                 "POST /api/connector/v1/reservations/getAll/2023-06-06",

@@ -42,7 +42,10 @@ SOURCES = {
     ),
     "openapi/mews-systems-customers-api-openapi.yml": (
         "customers.subset.openapi.json",
-        {"/api/connector/v1/customers/getAll": ["post"]},
+        {
+            "/api/connector/v1/customers/getAll": ["post"],
+            "/api/connector/v1/customers/search": ["post"],
+        },
     ),
     "openapi/mews-systems-resources-api-openapi.yml": (
         "resources.subset.openapi.json",

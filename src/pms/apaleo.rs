@@ -275,20 +275,10 @@ impl ApaleoPms {
             if !name.is_empty() {
                 query.push(("textSearch", name.to_string()));
             }
-            if let Some(property) = &self.settings.property_id {
-                query.push(("propertyIds", property.clone()));
-            }
-            let url = self.url(&["finance", "v1", "folios"]);
-            let request = self
-                .api
-                .request("FinanceFoliosGet", Call::Read, Method::GET, url)
-                .query(&query);
-            let json = read_json(&self.api.call(&request, deadline).await?, "folio search")?;
             stays.extend(
-                json.get("folios")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                self.list_folios(query, "folio search", deadline)
+                    .await?
+                    .iter()
                     .filter_map(house_stay)
                     .filter(|g| super::house_account_matches(name, &g.client_name)),
             );
@@ -316,6 +306,16 @@ impl ApaleoPms {
             // among "all embedded resources that should be expanded".
             query.push(("expand", "allowedActions".into()));
         }
+        self.list_folios(query, "folio list", deadline).await
+    }
+
+    /// `FinanceFoliosGet` with `query` (and the configured property): the folios.
+    async fn list_folios(
+        &self,
+        mut query: Vec<(&'static str, String)>,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, PmsError> {
         if let Some(property) = &self.settings.property_id {
             query.push(("propertyIds", property.clone()));
         }
@@ -324,7 +324,7 @@ impl ApaleoPms {
             .api
             .request("FinanceFoliosGet", Call::Read, Method::GET, url)
             .query(&query);
-        let json = read_json(&self.api.call(&request, deadline).await?, "folio list")?;
+        let json = read_json(&self.api.call(&request, deadline).await?, what)?;
         Ok(json
             .get("folios")
             .and_then(Value::as_array)

@@ -63,6 +63,21 @@ pub fn run(config: Option<&Path>) -> ExitCode {
                     t.currency,
                     t.room_charge_method_codes.join(",")
                 );
+                if t.revenue_posting == crate::config::RevenuePosting::PerReceipt {
+                    let accounts = t.mapping.revenue_accounts.len()
+                        + usize::from(t.mapping.default_revenue_account.is_some());
+                    if accounts == 0 {
+                        println!(
+                            "  note  tenant {}: revenue_posting = \"per_receipt\" but no revenue_accounts or default_revenue_account: no revenue will be posted",
+                            t.id_or_placeholder()
+                        );
+                    } else if !t.mirroring {
+                        println!(
+                            "  note  tenant {}: revenue_posting = \"per_receipt\" without mirroring: only receipts paid partly to a room arrive",
+                            t.id_or_placeholder()
+                        );
+                    }
+                }
             }
         }
         Err(e) => {

@@ -145,6 +145,18 @@ pub struct JournalSettings {
     pub poll_interval: Duration,
 }
 
+/// Whether receipts that are not (or not wholly) charged to a room reach the PMS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevenuePosting {
+    /// Only room charges are posted (non-room receipts are acknowledged).
+    #[default]
+    Off,
+    /// Each receipt's non-room part is posted, on its own, to the house account
+    /// mapped for its revenue center (`revenue_accounts`).
+    PerReceipt,
+}
+
 /// What the POS hears, and who posts, when the PMS cannot take a charge now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -264,6 +276,9 @@ pub struct TenantSettings {
     /// and one without a room-charge payment is acknowledged, not refused.
     #[serde(default)]
     pub mirroring: bool,
+    /// `off` (default) or `per_receipt`: post non-room receipts to house accounts.
+    #[serde(default)]
+    pub revenue_posting: RevenuePosting,
     /// `fail` (default) or `queue` (store and forward).
     #[serde(default)]
     pub when_pms_unavailable: WhenPmsUnavailable,
@@ -376,6 +391,13 @@ pub struct MappingSettings {
     pub gratuity_code: Option<String>,
     #[serde(default)]
     pub service_charge_code: Option<String>,
+    /// Lightspeed revenue center id (or name) → the PMS house account that takes
+    /// that outlet's non-room revenue (`revenue_posting`): the id a `*` search
+    /// answers as `reservationId`.
+    #[serde(default)]
+    pub revenue_accounts: BTreeMap<String, String>,
+    #[serde(default)]
+    pub default_revenue_account: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -738,6 +760,7 @@ const JOURNAL: &[Field] = &[
 ];
 
 const UNAVAILABLE_MODES: &[&str] = &["fail", "queue"];
+const REVENUE_MODES: &[&str] = &["off", "per_receipt"];
 
 const SERVER: &[Field] = &[
     opt("listen", Kind::Text),
@@ -785,6 +808,10 @@ const TENANT: &[Field] = &[
     opt("gratuity_included", Kind::Flag),
     opt("mirroring", Kind::Flag),
     opt(
+        "revenue_posting",
+        Kind::Choice("revenue posting mode", REVENUE_MODES),
+    ),
+    opt(
         "when_pms_unavailable",
         Kind::Choice("mode", UNAVAILABLE_MODES),
     ),
@@ -807,6 +834,8 @@ const MAPPING: &[Field] = &[
     opt("default_tax", Kind::Text),
     opt("gratuity_code", Kind::Text),
     opt("service_charge_code", Kind::Text),
+    opt("revenue_accounts", Kind::TextMap),
+    opt("default_revenue_account", Kind::Text),
 ];
 
 const LOG: &[Field] = &[

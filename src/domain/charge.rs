@@ -258,7 +258,10 @@ impl Charge {
             return Err(ApiError::invalid("closeDate", "before openDate"));
         }
 
-        let rooms = room_charges(wire, tenant)?;
+        let mut rooms = room_charges(wire, tenant)?;
+        if let Some(revenue) = revenue_part(wire, tenant)? {
+            rooms.push(revenue);
+        }
         let mapping = &tenant.mapping;
         let lines = wire
             .transactions
@@ -625,6 +628,75 @@ fn room_charges(
         check_money(|| "payments".into(), r.amount)?;
     }
     Ok(rooms)
+}
+
+/// With `revenue_posting = "per_receipt"`: the receipt's payments that are not
+/// room charges (cash, card, …), as one more posting to the house account mapped
+/// for its revenue center. It is split from the room parts like a second
+/// reservation (its own reference, its share of the items), so a receipt paid
+/// partly to a room posts the room's part to the guest and the rest to the
+/// outlet's account. `None` when off, when nothing is paid otherwise, or when no
+/// account is mapped (logged: the receipt's revenue then stays out of the PMS).
+fn revenue_part(
+    wire: &v1::ChargeTransaction,
+    tenant: &Tenant,
+) -> Result<Option<RoomCharge>, ApiError> {
+    if tenant.revenue_posting != crate::config::RevenuePosting::PerReceipt {
+        return Ok(None);
+    }
+    let mut amount = Decimal::ZERO;
+    let mut gratuity = Decimal::ZERO;
+    let mut methods: Vec<String> = Vec::new();
+    for (i, p) in wire.payments.iter().enumerate() {
+        let code = p.method_code.as_deref().map(str::trim).unwrap_or("");
+        if tenant.is_room_charge_code(code) {
+            continue;
+        }
+        let paid =
+            check_opt_money(|| format!("payments[{i}].amount"), p.amount)?.unwrap_or_default();
+        let tip =
+            check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
+        amount += if tenant.gratuity_included {
+            paid
+        } else {
+            paid + tip
+        };
+        gratuity += tip;
+        if !code.is_empty() && !methods.iter().any(|m| m == code) {
+            methods.push(code.to_string());
+        }
+    }
+    if amount.is_zero() {
+        return Ok(None);
+    }
+    check_money(|| "payments".into(), amount)?;
+    let mapping = &tenant.mapping;
+    let account = lookup(
+        &mapping.revenue_accounts,
+        wire.revenue_center_id.as_ref().map(|i| i.as_str()),
+        wire.revenue_center_name.as_deref(),
+    )
+    .or_else(|| mapping.default_revenue_account.clone());
+    let Some(account) = account else {
+        tracing::error!(
+            tenant = %tenant.id,
+            revenue_center_id = wire.revenue_center_id.as_ref().map(|i| i.as_str()).unwrap_or(""),
+            revenue_center_name = wire.revenue_center_name.as_deref().unwrap_or(""),
+            %amount,
+            "revenue posting is on but no house account is mapped for this revenue center: add it to [tenants.mapping] revenue_accounts (or default_revenue_account); this receipt's revenue is not posted"
+        );
+        return Ok(None);
+    };
+    Ok(Some(RoomCharge {
+        reservation_id: account,
+        amount,
+        gratuity,
+        payment_method: if methods.is_empty() {
+            "revenue".to_string()
+        } else {
+            methods.join("+")
+        },
+    }))
 }
 
 /// A room-charge payment with more decimals than the currency has, beyond the

@@ -21,6 +21,8 @@ pub struct Tenant {
     pub gratuity_included: bool,
     /// MIRRORING: receipts without a room charge are acknowledged, not refused.
     pub mirroring: bool,
+    /// Whether non-room receipts are posted to house accounts.
+    pub revenue_posting: crate::config::RevenuePosting,
     /// What the POS hears, and who posts, when the PMS cannot take a charge now.
     pub when_pms_unavailable: crate::config::WhenPmsUnavailable,
     /// Business dates (reports) are in this zone and start at `business_day_starts`.
@@ -51,6 +53,7 @@ impl Tenant {
             room_charge_method_codes: vec!["IKPMS".to_string()],
             gratuity_included: false,
             mirroring: false,
+            revenue_posting: Default::default(),
             when_pms_unavailable: Default::default(),
             time_zone: chrono_tz::UTC,
             business_day_starts: chrono::NaiveTime::MIN,
@@ -100,6 +103,7 @@ impl Tenants {
                 room_charge_method_codes: t.room_charge_method_codes.clone(),
                 gratuity_included: t.gratuity_included,
                 mirroring: t.mirroring,
+                revenue_posting: t.revenue_posting,
                 when_pms_unavailable: t.when_pms_unavailable,
                 // Both checked by `Settings::check`.
                 time_zone: t.time_zone.parse().unwrap_or(chrono_tz::UTC),

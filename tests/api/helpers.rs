@@ -264,6 +264,13 @@ pub fn seed_with(f: impl FnOnce(&mut Value)) -> String {
     serde_json::to_string(&v).unwrap()
 }
 
+/// A fixture after `f` changed it.
+pub fn seed_with_fixture(name: &str, f: impl FnOnce(&mut Value)) -> String {
+    let mut v: Value = serde_json::from_str(&fixture(name)).unwrap();
+    f(&mut v);
+    serde_json::to_string(&v).unwrap()
+}
+
 pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/fixtures/payloads/{name}",

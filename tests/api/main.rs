@@ -25,6 +25,7 @@ mod receipts;
 mod redis_server;
 mod redis_store;
 mod replay;
+mod revenue;
 mod secrets;
 mod tolerance;
 mod v2;

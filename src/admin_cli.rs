@@ -1019,6 +1019,12 @@ fn report_text(report: &Value, states: &[Value]) -> String {
         "\nPosted total: {} {currency} (compare with the PMS's restaurant revenue for the date)",
         str_of(report, "postedTotal")
     );
+    let _ = writeln!(
+        text,
+        "  room charges {} {currency}, revenue to house accounts {} {currency}",
+        str_of(report, "postedRoomCharges"),
+        str_of(report, "postedRevenue")
+    );
     text
 }
 

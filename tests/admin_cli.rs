@@ -383,10 +383,14 @@ async fn an_operator_lists_shows_and_retries_a_failed_charge() {
         csv.contains(&format!("{TENANT},{date},posted_total,,134.0,EUR").as_str()),
         "{run}"
     );
+    assert!(
+        csv.contains(&format!("{TENANT},{date},posted_revenue,,0,EUR").as_str()),
+        "{run}"
+    );
     assert_eq!(
         csv.len(),
-        12,
-        "a header, 8 states, refunds, tips, posted total: {run}"
+        14,
+        "a header, 8 states, refunds, tips, posted total and its two parts: {run}"
     );
 }
 

@@ -46,6 +46,13 @@ pub struct Daily {
     /// Room charges on the folio (posted): the figure to compare with the PMS.
     #[serde(with = "rust_decimal::serde::str")]
     posted_total: Decimal,
+    /// The part of `posted_total` charged to guests' rooms.
+    #[serde(with = "rust_decimal::serde::str")]
+    posted_room_charges: Decimal,
+    /// The part of `posted_total` that is non-room revenue posted to house
+    /// accounts (`revenue_posting`).
+    #[serde(with = "rust_decimal::serde::str")]
+    posted_revenue: Decimal,
 }
 
 #[derive(Serialize, Default)]
@@ -78,7 +85,21 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
         .collect();
     let mut refunds = Totals::default();
     let mut tips = Decimal::ZERO;
+    let mut posted_revenue = Decimal::ZERO;
     for e in entries {
+        if e.state == JournalState::Posted {
+            posted_revenue += e
+                .postings
+                .iter()
+                .filter(|p| {
+                    e.charge
+                        .rooms
+                        .iter()
+                        .any(|r| r.revenue && r.reservation_id == p.reservation_id)
+                })
+                .map(|p| p.amount)
+                .sum::<Decimal>();
+        }
         let total = total_of(e);
         let line = &mut states[e.state.index()];
         line.count += 1;
@@ -106,11 +127,13 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
         refunds,
         tips,
         posted_total,
+        posted_room_charges: posted_total - posted_revenue,
+        posted_revenue,
     })
 }
 
 /// The report as CSV for the night audit: one row per state, then refunds,
-/// tips and the posted total.
+/// tips, the posted total and its two parts (room charges, revenue).
 pub fn csv(d: &Daily) -> String {
     let mut out = String::from("tenant,date,state,count,total,currency\n");
     for l in &d.states {
@@ -130,6 +153,14 @@ pub fn csv(d: &Daily) -> String {
     out.push_str(&format!(
         "{},{},posted_total,,{},{}\n",
         d.tenant, d.date, d.posted_total, d.currency
+    ));
+    out.push_str(&format!(
+        "{},{},posted_room_charges,,{},{}\n",
+        d.tenant, d.date, d.posted_room_charges, d.currency
+    ));
+    out.push_str(&format!(
+        "{},{},posted_revenue,,{},{}\n",
+        d.tenant, d.date, d.posted_revenue, d.currency
     ));
     out
 }

@@ -98,6 +98,10 @@ pub struct RoomCharge {
     #[serde(with = "rust_decimal::serde::str")]
     pub gratuity: Decimal,
     pub payment_method: String,
+    /// A receipt's non-room revenue, addressed to a house account
+    /// (`revenue_posting`), not a guest's room charge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revenue: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -621,6 +625,7 @@ fn room_charges(
                 amount: total,
                 gratuity,
                 payment_method: code.trim().to_string(),
+                revenue: false,
             }),
         }
     }
@@ -696,6 +701,7 @@ fn revenue_part(
         } else {
             methods.join("+")
         },
+        revenue: true,
     }))
 }
 

@@ -135,3 +135,41 @@ async fn revenue_posting_is_off_by_default() {
     assert_eq!(answer.json()["status"], "acknowledged");
     assert!(postings(&app).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_report_shows_room_charges_and_revenue_side_by_side() {
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        let t = &mut s.tenants[0];
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        t.mapping.default_revenue_account = Some("H-BAR".into());
+        s.admin.token = Some(secrecy::SecretString::from("report-token-0123456789abcdef"));
+        t_zone(s);
+    }))
+    .await;
+    let partial = fixture("partial-payment-room-and-cash.json");
+    assert_eq!(app.charge(&fresh_key(), &partial).await.status, 200);
+    // Today's business date in UTC with a 00:00 cut-off.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let report: serde_json::Value = app
+        .client
+        .get(format!(
+            "{}/admin/v1/reports/daily?tenant={}&date={today}",
+            app.address, app.tenant
+        ))
+        .bearer_auth("report-token-0123456789abcdef")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["postedTotal"], "67.0", "{report}");
+    assert_eq!(report["postedRoomCharges"], "51.0", "{report}");
+    assert_eq!(report["postedRevenue"], "16.0", "{report}");
+}
+
+fn t_zone(s: &mut chargebridge::config::Settings) {
+    s.tenants[0].time_zone = "UTC".into();
+    s.tenants[0].business_day_starts = "00:00".into();
+}

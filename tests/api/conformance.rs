@@ -55,6 +55,14 @@ pub trait FakePms: Send + Sync {
 /// An app whose demo tenant posts to `fake`, with a short deadline so timeouts
 /// are quick to provoke.
 pub async fn app_for(fake: &Arc<dyn FakePms>) -> TestApp {
+    app_with(fake, |_| {}).await
+}
+
+/// [`app_for`], with the tenant changed by `tweak` after the fake's mapping.
+pub async fn app_with(
+    fake: &Arc<dyn FakePms>,
+    tweak: impl FnOnce(&mut chargebridge::config::TenantSettings),
+) -> TestApp {
     let pms = fake.settings();
     let mapping = fake.mapping();
     spawn_with(settings(&StoreChoice::Memory, |s| {
@@ -63,6 +71,7 @@ pub async fn app_for(fake: &Arc<dyn FakePms>) -> TestApp {
         s.pms.insert("fake".into(), pms);
         s.tenants[0].pms = "fake".into();
         s.tenants[0].mapping = mapping;
+        tweak(&mut s.tenants[0]);
     }))
     .await
 }
@@ -286,6 +295,48 @@ pub async fn house_accounts_are_found_and_charged(fake: Arc<dyn FakePms>) {
     );
 }
 
+/// Full-revenue postings (`revenue_posting = "per_receipt"`): a receipt's
+/// non-room payments reach the house account a `*` search offers, once, next to
+/// the room part, in every adapter.
+pub async fn revenue_posting_reaches_the_house_account(fake: Arc<dyn FakePms>) {
+    let found = app_for(&fake)
+        .await
+        .get(&format!(
+            "/lightspeed/search?term=*bar&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
+        ))
+        .await
+        .json();
+    let account = found["reservations"][0]["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app = app_with(&fake, |t| {
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        t.mapping.default_revenue_account = Some(account.clone());
+    })
+    .await;
+    let total = || -> Decimal { fake.applied().iter().map(|c| c.amount).sum() };
+    for (name, expected) in [
+        // 50 + 1 tip to room 001, 16 cash to the account.
+        ("partial-payment-room-and-cash.json", Decimal::new(670, 1)),
+        // 66 + 1 tip by card, all to the account.
+        ("mirroring-no-room-charge.json", Decimal::new(1340, 1)),
+    ] {
+        let key = fresh_key();
+        let body = fixture(name);
+        let answer = app.charge(&key, &body).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{name}: {}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        assert_eq!(app.charge(&key, &body).await.status, 200, "{name}: replay");
+        assert_eq!(total(), expected, "{name}: posted once, the whole receipt");
+    }
+}
+
 pub async fn receipt_kinds_post_the_exact_room_amount(fake: Arc<dyn FakePms>) {
     let app = app_for(&fake).await;
     for (fixture_name, expected) in [
@@ -344,6 +395,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn house_accounts_are_found_and_charged() {
                 kit::house_accounts_are_found_and_charged($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revenue_posting_reaches_the_house_account() {
+                kit::revenue_posting_reaches_the_house_account($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn search_lists_checked_in_guests() {

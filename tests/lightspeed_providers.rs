@@ -15,6 +15,10 @@
 //! taken or unknown location) follows Lightspeed's prose documentation; the real
 //! API was not called.
 
+#[path = "support/path_template.rs"]
+mod path_template;
+use path_template::match_template;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,26 +143,6 @@ impl Description {
         }
         (status >= 400).then(|| json!({ "$ref": ERROR_SCHEMA }))
     }
-}
-
-fn match_template(template: &str, path: &str) -> Option<BTreeMap<String, String>> {
-    let want: Vec<&str> = template.split('/').collect();
-    let got: Vec<&str> = path.split('/').collect();
-    if want.len() != got.len() {
-        return None;
-    }
-    let mut params = BTreeMap::new();
-    for (w, g) in want.iter().zip(&got) {
-        if let Some(name) = w.strip_prefix('{').and_then(|n| n.strip_suffix('}')) {
-            if g.is_empty() {
-                return None;
-            }
-            params.insert(name.to_string(), g.to_string());
-        } else if w != g {
-            return None;
-        }
-    }
-    Some(params)
 }
 
 /// A parameter's text as the JSON value its schema is checked against.

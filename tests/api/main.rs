@@ -20,6 +20,8 @@ mod malformed;
 mod mews;
 mod opera;
 mod ops;
+#[path = "../support/path_template.rs"]
+mod path_template;
 mod probes;
 mod receipts;
 mod redis_server;

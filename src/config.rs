@@ -218,6 +218,25 @@ pub struct IdempotencySettings {
     /// Path of a file holding the Redis URL (instead of `redis_url`).
     #[serde(default)]
     pub redis_url_file: Option<String>,
+    /// PEM file of the CA certificate(s) that signed the Redis server's
+    /// certificate (`rediss://` only); without it the public web roots are trusted.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// PEM file of the client certificate (chain) shown to Redis for mutual TLS;
+    /// set together with `tls_key_file`.
+    #[serde(default)]
+    pub tls_cert_file: Option<String>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub tls_key_file: Option<String>,
+    /// Redis Sentinel nodes (`host:port`) that name the master (instead of a
+    /// `redis+sentinel://` URL); the URL then only carries the scheme, credentials
+    /// and database of the master.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master's name as the sentinels know it (`sentinel monitor NAME ...`).
+    #[serde(default)]
+    pub master_name: Option<String>,
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     #[serde(with = "humantime_serde")]
@@ -657,6 +676,23 @@ impl Settings {
                 format!("idempotency.{e}"),
             );
         }
+        let idem = &self.idempotency;
+        if idem.tls_cert_file.is_some() != idem.tls_key_file.is_some() {
+            add(
+                &["idempotency.tls_cert_file", "idempotency.tls_key_file"],
+                "idempotency.tls_cert_file and idempotency.tls_key_file go together \
+                 (the client certificate and its key for mutual TLS): set both or neither"
+                    .to_string(),
+            );
+        }
+        if !idem.sentinels.is_empty() && idem.master_name.is_none() {
+            add(
+                &["idempotency.sentinels", "idempotency.master_name"],
+                "idempotency.sentinels needs idempotency.master_name, the name the \
+                 sentinels monitor the master by"
+                    .to_string(),
+            );
+        }
         for (name, pms) in &self.pms {
             if let Err(m) = pms.check() {
                 add(&[&format!("pms.{name}")], format!("pms.{name}: {m}"));
@@ -761,6 +797,11 @@ const IDEMPOTENCY: &[Field] = &[
     opt("redis_url", Kind::Secret),
     opt("redis_url_env", Kind::Text),
     opt("redis_url_file", Kind::Text),
+    opt("tls_ca_file", Kind::Text),
+    opt("tls_cert_file", Kind::Text),
+    opt("tls_key_file", Kind::Text),
+    opt("sentinels", Kind::TextList),
+    opt("master_name", Kind::Text),
     opt("lease", Kind::Duration),
     opt("in_flight_wait", Kind::Duration),
     opt("retention", Kind::Duration),

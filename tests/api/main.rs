@@ -24,6 +24,7 @@ mod probes;
 mod receipts;
 mod redis_server;
 mod redis_store;
+mod redis_tls;
 mod replay;
 mod secrets;
 mod tolerance;

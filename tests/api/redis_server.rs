@@ -12,6 +12,8 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     aof: bool,
     extra: Vec<String>,
+    /// What `redis-cli` needs besides the port (`--tls` and its files).
+    cli_extra: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -39,6 +41,47 @@ impl RedisServer {
             dir: tempfile::tempdir().unwrap(),
             aof,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            cli_extra: Vec::new(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// A server that speaks only TLS on its port (`--port 0 --tls-port P`):
+    /// `server_args` are its `--tls-*` options, `cli_args` what `redis-cli`
+    /// needs to reach it (`--tls --cacert … --cert … --key …`).
+    pub fn start_tls(server_args: &[String], cli_args: &[String]) -> RedisServer {
+        let port = free_port();
+        let mut extra: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+        ];
+        extra.extend(server_args.iter().cloned());
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            aof: false,
+            extra,
+            cli_extra: cli_args.to_vec(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// A server started with `args` as its whole configuration after the port,
+    /// bind address and directory (replicas, sentinels).
+    #[allow(dead_code)]
+    pub fn start_raw(port: u16, args: &[String]) -> RedisServer {
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            aof: false,
+            extra: args.to_vec(),
+            cli_extra: Vec::new(),
         };
         server.spawn();
         server
@@ -58,6 +101,7 @@ impl RedisServer {
     fn redis_cli(&self) -> Command {
         let mut cli = Command::new("redis-cli");
         cli.args(["-p", &self.port.to_string()]);
+        cli.args(&self.cli_extra);
         if let Some(password) = self.password() {
             cli.env("REDISCLI_AUTH", password);
         }
@@ -227,6 +271,7 @@ impl RedisCluster {
                 child: None,
                 dir: tempfile::tempdir().unwrap(),
                 aof: false,
+                cli_extra: Vec::new(),
                 extra: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),

@@ -94,7 +94,10 @@ pub fn run(config: Option<&Path>) -> ExitCode {
             }) {
                 Ok(store) => match store.safety_report().await {
                     Ok(report) => {
-                        println!("  ok    redis reachable (url from {origin})");
+                        println!(
+                            "  ok    redis reachable{} (url from {origin})",
+                            store.describe()
+                        );
                         for problem in report.problems() {
                             println!("  WARN  redis: {problem}");
                         }

@@ -237,6 +237,11 @@ pub struct IdempotencySettings {
     /// The master's name as the sentinels know it (`sentinel monitor NAME ...`).
     #[serde(default)]
     pub master_name: Option<String>,
+    /// Replicas that must have a new claim (and each record update) before it
+    /// counts (`WAIT`): a failover then cannot lose a claim whose charge was
+    /// posted. Default 1 with Sentinel, 0 otherwise; not on Cluster.
+    #[serde(default)]
+    pub wait_for_replicas: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     #[serde(with = "humantime_serde")]
@@ -802,6 +807,7 @@ const IDEMPOTENCY: &[Field] = &[
     opt("tls_key_file", Kind::Text),
     opt("sentinels", Kind::TextList),
     opt("master_name", Kind::Text),
+    opt("wait_for_replicas", Kind::Count),
     opt("lease", Kind::Duration),
     opt("in_flight_wait", Kind::Duration),
     opt("retention", Kind::Duration),
@@ -1874,6 +1880,42 @@ mod tests {
                 .to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_and_sentinel_keys_load_and_half_pairs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[idempotency]\nstore = \"redis\"\nredis_url = \"rediss://:pw@x/\"\n\
+             tls_ca_file = \"/ca.pem\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/c.key\"\n\
+             sentinels = [\"10.0.0.1:26379\", \"10.0.0.2:26379\"]\nmaster_name = \"cb\"\n\
+             wait_for_replicas = 1\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        assert_eq!(s.idempotency.tls_ca_file.as_deref(), Some("/ca.pem"));
+        assert_eq!(s.idempotency.sentinels.len(), 2);
+        assert_eq!(s.idempotency.master_name.as_deref(), Some("cb"));
+        assert_eq!(s.idempotency.wait_for_replicas, Some(1));
+
+        std::fs::write(
+            &path,
+            "[idempotency]\ntls_cert_file = \"/c.pem\"\nsentinels = [\"h:26379\"]\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls_cert_file and idempotency.tls_key_file go together"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sentinels needs idempotency.master_name"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -65,8 +65,22 @@ enum Target {
 
 struct SentinelTarget {
     client: tokio::sync::Mutex<SentinelClient>,
-    master: std::sync::Mutex<Option<MultiplexedConnection>>,
+    master: std::sync::Mutex<Option<Master>>,
 }
+
+/// The connection to the master the sentinels named, where it is, and when
+/// they last confirmed it.
+struct Master {
+    conn: MultiplexedConnection,
+    addr: String,
+    confirmed: std::time::Instant,
+}
+
+/// How long a master the sentinels named is used before asking them again. A
+/// master demoted by a failover keeps accepting writes until the sentinels
+/// reconfigure it (seconds later), and those writes are lost; asking this often
+/// bounds that window.
+const SENTINEL_RECHECK: Duration = Duration::from_millis(500);
 
 /// How to reach Redis beyond what the URL says: TLS files and Sentinel.
 #[derive(Debug, Clone)]
@@ -82,6 +96,9 @@ pub struct RedisOptions {
     pub sentinels: Vec<String>,
     /// The master's name at the sentinels.
     pub master_name: Option<String>,
+    /// Replicas that must acknowledge a claim or record update (`WAIT`);
+    /// `None`: 1 with Sentinel, 0 otherwise.
+    pub wait_for_replicas: Option<u32>,
 }
 
 impl RedisOptions {
@@ -94,6 +111,7 @@ impl RedisOptions {
             tls_key_file: None,
             sentinels: Vec::new(),
             master_name: None,
+            wait_for_replicas: None,
         }
     }
 
@@ -106,6 +124,7 @@ impl RedisOptions {
             tls_key_file: s.tls_key_file.clone(),
             sentinels: s.sentinels.clone(),
             master_name: s.master_name.clone(),
+            wait_for_replicas: s.wait_for_replicas,
         }
     }
 
@@ -149,6 +168,10 @@ impl RedisOptions {
 
 pub struct RedisStore {
     target: Target,
+    /// Replicas that must acknowledge a claim or record update (0: none).
+    wait_for_replicas: u32,
+    tls: bool,
+    mutual_tls: bool,
     connection: OnceCell<Connection>,
     command_timeout: Duration,
     replace_script: Script,
@@ -460,8 +483,22 @@ fn cluster_nodes(url: &str) -> Option<Vec<String>> {
 }
 
 impl SentinelTarget {
+    /// The master's connection while it was confirmed recently.
     fn current(&self) -> Option<MultiplexedConnection> {
-        self.master.lock().ok().and_then(|slot| slot.clone())
+        let slot = self.master.lock().ok()?;
+        let master = slot.as_ref()?;
+        (master.confirmed.elapsed() < SENTINEL_RECHECK).then(|| master.conn.clone())
+    }
+
+    /// The connection kept for `addr`, if that is where it goes (now confirmed).
+    fn reuse(&self, addr: &str) -> Option<MultiplexedConnection> {
+        let mut slot = self.master.lock().ok()?;
+        let master = slot.as_mut()?;
+        if master.addr != addr {
+            return None;
+        }
+        master.confirmed = std::time::Instant::now();
+        Some(master.conn.clone())
     }
 }
 
@@ -538,8 +575,21 @@ impl RedisStore {
                 }
             }
         };
+        let wait_for_replicas = match (&target, options.wait_for_replicas) {
+            (Target::Cluster(_), Some(n)) if n > 0 => {
+                return Err(StoreError(
+                    "idempotency.wait_for_replicas is not supported on Redis Cluster; leave it out"
+                        .into(),
+                ));
+            }
+            (Target::Sentinel(_), None) => 1,
+            (_, n) => n.unwrap_or(0),
+        };
         Ok(RedisStore {
             target,
+            wait_for_replicas,
+            tls,
+            mutual_tls: options.tls_cert_file.is_some(),
             connection: OnceCell::new(),
             command_timeout,
             replace_script: Script::new(REPLACE_IF_OWNER),
@@ -588,6 +638,10 @@ impl RedisStore {
                     .async_get_client()
                     .await
                     .map_err(|e| store_error("sentinel: finding the master", e))?;
+                let addr = master.get_connection_info().addr().to_string();
+                if let Some(conn) = target.reuse(&addr) {
+                    return Ok(Connection::Sentinel(conn));
+                }
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.command_timeout))
                     .set_response_timeout(Some(self.command_timeout));
@@ -596,7 +650,11 @@ impl RedisStore {
                     .await
                     .map_err(|e| store_error("sentinel: connecting to the master", e))?;
                 if let Ok(mut slot) = target.master.lock() {
-                    *slot = Some(conn.clone());
+                    *slot = Some(Master {
+                        conn: conn.clone(),
+                        addr,
+                        confirmed: std::time::Instant::now(),
+                    });
                 }
                 Ok(Connection::Sentinel(conn))
             }
@@ -702,6 +760,52 @@ impl RedisStore {
         self.finish(what, tokio::time::timeout(self.command_timeout, run).await)
     }
 
+    /// How the store reaches Redis, for `check-config` (` over TLS, via Sentinel`).
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        if self.tls {
+            out += if self.mutual_tls {
+                " over mutual TLS"
+            } else {
+                " over TLS"
+            };
+        }
+        match &self.target {
+            Target::Single(_) => {}
+            Target::Cluster(_) => out += " (Cluster)",
+            Target::Sentinel(_) => out += " via Sentinel",
+        }
+        if self.wait_for_replicas > 0 {
+            out += &format!(
+                ", each claim waits for {} replica(s)",
+                self.wait_for_replicas
+            );
+        }
+        out
+    }
+
+    /// Waits until `wait_for_replicas` replicas have every write this
+    /// connection made so far (ours included); an error when fewer do in time,
+    /// so nothing is posted on a claim a failover could lose.
+    async fn replicated(&self, what: &str) -> Result<(), StoreError> {
+        let wanted = self.wait_for_replicas;
+        if wanted == 0 {
+            return Ok(());
+        }
+        let within = (self.command_timeout / 2).max(Duration::from_millis(1));
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(wanted).arg(ttl_ms(within));
+        let acked: i64 = self.query(what, &cmd).await?;
+        if acked < i64::from(wanted) {
+            self.forget_master();
+            return Err(StoreError(format!(
+                "redis {what}: the write reached {acked} of {wanted} replica(s) within {within:?} \
+                 (a failover may be under way)"
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads the settings that decide whether records can be lost.
     pub async fn safety_report(&self) -> Result<SafetyReport, StoreError> {
         async fn config_get(store: &RedisStore, name: &str) -> Option<String> {
@@ -737,7 +841,15 @@ impl StoreBackend for RedisStore {
             .arg("GET");
         let previous: Option<Vec<u8>> = self.query("claim", &cmd).await?;
         match previous {
-            None => Ok(Claim::Claimed),
+            None => match self.replicated("claim").await {
+                Ok(()) => Ok(Claim::Claimed),
+                Err(e) => {
+                    // Nothing was posted on it: free the key for the retry
+                    // (best effort; a lease that outlives us is taken over).
+                    let _ = self.delete_if_owner(key, &record.owner).await;
+                    Err(e)
+                }
+            },
             Some(bytes) => Ok(Claim::Existing(decode(&bytes)?)),
         }
     }
@@ -759,6 +871,9 @@ impl StoreBackend for RedisStore {
                 &[owner.as_bytes(), &value, ttl.as_bytes()],
             )
             .await?;
+        if replaced == 1 {
+            self.replicated("replace").await?;
+        }
         Ok(replaced == 1)
     }
 

@@ -22,6 +22,7 @@ mod opera;
 mod ops;
 mod probes;
 mod receipts;
+mod redis_sentinel;
 mod redis_server;
 mod redis_store;
 mod redis_tls;

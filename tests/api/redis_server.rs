@@ -14,6 +14,9 @@ pub struct RedisServer {
     extra: Vec<String>,
     /// What `redis-cli` needs besides the port (`--tls` and its files).
     cli_extra: Vec<String>,
+    /// A sentinel's configuration file (it must be the first argument, and
+    /// the sentinel rewrites it).
+    sentinel_conf: Option<std::path::PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -42,6 +45,7 @@ impl RedisServer {
             aof,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             cli_extra: Vec::new(),
+            sentinel_conf: None,
         };
         server.spawn();
         server
@@ -66,22 +70,7 @@ impl RedisServer {
             aof: false,
             extra,
             cli_extra: cli_args.to_vec(),
-        };
-        server.spawn();
-        server
-    }
-
-    /// A server started with `args` as its whole configuration after the port,
-    /// bind address and directory (replicas, sentinels).
-    #[allow(dead_code)]
-    pub fn start_raw(port: u16, args: &[String]) -> RedisServer {
-        let mut server = RedisServer {
-            port,
-            child: None,
-            dir: tempfile::tempdir().unwrap(),
-            aof: false,
-            extra: args.to_vec(),
-            cli_extra: Vec::new(),
+            sentinel_conf: None,
         };
         server.spawn();
         server
@@ -108,7 +97,73 @@ impl RedisServer {
         cli
     }
 
+    /// A Redis Sentinel on a free port watching the master `name` at
+    /// 127.0.0.1:`master_port` with `quorum`, deciding it down after `down_after`.
+    #[allow(dead_code)]
+    pub fn start_sentinel(
+        name: &str,
+        master_port: u16,
+        quorum: u32,
+        down_after: Duration,
+    ) -> RedisServer {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        let ms = down_after.as_millis();
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                 sentinel down-after-milliseconds {name} {ms}\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                dir = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir,
+            aof: false,
+            extra: Vec::new(),
+            cli_extra: Vec::new(),
+            sentinel_conf: Some(conf),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Stops the server by the PID of its watchdog (SIGTERM: the watchdog kills
+    /// the server with SIGKILL and exits); for sentinels, which keep no data.
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            wait_for_port(self.port, false);
+        }
+    }
+
     fn spawn(&mut self) {
+        if let Some(conf) = &self.sentinel_conf {
+            // Debian's redis-sentinel, or the same program as redis-server --sentinel.
+            let has_sentinel = Command::new("sh")
+                .args(["-c", "command -v redis-sentinel"])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let command = if has_sentinel {
+                format!("redis-sentinel '{}'", conf.display())
+            } else {
+                format!("{} '{}' --sentinel", redis_binary(), conf.display())
+            };
+            self.spawn_command(&command);
+            return;
+        }
         let mut args: Vec<String> = vec![
             "--port".into(),
             self.port.to_string(),
@@ -126,13 +181,15 @@ impl RedisServer {
             "noeviction".into(),
         ];
         args.extend(self.extra.iter().cloned());
-        // A watchdog shell kills the server when this test process goes away.
         let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        self.spawn_command(&format!("{} {}", redis_binary(), quoted.join(" ")));
+    }
+
+    fn spawn_command(&mut self, command: &str) {
+        // A watchdog shell kills the server when this test process goes away.
         let script = format!(
-            "{} {} >/dev/null 2>&1 & srv=$!; trap 'kill -9 $srv 2>/dev/null; exit 0' TERM INT; \
+            "{command} >/dev/null 2>&1 & srv=$!; trap 'kill -9 $srv 2>/dev/null; exit 0' TERM INT; \
              while kill -0 {} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.5; done; kill -9 $srv 2>/dev/null",
-            redis_binary(),
-            quoted.join(" "),
             std::process::id()
         );
         let child = Command::new("sh")
@@ -201,7 +258,11 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.stop();
+        if self.sentinel_conf.is_some() {
+            self.terminate();
+        } else {
+            self.stop();
+        }
     }
 }
 
@@ -272,6 +333,7 @@ impl RedisCluster {
                 dir: tempfile::tempdir().unwrap(),
                 aof: false,
                 cli_extra: Vec::new(),
+                sentinel_conf: None,
                 extra: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),

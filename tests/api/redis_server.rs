@@ -324,8 +324,14 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        Self::start_with(3, 0)
+    }
+
+    /// `masters` masters with `replicas` replicas each (the first `masters`
+    /// nodes start as masters); replicas and failover need at least 3 masters.
+    pub fn start_with(masters: usize, replicas: usize) -> RedisCluster {
         let mut nodes = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
             let mut node = RedisServer {
                 port,
@@ -353,7 +359,7 @@ impl RedisCluster {
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -370,7 +376,65 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        if replicas > 0 {
+            let want = masters * replicas;
+            while nodes
+                .iter()
+                .filter(|n| {
+                    n.cli(&["info", "replication"])
+                        .contains("master_link_status:up")
+                })
+                .count()
+                < want
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "cluster replicas did not sync"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         RedisCluster { nodes }
+    }
+
+    /// Kills a master with SIGKILL, waits until its replica has taken its
+    /// slots (the cluster is `ok` again), then starts the killed node again (it
+    /// rejoins as a replica). Returns how long the slots had no master.
+    #[allow(dead_code)]
+    pub fn kill_a_master(&mut self) -> Duration {
+        let victim = self
+            .nodes
+            .iter()
+            .position(|n| n.cli(&["role"]).starts_with("master"))
+            .expect("a master");
+        let started = Instant::now();
+        self.nodes[victim].crash();
+        let others: Vec<&RedisServer> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, n)| n)
+            .collect();
+        // The survivors first see the node fail, then the cluster ok again.
+        while !others
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+            || others
+                .iter()
+                .filter(|n| n.cli(&["role"]).starts_with("master"))
+                .count()
+                < 3
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no replica took over the killed master's slots"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let outage = started.elapsed();
+        self.nodes[victim].start_again();
+        outage
     }
 
     pub fn url(&self) -> String {

@@ -397,6 +397,34 @@ impl RedisCluster {
         RedisCluster { nodes }
     }
 
+    /// `CLUSTER FAILOVER` on a replica (a coordinated switch: the replica
+    /// catches up with its master first); returns how long until the replica
+    /// is a master and every node says `cluster_state:ok`.
+    #[allow(dead_code)]
+    pub fn fail_over_a_master(&mut self) -> Duration {
+        let replica = self
+            .nodes
+            .iter()
+            .position(|n| n.cli(&["role"]).starts_with("slave"))
+            .expect("a replica");
+        let started = Instant::now();
+        let reply = self.nodes[replica].cli(&["cluster", "failover"]);
+        assert_eq!(reply, "OK", "CLUSTER FAILOVER: {reply}");
+        while !self.nodes[replica].cli(&["role"]).starts_with("master")
+            || !self
+                .nodes
+                .iter()
+                .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "CLUSTER FAILOVER did not complete"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        started.elapsed()
+    }
+
     /// Kills a master with SIGKILL, waits until its replica has taken its
     /// slots (the cluster is `ok` again), then starts the killed node again (it
     /// rejoins as a replica). Returns how long the slots had no master.

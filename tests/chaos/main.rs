@@ -32,7 +32,8 @@
 //! `--processes N`, `--concurrency N`, `--seed N`, `--keep-logs`,
 //! `--no-pms-outage` (skip the 2 s PMS outage), `--redis cluster` (a Redis
 //! Cluster of 3 masters with a replica each; the Redis fault kills a master so
-//! its replica takes over, and the killed node rejoins as a replica), and
+//! its replica takes over, and the killed node rejoins as a replica;
+//! `--cluster-fault failover` runs `CLUSTER FAILOVER` on a replica instead), and
 //! `--sabotage memory-store|no-aof` (a broken set-up: the run then succeeds only
 //! if the checks catch the double postings it causes).
 
@@ -89,6 +90,9 @@ struct Args {
     /// of one server; the Redis fault kills a master (kill -9) so its replica
     /// takes over, instead of crashing the one server.
     cluster: bool,
+    /// `--cluster-fault failover`: `CLUSTER FAILOVER` on a replica instead of
+    /// kill -9 of a master.
+    manual_failover: bool,
 }
 
 /// Deliberately broken set-ups that must make the run fail: proof that the
@@ -111,6 +115,7 @@ fn parse_args() -> Result<Option<Args>, String> {
         sabotage: None,
         pms_outage: true,
         cluster: false,
+        manual_failover: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -130,6 +135,13 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--seed" => args.seed = number("--seed")?,
             "--keep-logs" => args.keep_logs = true,
             "--no-pms-outage" => args.pms_outage = false,
+            "--cluster-fault" => {
+                args.manual_failover = match it.next().as_deref() {
+                    Some("failover") => true,
+                    Some("kill") => false,
+                    _ => return Err("--cluster-fault needs kill or failover".into()),
+                }
+            }
             "--redis" => {
                 args.cluster = match it.next().as_deref() {
                     Some("cluster") => true,
@@ -333,6 +345,7 @@ async fn chaos(args: Args) -> bool {
         pms.clone(),
         bridges.clone(),
         redis.clone(),
+        args.manual_failover,
     ));
     let outcomes = driver::run(
         plan.clone(),
@@ -398,6 +411,7 @@ async fn chaos_events(
     pms: Arc<PmsSimulator>,
     bridges: Arc<std::sync::Mutex<Vec<Bridge>>>,
     redis: Arc<std::sync::Mutex<Redis>>,
+    manual_failover: bool,
 ) -> Events {
     let mut events = Events::default();
     let reached = |share: f64| {
@@ -441,6 +455,7 @@ async fn chaos_events(
                 redis.start_again();
                 down.elapsed()
             }
+            Redis::Cluster(cluster) if manual_failover => cluster.fail_over_a_master(),
             Redis::Cluster(cluster) => cluster.kill_a_master(),
         });
     events.redis_crashes += 1;
@@ -1036,7 +1051,9 @@ fn report(
         ),
     );
     row(
-        if args.cluster {
+        if args.cluster && args.manual_failover {
+            "CLUSTER FAILOVER (a replica takes over)"
+        } else if args.cluster {
             "cluster master kill -9, replica takes over"
         } else {
             "redis crash (SIGKILL, AOF on) and restart"

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::config::secret::Place;
 use crate::config::{Provenance, Settings, StoreKind};
 use crate::domain::Tenants;
-use crate::idempotency::redis::RedisStore;
+use crate::idempotency::redis::{RedisOptions, RedisStore};
 use crate::pms::PmsRegistry;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,11 +99,15 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         if settings.idempotency.store == StoreKind::Redis {
             let origin = settings.idempotency.redis_url_origin();
             match settings.idempotency.redis_url().and_then(|url| {
-                RedisStore::new(&url, settings.idempotency.command_timeout).map_err(|e| e.0)
+                RedisStore::with_options(&url, &RedisOptions::from_settings(&settings.idempotency))
+                    .map_err(|e| e.0)
             }) {
                 Ok(store) => match store.safety_report().await {
                     Ok(report) => {
-                        println!("  ok    redis reachable (url from {origin})");
+                        println!(
+                            "  ok    redis reachable{} (url from {origin})",
+                            store.describe()
+                        );
                         for problem in report.problems() {
                             println!("  WARN  redis: {problem}");
                         }

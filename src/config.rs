@@ -230,6 +230,30 @@ pub struct IdempotencySettings {
     /// Path of a file holding the Redis URL (instead of `redis_url`).
     #[serde(default)]
     pub redis_url_file: Option<String>,
+    /// PEM file of the CA certificate(s) that signed the Redis server's
+    /// certificate (`rediss://` only); without it the public web roots are trusted.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
+    /// PEM file of the client certificate (chain) shown to Redis for mutual TLS;
+    /// set together with `tls_key_file`.
+    #[serde(default)]
+    pub tls_cert_file: Option<String>,
+    /// PEM file of the client certificate's private key.
+    #[serde(default)]
+    pub tls_key_file: Option<String>,
+    /// Redis Sentinel nodes (`host:port`) that name the master (instead of a
+    /// `redis+sentinel://` URL); the URL then only carries the scheme, credentials
+    /// and database of the master.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master's name as the sentinels know it (`sentinel monitor NAME ...`).
+    #[serde(default)]
+    pub master_name: Option<String>,
+    /// Replicas that must have a new claim (and each record update) before it
+    /// counts (`WAIT`): a failover then cannot lose a claim whose charge was
+    /// posted. Default 1 with Sentinel, 0 otherwise; not on Cluster.
+    #[serde(default)]
+    pub wait_for_replicas: Option<u32>,
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
     #[serde(with = "humantime_serde")]
@@ -679,6 +703,23 @@ impl Settings {
                 format!("idempotency.{e}"),
             );
         }
+        let idem = &self.idempotency;
+        if idem.tls_cert_file.is_some() != idem.tls_key_file.is_some() {
+            add(
+                &["idempotency.tls_cert_file", "idempotency.tls_key_file"],
+                "idempotency.tls_cert_file and idempotency.tls_key_file go together \
+                 (the client certificate and its key for mutual TLS): set both or neither"
+                    .to_string(),
+            );
+        }
+        if !idem.sentinels.is_empty() && idem.master_name.is_none() {
+            add(
+                &["idempotency.sentinels", "idempotency.master_name"],
+                "idempotency.sentinels needs idempotency.master_name, the name the \
+                 sentinels monitor the master by"
+                    .to_string(),
+            );
+        }
         for (name, pms) in &self.pms {
             if let Err(m) = pms.check() {
                 add(&[&format!("pms.{name}")], format!("pms.{name}: {m}"));
@@ -784,6 +825,12 @@ const IDEMPOTENCY: &[Field] = &[
     opt("redis_url", Kind::Secret),
     opt("redis_url_env", Kind::Text),
     opt("redis_url_file", Kind::Text),
+    opt("tls_ca_file", Kind::Text),
+    opt("tls_cert_file", Kind::Text),
+    opt("tls_key_file", Kind::Text),
+    opt("sentinels", Kind::TextList),
+    opt("master_name", Kind::Text),
+    opt("wait_for_replicas", Kind::Count),
     opt("lease", Kind::Duration),
     opt("in_flight_wait", Kind::Duration),
     opt("retention", Kind::Duration),
@@ -1862,6 +1909,42 @@ mod tests {
                 .to_string();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_and_sentinel_keys_load_and_half_pairs_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[idempotency]\nstore = \"redis\"\nredis_url = \"rediss://:pw@x/\"\n\
+             tls_ca_file = \"/ca.pem\"\ntls_cert_file = \"/c.pem\"\ntls_key_file = \"/c.key\"\n\
+             sentinels = [\"10.0.0.1:26379\", \"10.0.0.2:26379\"]\nmaster_name = \"cb\"\n\
+             wait_for_replicas = 1\n",
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        assert_eq!(s.idempotency.tls_ca_file.as_deref(), Some("/ca.pem"));
+        assert_eq!(s.idempotency.sentinels.len(), 2);
+        assert_eq!(s.idempotency.master_name.as_deref(), Some("cb"));
+        assert_eq!(s.idempotency.wait_for_replicas, Some(1));
+
+        std::fs::write(
+            &path,
+            "[idempotency]\ntls_cert_file = \"/c.pem\"\nsentinels = [\"h:26379\"]\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("tls_cert_file and idempotency.tls_key_file go together"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sentinels needs idempotency.master_name"),
+            "{err}"
+        );
     }
 
     #[test]

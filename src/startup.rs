@@ -11,7 +11,7 @@ use actix_web::{App, web};
 use crate::config::{ServerSettings, Settings, StoreKind};
 use crate::domain::Tenants;
 use crate::idempotency::memory::MemoryStore;
-use crate::idempotency::redis::RedisStore;
+use crate::idempotency::redis::{RedisOptions, RedisStore};
 use crate::idempotency::{Idempotency, IdempotencySettings, Store};
 use crate::pms::PmsRegistry;
 use crate::routes;
@@ -80,8 +80,11 @@ impl Application {
                     .redis_url()
                     .map_err(StartupError::Other)?;
                 Store::Redis(Box::new(
-                    RedisStore::new(&url, settings.idempotency.command_timeout)
-                        .map_err(|e| StartupError::Other(e.0))?,
+                    RedisStore::with_options(
+                        &url,
+                        &RedisOptions::from_settings(&settings.idempotency),
+                    )
+                    .map_err(|e| StartupError::Other(e.0))?,
                 ))
             }
         };
@@ -98,9 +101,9 @@ impl Application {
                     .redis_url()
                     .map_err(StartupError::Other)?;
                 crate::journal::Journal::Redis(Box::new(
-                    crate::journal::redis::RedisJournal::new(
+                    crate::journal::redis::RedisJournal::with_options(
                         &url,
-                        settings.idempotency.command_timeout,
+                        &RedisOptions::from_settings(&settings.idempotency),
                         settings.journal.retention,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,

@@ -27,7 +27,7 @@ use secrecy::SecretString;
 use super::memory::{cursor_of, parse_cursor};
 use super::{JournalBackend, JournalEntry, JournalState, Page, Query};
 use crate::idempotency::StoreError;
-use crate::idempotency::redis::RedisStore;
+use crate::idempotency::redis::{RedisOptions, RedisStore};
 
 /// KEYS: entry, lease, time, due, state (the entry's index position), then one
 /// index per state (in `JournalState::ALL` order). ARGV: entry JSON, member,
@@ -92,8 +92,17 @@ impl RedisJournal {
         command_timeout: Duration,
         retention: Duration,
     ) -> Result<Self, StoreError> {
+        Self::with_options(url, &RedisOptions::new(command_timeout), retention)
+    }
+
+    /// As [`RedisJournal::new`], with the TLS files and Sentinel of `options`.
+    pub fn with_options(
+        url: &SecretString,
+        options: &RedisOptions,
+        retention: Duration,
+    ) -> Result<Self, StoreError> {
         Ok(RedisJournal {
-            store: RedisStore::new(url, command_timeout)?,
+            store: RedisStore::with_options(url, options)?,
             retention,
             put_script: Script::new(PUT),
             lease_script: Script::new(LEASE),

@@ -26,6 +26,8 @@ pub enum StoreChoice {
     Cluster,
     /// A specific Redis URL (own server, cluster, or a dead port).
     RedisAt(String),
+    /// The shared mutual-TLS test Redis (`rediss://`, CA and client certificate).
+    Tls,
 }
 
 pub struct TestApp {
@@ -58,6 +60,11 @@ pub fn settings(store: &StoreChoice, tweak: impl FnOnce(&mut Settings)) -> Setti
             s.idempotency.store = StoreKind::Redis;
             s.idempotency.redis_url =
                 Some(SecretString::from(crate::redis_server::shared_cluster_url()));
+            own_tenant_id(&mut s);
+        }
+        StoreChoice::Tls => {
+            let (pki, server) = crate::redis_tls::shared_tls();
+            crate::redis_tls::tls_settings(&mut s, server.port, pki);
             own_tenant_id(&mut s);
         }
         StoreChoice::RedisAt(url) => {
@@ -297,6 +304,10 @@ macro_rules! both_stores {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn cluster() {
                 $body($crate::helpers::StoreChoice::Cluster).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tls() {
+                $body($crate::helpers::StoreChoice::Tls).await
             }
         }
     };

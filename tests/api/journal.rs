@@ -318,6 +318,12 @@ fn journal_on(store: &StoreChoice) -> Journal {
         StoreChoice::Redis => crate::redis_server::shared_url(),
         StoreChoice::Cluster => crate::redis_server::shared_cluster_url(),
         StoreChoice::RedisAt(url) => url.clone(),
+        StoreChoice::Tls => {
+            let (url, options) = crate::redis_tls::shared_tls_options(Duration::from_secs(2));
+            return Journal::Redis(Box::new(
+                RedisJournal::with_options(&SecretString::from(url), &options, retention).unwrap(),
+            ));
+        }
     };
     Journal::Redis(Box::new(
         RedisJournal::new(&SecretString::from(url), Duration::from_secs(2), retention).unwrap(),

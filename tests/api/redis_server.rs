@@ -12,6 +12,11 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     aof: bool,
     extra: Vec<String>,
+    /// What `redis-cli` needs besides the port (`--tls` and its files).
+    cli_extra: Vec<String>,
+    /// A sentinel's configuration file (it must be the first argument, and
+    /// the sentinel rewrites it).
+    sentinel_conf: Option<std::path::PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -39,6 +44,33 @@ impl RedisServer {
             dir: tempfile::tempdir().unwrap(),
             aof,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            cli_extra: Vec::new(),
+            sentinel_conf: None,
+        };
+        server.spawn();
+        server
+    }
+
+    /// A server that speaks only TLS on its port (`--port 0 --tls-port P`):
+    /// `server_args` are its `--tls-*` options, `cli_args` what `redis-cli`
+    /// needs to reach it (`--tls --cacert … --cert … --key …`).
+    pub fn start_tls(server_args: &[String], cli_args: &[String]) -> RedisServer {
+        let port = free_port();
+        let mut extra: Vec<String> = vec![
+            "--port".into(),
+            "0".into(),
+            "--tls-port".into(),
+            port.to_string(),
+        ];
+        extra.extend(server_args.iter().cloned());
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            aof: false,
+            extra,
+            cli_extra: cli_args.to_vec(),
+            sentinel_conf: None,
         };
         server.spawn();
         server
@@ -58,13 +90,80 @@ impl RedisServer {
     fn redis_cli(&self) -> Command {
         let mut cli = Command::new("redis-cli");
         cli.args(["-p", &self.port.to_string()]);
+        cli.args(&self.cli_extra);
         if let Some(password) = self.password() {
             cli.env("REDISCLI_AUTH", password);
         }
         cli
     }
 
+    /// A Redis Sentinel on a free port watching the master `name` at
+    /// 127.0.0.1:`master_port` with `quorum`, deciding it down after `down_after`.
+    #[allow(dead_code)]
+    pub fn start_sentinel(
+        name: &str,
+        master_port: u16,
+        quorum: u32,
+        down_after: Duration,
+    ) -> RedisServer {
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        let ms = down_after.as_millis();
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                 sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+                 sentinel down-after-milliseconds {name} {ms}\n\
+                 sentinel failover-timeout {name} 10000\n\
+                 sentinel parallel-syncs {name} 1\n",
+                dir = dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir,
+            aof: false,
+            extra: Vec::new(),
+            cli_extra: Vec::new(),
+            sentinel_conf: Some(conf),
+        };
+        server.spawn();
+        server
+    }
+
+    /// Stops the server by the PID of its watchdog (SIGTERM: the watchdog kills
+    /// the server with SIGKILL and exits); for sentinels, which keep no data.
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+            wait_for_port(self.port, false);
+        }
+    }
+
     fn spawn(&mut self) {
+        if let Some(conf) = &self.sentinel_conf {
+            // Debian's redis-sentinel, or the same program as redis-server --sentinel.
+            let has_sentinel = Command::new("sh")
+                .args(["-c", "command -v redis-sentinel"])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            let command = if has_sentinel {
+                format!("redis-sentinel '{}'", conf.display())
+            } else {
+                format!("{} '{}' --sentinel", redis_binary(), conf.display())
+            };
+            self.spawn_command(&command);
+            return;
+        }
         let mut args: Vec<String> = vec![
             "--port".into(),
             self.port.to_string(),
@@ -82,13 +181,15 @@ impl RedisServer {
             "noeviction".into(),
         ];
         args.extend(self.extra.iter().cloned());
-        // A watchdog shell kills the server when this test process goes away.
         let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+        self.spawn_command(&format!("{} {}", redis_binary(), quoted.join(" ")));
+    }
+
+    fn spawn_command(&mut self, command: &str) {
+        // A watchdog shell kills the server when this test process goes away.
         let script = format!(
-            "{} {} >/dev/null 2>&1 & srv=$!; trap 'kill -9 $srv 2>/dev/null; exit 0' TERM INT; \
+            "{command} >/dev/null 2>&1 & srv=$!; trap 'kill -9 $srv 2>/dev/null; exit 0' TERM INT; \
              while kill -0 {} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 0.5; done; kill -9 $srv 2>/dev/null",
-            redis_binary(),
-            quoted.join(" "),
             std::process::id()
         );
         let child = Command::new("sh")
@@ -157,7 +258,11 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        self.stop();
+        if self.sentinel_conf.is_some() {
+            self.terminate();
+        } else {
+            self.stop();
+        }
     }
 }
 
@@ -219,14 +324,22 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
+        Self::start_with(3, 0)
+    }
+
+    /// `masters` masters with `replicas` replicas each (the first `masters`
+    /// nodes start as masters); replicas and failover need at least 3 masters.
+    pub fn start_with(masters: usize, replicas: usize) -> RedisCluster {
         let mut nodes = Vec::new();
-        for _ in 0..3 {
+        for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
             let mut node = RedisServer {
                 port,
                 child: None,
                 dir: tempfile::tempdir().unwrap(),
                 aof: false,
+                cli_extra: Vec::new(),
+                sentinel_conf: None,
                 extra: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),
@@ -246,7 +359,7 @@ impl RedisCluster {
         let status = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -263,7 +376,93 @@ impl RedisCluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        if replicas > 0 {
+            let want = masters * replicas;
+            while nodes
+                .iter()
+                .filter(|n| {
+                    n.cli(&["info", "replication"])
+                        .contains("master_link_status:up")
+                })
+                .count()
+                < want
+            {
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "cluster replicas did not sync"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         RedisCluster { nodes }
+    }
+
+    /// `CLUSTER FAILOVER` on a replica (a coordinated switch: the replica
+    /// catches up with its master first); returns how long until the replica
+    /// is a master and every node says `cluster_state:ok`.
+    #[allow(dead_code)]
+    pub fn fail_over_a_master(&mut self) -> Duration {
+        let replica = self
+            .nodes
+            .iter()
+            .position(|n| n.cli(&["role"]).starts_with("slave"))
+            .expect("a replica");
+        let started = Instant::now();
+        let reply = self.nodes[replica].cli(&["cluster", "failover"]);
+        assert_eq!(reply, "OK", "CLUSTER FAILOVER: {reply}");
+        while !self.nodes[replica].cli(&["role"]).starts_with("master")
+            || !self
+                .nodes
+                .iter()
+                .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "CLUSTER FAILOVER did not complete"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        started.elapsed()
+    }
+
+    /// Kills a master with SIGKILL, waits until its replica has taken its
+    /// slots (the cluster is `ok` again), then starts the killed node again (it
+    /// rejoins as a replica). Returns how long the slots had no master.
+    #[allow(dead_code)]
+    pub fn kill_a_master(&mut self) -> Duration {
+        let victim = self
+            .nodes
+            .iter()
+            .position(|n| n.cli(&["role"]).starts_with("master"))
+            .expect("a master");
+        let started = Instant::now();
+        self.nodes[victim].crash();
+        let others: Vec<&RedisServer> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != victim)
+            .map(|(_, n)| n)
+            .collect();
+        // The survivors first see the node fail, then the cluster ok again.
+        while !others
+            .iter()
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+            || others
+                .iter()
+                .filter(|n| n.cli(&["role"]).starts_with("master"))
+                .count()
+                < 3
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no replica took over the killed master's slots"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let outage = started.elapsed();
+        self.nodes[victim].start_again();
+        outage
     }
 
     pub fn url(&self) -> String {

@@ -30,7 +30,10 @@
 //! `cargo test --test chaos` runs the short mode (CI); `tests/chaos/run.sh` the
 //! long one (10 000 deliveries, release build). Flags: `--deliveries N`,
 //! `--processes N`, `--concurrency N`, `--seed N`, `--keep-logs`,
-//! `--no-pms-outage` (skip the 2 s PMS outage), and
+//! `--no-pms-outage` (skip the 2 s PMS outage), `--redis cluster` (a Redis
+//! Cluster of 3 masters with a replica each; the Redis fault kills a master so
+//! its replica takes over, and the killed node rejoins as a replica;
+//! `--cluster-fault failover` runs `CLUSTER FAILOVER` on a replica instead), and
 //! `--sabotage memory-store|no-aof` (a broken set-up: the run then succeeds only
 //! if the checks catch the double postings it causes).
 
@@ -54,7 +57,7 @@ use chargebridge::journal::{Actor, Journal, JournalEntry, JournalState};
 use driver::{Counters, Delivered, Final, Plan};
 use futures_util::StreamExt;
 use pms_sim::{Fault, PmsSimulator, Timing};
-use redis_server::{RedisServer, free_port, wait_for_port};
+use redis_server::{RedisCluster, RedisServer, free_port, wait_for_port};
 use rng::Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_chargebridge");
@@ -83,6 +86,13 @@ struct Args {
     sabotage: Option<Sabotage>,
     /// Take the PMS down for `PMS_OUTAGE` midway (on unless `--no-pms-outage`).
     pms_outage: bool,
+    /// `--redis cluster`: a Redis Cluster (3 masters, 1 replica each) instead
+    /// of one server; the Redis fault kills a master (kill -9) so its replica
+    /// takes over, instead of crashing the one server.
+    cluster: bool,
+    /// `--cluster-fault failover`: `CLUSTER FAILOVER` on a replica instead of
+    /// kill -9 of a master.
+    manual_failover: bool,
 }
 
 /// Deliberately broken set-ups that must make the run fail: proof that the
@@ -104,6 +114,8 @@ fn parse_args() -> Result<Option<Args>, String> {
         keep_logs: false,
         sabotage: None,
         pms_outage: true,
+        cluster: false,
+        manual_failover: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -123,6 +135,20 @@ fn parse_args() -> Result<Option<Args>, String> {
             "--seed" => args.seed = number("--seed")?,
             "--keep-logs" => args.keep_logs = true,
             "--no-pms-outage" => args.pms_outage = false,
+            "--cluster-fault" => {
+                args.manual_failover = match it.next().as_deref() {
+                    Some("failover") => true,
+                    Some("kill") => false,
+                    _ => return Err("--cluster-fault needs kill or failover".into()),
+                }
+            }
+            "--redis" => {
+                args.cluster = match it.next().as_deref() {
+                    Some("cluster") => true,
+                    Some("single") => false,
+                    _ => return Err("--redis needs single or cluster".into()),
+                }
+            }
             "--sabotage" => {
                 args.sabotage = match it.next().as_deref() {
                     Some("memory-store") => Some(Sabotage::MemoryStore),
@@ -275,7 +301,11 @@ async fn chaos(args: Args) -> bool {
     } else {
         "redis"
     };
-    let redis = Arc::new(std::sync::Mutex::new(RedisServer::start(aof)));
+    let redis = Arc::new(std::sync::Mutex::new(if args.cluster {
+        Redis::Cluster(RedisCluster::start_with(3, 1))
+    } else {
+        Redis::Single(RedisServer::start(aof))
+    }));
     let redis_url = redis.lock().expect("redis").url();
     let timing = Timing {
         slow: Duration::from_millis(300),
@@ -304,6 +334,9 @@ async fn chaos(args: Args) -> bool {
             Some(Sabotage::NoAof) => " (SABOTAGED: Redis without AOF)",
         }
     );
+    if args.cluster {
+        println!("chaos: on a Redis Cluster of 3 masters with a replica each");
+    }
 
     let events = tokio::spawn(chaos_events(
         plan.launches.len(),
@@ -312,6 +345,7 @@ async fn chaos(args: Args) -> bool {
         pms.clone(),
         bridges.clone(),
         redis.clone(),
+        args.manual_failover,
     ));
     let outcomes = driver::run(
         plan.clone(),
@@ -376,7 +410,8 @@ async fn chaos_events(
     progress: Arc<AtomicUsize>,
     pms: Arc<PmsSimulator>,
     bridges: Arc<std::sync::Mutex<Vec<Bridge>>>,
-    redis: Arc<std::sync::Mutex<RedisServer>>,
+    redis: Arc<std::sync::Mutex<Redis>>,
+    manual_failover: bool,
 ) -> Events {
     let mut events = Events::default();
     let reached = |share: f64| {
@@ -412,15 +447,34 @@ async fn chaos_events(
 
     reached(0.65).await;
     let down = Instant::now();
-    tokio::task::block_in_place(|| {
-        let mut redis = redis.lock().expect("redis");
-        redis.crash();
-        std::thread::sleep(Duration::from_secs(1));
-        redis.start_again();
-    });
+    events.redis_outage =
+        tokio::task::block_in_place(|| match &mut *redis.lock().expect("redis") {
+            Redis::Single(redis) => {
+                redis.crash();
+                std::thread::sleep(Duration::from_secs(1));
+                redis.start_again();
+                down.elapsed()
+            }
+            Redis::Cluster(cluster) if manual_failover => cluster.fail_over_a_master(),
+            Redis::Cluster(cluster) => cluster.kill_a_master(),
+        });
     events.redis_crashes += 1;
-    events.redis_outage = down.elapsed();
     events
+}
+
+/// The run's Redis: one server, or a Cluster with a replica per master.
+enum Redis {
+    Single(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Redis {
+    fn url(&self) -> String {
+        match self {
+            Redis::Single(r) => r.url(),
+            Redis::Cluster(c) => c.url(),
+        }
+    }
 }
 
 /// The journal as the workers left it.
@@ -997,7 +1051,13 @@ fn report(
         ),
     );
     row(
-        "redis crash (SIGKILL, AOF on) and restart",
+        if args.cluster && args.manual_failover {
+            "CLUSTER FAILOVER (a replica takes over)"
+        } else if args.cluster {
+            "cluster master kill -9, replica takes over"
+        } else {
+            "redis crash (SIGKILL, AOF on) and restart"
+        },
         format!(
             "{} ({:.1} s down)",
             events.redis_crashes,

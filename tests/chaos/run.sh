@@ -7,6 +7,9 @@
 #   tests/chaos/run.sh                      # long mode
 #   tests/chaos/run.sh --deliveries 50000   # longer
 #   tests/chaos/run.sh --sabotage memory-store   # prove the checks catch doubles
+#   tests/chaos/run.sh --redis cluster      # Redis Cluster (3 masters + 3 replicas),
+#                                           # a master killed so its replica takes over
+#   tests/chaos/run.sh --redis cluster --cluster-fault failover   # CLUSTER FAILOVER instead
 #
 # The short mode runs with the test suite: `cargo test --test chaos`.
 set -euo pipefail

@@ -1072,7 +1072,7 @@ def label_values(root: Path) -> dict[str, set[str]]:
     pms = (root / "src" / "pms" / "mod.rs").read_text(encoding="utf-8")
     return {
         "state": set(re.findall(r'JournalState::\w+ => "([a-z_]+)"', journal)),
-        "class": set(re.findall(r'PmsError::\w+\(_\) => "([a-z_]+)"', pms)),
+        "class": set(re.findall(r'ErrorClass::\w+ => "([a-z_]+)"', pms)),
     }
 
 

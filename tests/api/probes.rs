@@ -151,3 +151,39 @@ async fn requests_the_http_parser_refuses_still_get_our_json_error() {
     .await;
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
 }
+
+/// `/readyz` asks every PMS at once: three PMSs that accept the connection and
+/// never answer make it wait one probe timeout (2 s), not three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_probes_the_pmss_at_once() {
+    // Accepts connections (the kernel's backlog) and never reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/pms", silent.local_addr().unwrap());
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        for name in ["silent-a", "silent-b", "silent-c"] {
+            s.pms.insert(
+                name.into(),
+                chargebridge::pms::PmsSettings::Http(
+                    chargebridge::pms::http::HttpPmsSettings::new(url.clone()),
+                ),
+            );
+        }
+    }))
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = readiness(&app).await;
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    let timed_out = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["error"] == "timed out")
+        .count();
+    assert_eq!(timed_out, 3, "{body}");
+    assert!(
+        took < std::time::Duration::from_millis(3500),
+        "took {took:?}"
+    );
+    drop(silent);
+}

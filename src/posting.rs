@@ -349,17 +349,23 @@ async fn settle(
 
 /// Runs one delivery of `charge` to completion. Runs in its own task, so a client
 /// that hangs up cannot cut a posting in half.
+/// Parses, validates and maps the delivery's body: run only once the key is
+/// ours, so a replay is answered without it.
+pub type BuildCharge = Box<dyn FnOnce() -> Result<Charge, ApiError> + Send>;
+
 pub async fn deliver(
     idempotency: &Idempotency,
     journal: &Journal,
     tenant: Arc<Tenant>,
-    charge: Charge,
+    build: BuildCharge,
     key: IdempotencyKey,
     fp: String,
     budget: Budget,
 ) -> Result<Reply, ApiError> {
-    let guard = match take_key(idempotency, &tenant, &key, &fp, &budget).await? {
-        Begin::Replay(response) => {
+    // The fingerprint covers the whole body, so a replay is the same payload
+    // that was valid when its answer was stored: it is answered without parsing.
+    let guard = match take_key(idempotency, &tenant, &key, &fp, &budget).await {
+        Ok(Begin::Replay(response)) => {
             m::replay();
             return Ok(Reply {
                 status: response.status,
@@ -367,7 +373,21 @@ pub async fn deliver(
                 replayed: true,
             });
         }
-        Begin::Owned(guard) => guard,
+        Ok(Begin::Owned(guard)) => guard,
+        // A bad body is told as such whatever the store or the key says (a
+        // malformed request gets its 4XX even while Redis is down).
+        Err(error) => {
+            build()?;
+            return Err(error);
+        }
+    };
+    let charge = match build() {
+        Ok(charge) => charge,
+        Err(error) => {
+            // Refusals of the payload are not stored: a corrected retry posts.
+            settle_store(guard.release().await);
+            return Err(error);
+        }
     };
     let postings: Vec<Arc<Charge>> = charge
         .clone()

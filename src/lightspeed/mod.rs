@@ -9,6 +9,41 @@ use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::{ApiError, Problem};
 
+/// What a delivery needs before its key is claimed: who sends it, and the
+/// receipt's identifier for the log. Read without building the whole charge, so
+/// that a replay is answered from the stored record without the full parse and
+/// validation (which run only for a delivery that claims its key).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credentials {
+    pub api_key: secrecy::SecretString,
+    #[serde(default)]
+    pub business_external_reference: Option<String>,
+    #[serde(default)]
+    fisc_id: Option<String>,
+    #[serde(default)]
+    uuid: Option<String>,
+    #[serde(default)]
+    identifier: Option<String>,
+}
+
+impl Credentials {
+    /// The credentials of a body that is a JSON object with a string `apiKey`;
+    /// `None` for anything else (the full parse then names what is wrong).
+    pub fn read(body: &[u8]) -> Option<Credentials> {
+        serde_json::from_slice(body).ok()
+    }
+
+    /// As [`v1::ChargeTransaction::receipt_identifier`].
+    pub fn receipt_identifier(&self) -> Option<&str> {
+        [&self.fisc_id, &self.uuid, &self.identifier]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .find(|s| !s.is_empty())
+    }
+}
+
 /// Parses and structurally validates a Charge Transaction body (revision 1).
 ///
 /// Errors name the exact field path (`transactions[1].amount`), from

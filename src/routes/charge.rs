@@ -10,6 +10,7 @@ use actix_web::web::BytesMut;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -177,18 +178,33 @@ async fn handle(
         fields.body = Some(body.clone());
     }
 
-    let wire = lightspeed::parse_charge(&body)?;
-    fields.fisc_id = wire.receipt_identifier().map(str::to_string);
-    let tenant = state.tenants.authenticate(
-        wire.api_key.expose_secret(),
-        wire.business_external_reference.as_deref(),
-    )?;
+    // Credentials first: with them the key can be claimed (or its stored answer
+    // replayed) before the full parse; see `posting::deliver`.
+    let (tenant, build): (Arc<Tenant>, posting::BuildCharge) =
+        match lightspeed::Credentials::read(&body) {
+            Some(credentials) => {
+                fields.fisc_id = credentials.receipt_identifier().map(str::to_string);
+                let tenant = state.tenants.authenticate(
+                    credentials.api_key.expose_secret(),
+                    credentials.business_external_reference.as_deref(),
+                )?;
+                let (t, k, b) = (tenant.clone(), key.clone(), body.clone());
+                (tenant, Box::new(move || build_charge(&b, &t, &k)))
+            }
+            None => {
+                // Not even the credentials: the full parse says what is wrong
+                // (or, for a shape the light read refuses, does the work now).
+                let wire = lightspeed::parse_charge(&body)?;
+                fields.fisc_id = wire.receipt_identifier().map(str::to_string);
+                let tenant = state.tenants.authenticate(
+                    wire.api_key.expose_secret(),
+                    wire.business_external_reference.as_deref(),
+                )?;
+                let charge = build_charge(&body, &tenant, &key)?;
+                (tenant, Box::new(move || Ok(charge)))
+            }
+        };
     fields.tenant = Some(tenant.id.clone());
-    let charge = Charge::from_wire(&wire, &tenant, &key, chrono::Utc::now())?;
-    if !charge.needs_posting() && !tenant.mirroring {
-        return Err(no_room_charge(&wire, &tenant));
-    }
-    drop(wire);
     let fp = fingerprint(&body).ok_or_else(|| ApiError::unreadable("body is not JSON"))?;
     drop(body);
 
@@ -204,7 +220,7 @@ async fn handle(
                 &app.idempotency,
                 &app.journal,
                 tenant,
-                charge,
+                build,
                 key,
                 fp,
                 budget,
@@ -217,6 +233,16 @@ async fn handle(
         Ok(result) => result,
         Err(e) => Err(ApiError::Internal(format!("charge task failed: {e}"))),
     }
+}
+
+/// The charge a body asks for: parsed, validated and mapped for `tenant`.
+fn build_charge(body: &[u8], tenant: &Tenant, key: &IdempotencyKey) -> Result<Charge, ApiError> {
+    let wire = lightspeed::parse_charge(body)?;
+    let charge = Charge::from_wire(&wire, tenant, key, chrono::Utc::now())?;
+    if !charge.needs_posting() && !tenant.mirroring {
+        return Err(no_room_charge(&wire, tenant));
+    }
+    Ok(charge)
 }
 
 /// A receipt with no room-charge payment, for a tenant without MIRRORING: the

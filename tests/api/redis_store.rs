@@ -95,6 +95,11 @@ async fn redis_stopped_fails_closed_and_recovers() {
     }
     // Even a key that was completed is not answered from a guess.
     assert_eq!(app.charge(&done, SEED).await.code(), "store_unavailable");
+    // A bad payload is still told as one (a 4XX, never the store's 500), though
+    // its key is claimed before the body is fully parsed.
+    let bad = seed_with(|v| v["closeDate"] = "2020-01-01T00:00:00Z".into());
+    let answer = app.charge(&fresh_key(), &bad).await;
+    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.bytes));
     assert_eq!(
         app.memory_pms().posts_attempted(),
         posts_before,

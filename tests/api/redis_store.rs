@@ -99,7 +99,12 @@ async fn redis_stopped_fails_closed_and_recovers() {
     // its key is claimed before the body is fully parsed.
     let bad = seed_with(|v| v["closeDate"] = "2020-01-01T00:00:00Z".into());
     let answer = app.charge(&fresh_key(), &bad).await;
-    assert_eq!(answer.status, 400, "{}", String::from_utf8_lossy(&answer.bytes));
+    assert_eq!(
+        answer.status,
+        400,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
     assert_eq!(
         app.memory_pms().posts_attempted(),
         posts_before,

@@ -146,22 +146,17 @@ pub fn csv(d: &Daily) -> String {
         "{},{},refunds,{},{},{}\n",
         d.tenant, d.date, d.refunds.count, d.refunds.total, d.currency
     ));
-    out.push_str(&format!(
-        "{},{},tips,,{},{}\n",
-        d.tenant, d.date, d.tips, d.currency
-    ));
-    out.push_str(&format!(
-        "{},{},posted_total,,{},{}\n",
-        d.tenant, d.date, d.posted_total, d.currency
-    ));
-    out.push_str(&format!(
-        "{},{},posted_room_charges,,{},{}\n",
-        d.tenant, d.date, d.posted_room_charges, d.currency
-    ));
-    out.push_str(&format!(
-        "{},{},posted_revenue,,{},{}\n",
-        d.tenant, d.date, d.posted_revenue, d.currency
-    ));
+    for (row, total) in [
+        ("tips", d.tips),
+        ("posted_total", d.posted_total),
+        ("posted_room_charges", d.posted_room_charges),
+        ("posted_revenue", d.posted_revenue),
+    ] {
+        out.push_str(&format!(
+            "{},{},{row},,{total},{}\n",
+            d.tenant, d.date, d.currency
+        ));
+    }
     out
 }
 

@@ -36,12 +36,17 @@ impl Credentials {
 
     /// As [`v1::ChargeTransaction::receipt_identifier`].
     pub fn receipt_identifier(&self) -> Option<&str> {
-        [&self.fisc_id, &self.uuid, &self.identifier]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .find(|s| !s.is_empty())
+        receipt_identifier([&self.fisc_id, &self.uuid, &self.identifier])
     }
+}
+
+/// The first non-empty of `fiscId`, `uuid`, `identifier` (the documented
+/// fallback of the deprecated `identifier`).
+pub(crate) fn receipt_identifier(ids: [&Option<String>; 3]) -> Option<&str> {
+    ids.into_iter()
+        .flatten()
+        .map(String::as_str)
+        .find(|s| !s.is_empty())
 }
 
 /// Parses and structurally validates a Charge Transaction body (revision 1).

@@ -89,11 +89,7 @@ impl ChargeTransaction {
 
     /// The receipt's identifier, with the documented fallback for `identifier`.
     pub fn receipt_identifier(&self) -> Option<&str> {
-        [&self.fisc_id, &self.uuid, &self.identifier]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .find(|s| !s.is_empty())
+        super::receipt_identifier([&self.fisc_id, &self.uuid, &self.identifier])
     }
 }
 

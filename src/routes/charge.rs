@@ -200,7 +200,7 @@ async fn handle(
                     wire.api_key.expose_secret(),
                     wire.business_external_reference.as_deref(),
                 )?;
-                let charge = build_charge(&body, &tenant, &key)?;
+                let charge = charge_for(&wire, &tenant, &key)?;
                 (tenant, Box::new(move || Ok(charge)))
             }
         };
@@ -237,10 +237,18 @@ async fn handle(
 
 /// The charge a body asks for: parsed, validated and mapped for `tenant`.
 fn build_charge(body: &[u8], tenant: &Tenant, key: &IdempotencyKey) -> Result<Charge, ApiError> {
-    let wire = lightspeed::parse_charge(body)?;
-    let charge = Charge::from_wire(&wire, tenant, key, chrono::Utc::now())?;
+    charge_for(&lightspeed::parse_charge(body)?, tenant, key)
+}
+
+/// The charge a parsed body asks for, mapped for `tenant`.
+fn charge_for(
+    wire: &lightspeed::v1::ChargeTransaction,
+    tenant: &Tenant,
+    key: &IdempotencyKey,
+) -> Result<Charge, ApiError> {
+    let charge = Charge::from_wire(wire, tenant, key, chrono::Utc::now())?;
     if !charge.needs_posting() && !tenant.mirroring {
-        return Err(no_room_charge(&wire, tenant));
+        return Err(no_room_charge(wire, tenant));
     }
     Ok(charge)
 }

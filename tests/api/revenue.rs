@@ -11,15 +11,23 @@ use crate::helpers::*;
 /// fixtures' revenue center 94489280528 ("Fixed POS") goes to the demo's house
 /// account `H-BAR`.
 async fn revenue_app(map_rc: bool) -> TestApp {
-    spawn_with(settings(&StoreChoice::Memory, |s| {
-        let t = &mut s.tenants[0];
-        t.mirroring = true;
-        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+    revenue_app_with(|s| {
         if map_rc {
-            t.mapping
+            s.tenants[0]
+                .mapping
                 .revenue_accounts
                 .insert("94489280528".into(), "H-BAR".into());
         }
+    })
+    .await
+}
+
+/// The demo tenant with MIRRORING and per-receipt revenue posting, after `tweak`.
+async fn revenue_app_with(tweak: impl FnOnce(&mut chargebridge::config::Settings)) -> TestApp {
+    spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.tenants[0].mirroring = true;
+        s.tenants[0].revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        tweak(s);
     }))
     .await
 }
@@ -138,14 +146,11 @@ async fn revenue_posting_is_off_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_report_shows_room_charges_and_revenue_side_by_side() {
-    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
-        let t = &mut s.tenants[0];
-        t.mirroring = true;
-        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
-        t.mapping.default_revenue_account = Some("H-BAR".into());
+    let app = revenue_app_with(|s| {
+        s.tenants[0].mapping.default_revenue_account = Some("H-BAR".into());
         s.admin.token = Some(secrecy::SecretString::from("report-token-0123456789abcdef"));
         t_zone(s);
-    }))
+    })
     .await;
     let partial = fixture("partial-payment-room-and-cash.json");
     assert_eq!(app.charge(&fresh_key(), &partial).await.status, 200);

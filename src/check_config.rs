@@ -63,18 +63,32 @@ pub fn run(config: Option<&Path>) -> ExitCode {
                     t.currency,
                     t.room_charge_method_codes.join(",")
                 );
-                if t.revenue_posting == crate::config::RevenuePosting::PerReceipt {
+                let mode = match t.revenue_posting {
+                    crate::config::RevenuePosting::Off => None,
+                    crate::config::RevenuePosting::PerReceipt => Some("per_receipt"),
+                    crate::config::RevenuePosting::Daily => Some("daily"),
+                };
+                if let Some(mode) = mode {
                     let accounts = t.mapping.revenue_accounts.len()
                         + usize::from(t.mapping.default_revenue_account.is_some());
                     if accounts == 0 {
                         println!(
-                            "  note  tenant {}: revenue_posting = \"per_receipt\" but no revenue_accounts or default_revenue_account: no revenue will be posted",
+                            "  note  tenant {}: revenue_posting = \"{mode}\" but no revenue_accounts or default_revenue_account: no revenue will be posted",
                             t.id_or_placeholder()
                         );
                     } else if !t.mirroring {
                         println!(
-                            "  note  tenant {}: revenue_posting = \"per_receipt\" without mirroring: only receipts paid partly to a room arrive",
+                            "  note  tenant {}: revenue_posting = \"{mode}\" without mirroring: only receipts paid partly to a room arrive",
                             t.id_or_placeholder()
+                        );
+                    }
+                    if mode == "daily" {
+                        println!(
+                            "  note  tenant {}: daily revenue summaries are posted {} after each business date ends ({} {})",
+                            t.id_or_placeholder(),
+                            humantime::format_duration(t.revenue_summary_delay),
+                            t.business_day_starts,
+                            t.time_zone
                         );
                     }
                 }

@@ -155,6 +155,10 @@ pub enum RevenuePosting {
     /// Each receipt's non-room part is posted, on its own, to the house account
     /// mapped for its revenue center (`revenue_accounts`).
     PerReceipt,
+    /// The non-room parts are summed per business date, revenue center and
+    /// accounting group, and posted once after the day's cut-off
+    /// (`revenue_summary_delay` after `business_day_starts`).
+    Daily,
 }
 
 /// What the POS hears, and who posts, when the PMS cannot take a charge now.
@@ -300,9 +304,14 @@ pub struct TenantSettings {
     /// and one without a room-charge payment is acknowledged, not refused.
     #[serde(default)]
     pub mirroring: bool,
-    /// `off` (default) or `per_receipt`: post non-room receipts to house accounts.
+    /// `off` (default), `per_receipt` or `daily`: post non-room receipts to
+    /// house accounts, one by one or as one summary per business date.
     #[serde(default)]
     pub revenue_posting: RevenuePosting,
+    /// With `daily`: how long after the business date ends its summary is
+    /// posted (receipts closed just before the cut-off are still on their way).
+    #[serde(default = "default_revenue_summary_delay", with = "humantime_serde")]
+    pub revenue_summary_delay: Duration,
     /// `fail` (default) or `queue` (store and forward).
     #[serde(default)]
     pub when_pms_unavailable: WhenPmsUnavailable,
@@ -450,6 +459,10 @@ pub struct CaptureSettings {
 
 fn default_time_zone() -> String {
     "UTC".to_string()
+}
+
+fn default_revenue_summary_delay() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 fn default_business_day_starts() -> String {
@@ -801,7 +814,7 @@ const JOURNAL: &[Field] = &[
 ];
 
 const UNAVAILABLE_MODES: &[&str] = &["fail", "queue"];
-const REVENUE_MODES: &[&str] = &["off", "per_receipt"];
+const REVENUE_MODES: &[&str] = &["off", "per_receipt", "daily"];
 
 const SERVER: &[Field] = &[
     opt("listen", Kind::Text),
@@ -858,6 +871,7 @@ const TENANT: &[Field] = &[
         "revenue_posting",
         Kind::Choice("revenue posting mode", REVENUE_MODES),
     ),
+    opt("revenue_summary_delay", Kind::Duration),
     opt(
         "when_pms_unavailable",
         Kind::Choice("mode", UNAVAILABLE_MODES),

@@ -10,6 +10,7 @@ pub mod capture;
 pub mod check_config;
 pub mod cli;
 pub mod config;
+pub mod daily_revenue;
 pub mod domain;
 pub mod error;
 pub mod guest_search;

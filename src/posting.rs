@@ -175,6 +175,10 @@ async fn run_postings(
     };
     for posting in postings {
         let Some(room) = posting.room() else { continue };
+        if posting.is_deferred() {
+            // Goes into the daily revenue summary, not to the PMS on its own.
+            continue;
+        }
         if run
             .posted
             .iter()
@@ -353,9 +357,11 @@ async fn settle(
 /// ours, so a replay is answered without it.
 pub type BuildCharge = Box<dyn FnOnce() -> Result<Charge, ApiError> + Send>;
 
+#[allow(clippy::too_many_arguments)]
 pub async fn deliver(
     idempotency: &Idempotency,
     journal: &Journal,
+    ledger: &crate::daily_revenue::Ledger,
     tenant: Arc<Tenant>,
     build: BuildCharge,
     key: IdempotencyKey,
@@ -402,7 +408,14 @@ pub async fn deliver(
         tenant.when_pms_unavailable,
         now_ms(),
     );
-    if !charge.needs_posting() || charge.charges_nothing() {
+    if let Err(error) = defer_revenue(ledger, &tenant, &postings, &mut entry).await {
+        settle_store(guard.release().await);
+        return Err(error);
+    }
+    if !charge.needs_posting()
+        || charge.charges_nothing()
+        || postings.iter().all(|p| p.is_deferred())
+    {
         entry.state = JournalState::Acknowledged;
         return Ok(answer(
             guard,
@@ -443,6 +456,43 @@ pub async fn deliver(
         ok_response("posted", key.as_str(), &run.posted),
     )
     .await)
+}
+
+/// `revenue_posting = "daily"`: the receipt's revenue part goes into the
+/// summary of its business date (once per receipt); its posting in the entry
+/// says which. A ledger that cannot take it means nothing is posted (fail
+/// closed, the key is freed).
+async fn defer_revenue(
+    ledger: &crate::daily_revenue::Ledger,
+    tenant: &Tenant,
+    postings: &[Arc<Charge>],
+    entry: &mut JournalEntry,
+) -> Result<(), ApiError> {
+    for part in postings.iter().filter(|p| p.is_deferred()) {
+        let Some((bucket, late)) =
+            crate::daily_revenue::buckets_for(part, tenant, chrono::Utc::now())
+        else {
+            continue;
+        };
+        let placed = ledger
+            .add(&tenant.id, &entry.key, &bucket, &late, part)
+            .await
+            .map_err(|e| ApiError::StoreUnavailable(e.0))?;
+        if placed != bucket {
+            tracing::warn!(
+                tenant = %tenant.id, key = %entry.key, date = %bucket.date(), into = %placed.date(),
+                "late receipt: its business date is already summarized; its revenue goes into the next summary"
+            );
+        }
+        if let Some(p) = entry
+            .postings
+            .iter_mut()
+            .find(|p| p.reference == part.reference.as_str())
+        {
+            p.pms_reference = Some(crate::daily_revenue::summary_key(&placed));
+        }
+    }
+    Ok(())
 }
 
 /// Takes the idempotency key (or finds its final answer to replay).
@@ -709,7 +759,10 @@ async fn finish(
         return entry.state;
     }
     entry.next_attempt_ms = None;
-    let all = postings.iter().filter(|p| p.needs_posting()).count();
+    let all = postings
+        .iter()
+        .filter(|p| p.needs_posting() && !p.is_deferred())
+        .count();
     if run.posted.len() == all {
         // `answered` stays what the POS heard; re-deliveries now replay 200.
         entry.state = JournalState::Posted;

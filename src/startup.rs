@@ -24,6 +24,8 @@ pub struct AppState {
     pub idempotency: Idempotency,
     /// Every accepted charge until it is on a folio or an operator's list.
     pub journal: crate::journal::Journal,
+    /// `revenue_posting = "daily"`: receipts' revenue waiting for its summary.
+    pub revenue_ledger: crate::daily_revenue::Ledger,
     /// The operator API and console (`/admin`), off without a token.
     pub admin: crate::admin::AdminAccess,
     /// Guest searches: coalesced per tenant and term, answers cached briefly.
@@ -110,6 +112,25 @@ impl Application {
                 ))
             }
         };
+        let revenue_ledger = match settings.idempotency.store {
+            StoreKind::Memory => {
+                crate::daily_revenue::Ledger::Memory(crate::daily_revenue::MemoryLedger::default())
+            }
+            StoreKind::Redis => {
+                let url = settings
+                    .idempotency
+                    .redis_url()
+                    .map_err(StartupError::Other)?;
+                crate::daily_revenue::Ledger::Redis(Box::new(
+                    crate::daily_revenue::RedisLedger::with_options(
+                        &url,
+                        &RedisOptions::from_settings(&settings.idempotency),
+                        settings.journal.retention,
+                    )
+                    .map_err(|e| StartupError::Other(e.0))?,
+                ))
+            }
+        };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
         let tenants = Tenants::build(&settings.tenants, &pms)?;
         if tenants.is_empty() {
@@ -149,6 +170,7 @@ impl Application {
             pms,
             idempotency,
             journal,
+            revenue_ledger,
             admin: crate::admin::AdminAccess::new(
                 settings
                     .admin

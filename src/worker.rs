@@ -48,6 +48,7 @@ pub async fn run(state: Arc<AppState>, settings: WorkerSettings) {
                 return;
             }
             turn(&state, tenant, &owner, &settings).await;
+            close_revenue_days(&state, tenant).await;
         }
         if census_due <= std::time::Instant::now() {
             census(&state).await;
@@ -107,6 +108,24 @@ async fn turn(
             }
         })
         .await;
+}
+
+/// `revenue_posting = "daily"`: hands the summaries of ended business dates to
+/// the journal (its next turns post them).
+async fn close_revenue_days(state: &AppState, tenant: &Arc<crate::domain::Tenant>) {
+    if tenant.revenue_posting != crate::config::RevenuePosting::Daily {
+        return;
+    }
+    match crate::daily_revenue::close_due(state, tenant, chrono::Utc::now()).await {
+        Ok(closed) => {
+            for c in closed {
+                tracing::debug!(tenant = %tenant.id, bucket = c.bucket.as_str(), outcome = %c.outcome, "daily revenue summary");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.id, error = %e, "daily revenue summaries not closed; tried again next turn")
+        }
+    }
 }
 
 /// Entries by tenant and state, and the age of the oldest entry needing a

@@ -5,7 +5,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +53,38 @@ pub struct Daily {
     /// accounts (`revenue_posting`).
     #[serde(with = "rust_decimal::serde::str")]
     posted_revenue: Decimal,
+    /// `revenue_posting = "daily"`: this date's summaries (one per house
+    /// account and revenue center), late receipts of earlier dates included.
+    revenue_summaries: Vec<RevenueSummary>,
+    /// This date's receipts that arrived after its summary was posted: they
+    /// went into the summaries of the dates listed.
+    late_revenue: LateRevenue,
+}
+
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct RevenueSummary {
+    /// The summary's journal key (`daily-revenue.<date>.<id>`).
+    key: String,
+    account: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revenue_center: Option<String>,
+    receipts: u64,
+    /// Receipts of earlier dates that arrived after their own summary.
+    late_receipts: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    /// `open` until the date's summary is due; then the journal entry's state.
+    state: String,
+}
+
+#[derive(Serialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct LateRevenue {
+    count: u64,
+    #[serde(with = "rust_decimal::serde::str")]
+    total: Decimal,
+    posted_with: Vec<String>,
 }
 
 #[derive(Serialize, Default)]
@@ -65,9 +97,7 @@ struct Totals {
 /// The UTC window `[from, until)` of a business date, in ms.
 pub fn window(t: &Tenant, date: NaiveDate) -> Option<(u64, u64)> {
     let start = |d: NaiveDate| {
-        t.time_zone
-            .from_local_datetime(&d.and_time(t.business_day_starts))
-            .earliest()
+        t.business_day_start(d)
             .and_then(|at| u64::try_from(at.timestamp_millis()).ok())
     };
     Some((start(date)?, start(date.succ_opt()?)?))
@@ -86,6 +116,9 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
     let mut refunds = Totals::default();
     let mut tips = Decimal::ZERO;
     let mut posted_revenue = Decimal::ZERO;
+    let entries = entries
+        .iter()
+        .filter(|e| !crate::daily_revenue::is_summary_key(&e.key));
     for e in entries {
         if e.state == JournalState::Posted {
             posted_revenue += e
@@ -129,7 +162,86 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
         posted_total,
         posted_room_charges: posted_total - posted_revenue,
         posted_revenue,
+        revenue_summaries: Vec::new(),
+        late_revenue: LateRevenue::default(),
     })
+}
+
+/// Adds the date's daily revenue summaries (from the ledger and the journal)
+/// to the report: a posted summary counts into `postedTotal` and
+/// `postedRevenue` of its own business date, not of the day it was posted.
+async fn add_revenue_summaries(
+    state: &AppState,
+    t: &Tenant,
+    date: NaiveDate,
+    report: &mut Daily,
+) -> Result<(), crate::idempotency::StoreError> {
+    use crate::daily_revenue::{Bucket, summary_key};
+    let ledger = &state.revenue_ledger;
+    for bucket in ledger.buckets_of(&t.id, date).await? {
+        let parts = ledger.parts(&t.id, &bucket).await?;
+        let Some(first) = parts.values().next() else {
+            continue;
+        };
+        let key = summary_key(&bucket);
+        let total: Decimal = parts
+            .values()
+            .filter_map(|p| p.room().map(|r| r.amount))
+            .sum();
+        let entry = state.journal.get(&t.id, &key).await?;
+        let state_name = match &entry {
+            Some(e) => e.state.as_str().to_string(),
+            None if ledger.is_sealed(&t.id, &bucket).await? => "closing".to_string(),
+            None => "open".to_string(),
+        };
+        if let Some(e) = entry.filter(|e| e.state == JournalState::Posted) {
+            let posted: Decimal = e.postings.iter().map(|p| p.amount).sum();
+            report.posted_total += posted;
+            report.posted_revenue += posted;
+            report.states[JournalState::Posted.index()].count += 1;
+            report.states[JournalState::Posted.index()].total += posted;
+        }
+        report.revenue_summaries.push(RevenueSummary {
+            key,
+            account: first
+                .room()
+                .map(|r| r.reservation_id.clone())
+                .unwrap_or_default(),
+            revenue_center: first
+                .revenue_center
+                .as_ref()
+                .and_then(|rc| rc.name.clone().or_else(|| rc.id.clone())),
+            receipts: parts.len() as u64,
+            late_receipts: parts
+                .values()
+                .filter(|p| p.room().and_then(|r| r.summary_date) != Some(date))
+                .count() as u64,
+            total,
+            state: state_name,
+        });
+    }
+    let mut later: Vec<Bucket> = Vec::new();
+    for (key, bucket) in ledger.receipts_of(&t.id, date).await? {
+        if bucket.date() == date {
+            continue;
+        }
+        let amount = ledger
+            .parts(&t.id, &bucket)
+            .await?
+            .get(&key)
+            .and_then(|p| p.room().map(|r| r.amount))
+            .unwrap_or_default();
+        report.late_revenue.count += 1;
+        report.late_revenue.total += amount;
+        if !later.contains(&bucket) {
+            later.push(bucket);
+        }
+    }
+    let mut dates: Vec<String> = later.iter().map(|b| b.date().to_string()).collect();
+    dates.sort();
+    dates.dedup();
+    report.late_revenue.posted_with = dates;
+    Ok(())
 }
 
 /// The report as CSV for the night audit: one row per state, then refunds,
@@ -155,6 +267,18 @@ pub fn csv(d: &Daily) -> String {
         out.push_str(&format!(
             "{},{},{row},,{total},{}\n",
             d.tenant, d.date, d.currency
+        ));
+    }
+    for r in &d.revenue_summaries {
+        out.push_str(&format!(
+            "{},{},revenue_summary {} {},{},{},{}\n",
+            d.tenant, d.date, r.account, r.state, r.receipts, r.total, d.currency
+        ));
+    }
+    if d.late_revenue.count > 0 {
+        out.push_str(&format!(
+            "{},{},late_revenue,{},{},{}\n",
+            d.tenant, d.date, d.late_revenue.count, d.late_revenue.total, d.currency
         ));
     }
     out
@@ -208,9 +332,13 @@ pub async fn daily(
             }
         }
     }
-    let Some(report) = summarize(&t, date, &entries) else {
+    let Some(mut report) = summarize(&t, date, &entries) else {
         return error(400, "invalid_query", "date out of range");
     };
+    if let Err(e) = add_revenue_summaries(&state, &t, date, &mut report).await {
+        tracing::warn!(error = %e, "daily report: revenue ledger not reachable");
+        return error(503, "store_unavailable", "the journal cannot be read now");
+    }
     let wants_csv = req
         .headers()
         .get(header::ACCEPT)

@@ -102,6 +102,10 @@ pub struct RoomCharge {
     /// (`revenue_posting`), not a guest's room charge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revenue: bool,
+    /// `revenue_posting = "daily"`: this revenue part is not posted on its own
+    /// but summed into the daily summary of its business date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_date: Option<chrono::NaiveDate>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,8 +266,10 @@ impl Charge {
             return Err(ApiError::invalid("closeDate", "before openDate"));
         }
 
+        let latest_payment = wire.payments.iter().filter_map(|p| p.payment_date).max();
+        let closed_at = wire.close_date.or(latest_payment).unwrap_or(received_at);
         let mut rooms = room_charges(wire, tenant)?;
-        if let Some(revenue) = revenue_part(wire, tenant)? {
+        if let Some(revenue) = revenue_part(wire, tenant, closed_at)? {
             rooms.push(revenue);
         }
         let mapping = &tenant.mapping;
@@ -290,8 +296,6 @@ impl Charge {
         };
 
         warn_if_tip_reading_contradicts(wire, tenant, &rooms, &lines, service_charge.as_ref());
-        let latest_payment = wire.payments.iter().filter_map(|p| p.payment_date).max();
-        let closed_at = wire.close_date.or(latest_payment).unwrap_or(received_at);
         let total: Decimal = rooms.iter().map(|r| r.amount).sum();
         let refund = total.is_sign_negative() && !total.is_zero();
 
@@ -329,6 +333,11 @@ impl Charge {
             lines,
             service_charge,
         })
+    }
+
+    /// A posting that goes into a daily revenue summary instead of to the PMS.
+    pub fn is_deferred(&self) -> bool {
+        self.room().is_some_and(|r| r.summary_date.is_some())
     }
 
     /// Whether anything is to be posted to the PMS.
@@ -626,6 +635,7 @@ fn room_charges(
                 gratuity,
                 payment_method: code.trim().to_string(),
                 revenue: false,
+                summary_date: None,
             }),
         }
     }
@@ -635,20 +645,25 @@ fn room_charges(
     Ok(rooms)
 }
 
-/// With `revenue_posting = "per_receipt"`: the receipt's payments that are not
+/// With `revenue_posting = "per_receipt"` or `"daily"`: the receipt's payments that are not
 /// room charges (cash, card, …), as one more posting to the house account mapped
 /// for its revenue center. It is split from the room parts like a second
 /// reservation (its own reference, its share of the items), so a receipt paid
 /// partly to a room posts the room's part to the guest and the rest to the
 /// outlet's account. `None` when off, when nothing is paid otherwise, or when no
 /// account is mapped (logged: the receipt's revenue then stays out of the PMS).
+/// `daily`: the part carries its business date and goes into that day's summary.
 fn revenue_part(
     wire: &v1::ChargeTransaction,
     tenant: &Tenant,
+    closed_at: DateTime<Utc>,
 ) -> Result<Option<RoomCharge>, ApiError> {
-    if tenant.revenue_posting != crate::config::RevenuePosting::PerReceipt {
-        return Ok(None);
-    }
+    use crate::config::RevenuePosting;
+    let summary_date = match tenant.revenue_posting {
+        RevenuePosting::Off => return Ok(None),
+        RevenuePosting::PerReceipt => None,
+        RevenuePosting::Daily => Some(tenant.business_date(closed_at)),
+    };
     let mut amount = Decimal::ZERO;
     let mut gratuity = Decimal::ZERO;
     let mut methods: Vec<String> = Vec::new();
@@ -702,6 +717,7 @@ fn revenue_part(
             methods.join("+")
         },
         revenue: true,
+        summary_date,
     }))
 }
 

@@ -11,6 +11,7 @@ use crate::config::{ConfigError, MappingSettings, TenantSettings};
 use crate::error::ApiError;
 use crate::pms::{PmsAdapter, PmsRegistry};
 
+#[derive(Clone)]
 pub struct Tenant {
     /// The configured tenant id (`[a-z0-9-]`): record keys, references, logs.
     pub id: String,
@@ -23,6 +24,8 @@ pub struct Tenant {
     pub mirroring: bool,
     /// Whether non-room receipts are posted to house accounts.
     pub revenue_posting: crate::config::RevenuePosting,
+    /// `daily`: how long after a business date ends its summary is posted.
+    pub revenue_summary_delay: std::time::Duration,
     /// What the POS hears, and who posts, when the PMS cannot take a charge now.
     pub when_pms_unavailable: crate::config::WhenPmsUnavailable,
     /// Business dates (reports) are in this zone and start at `business_day_starts`.
@@ -54,6 +57,7 @@ impl Tenant {
             gratuity_included: false,
             mirroring: false,
             revenue_posting: Default::default(),
+            revenue_summary_delay: std::time::Duration::from_secs(30 * 60),
             when_pms_unavailable: Default::default(),
             time_zone: chrono_tz::UTC,
             business_day_starts: chrono::NaiveTime::MIN,
@@ -61,6 +65,37 @@ impl Tenant {
             pms: Arc::new(crate::pms::memory::MemoryPms::new(Default::default())),
             mapping: MappingSettings::default(),
         }
+    }
+
+    /// The business date `at` falls on: local time in `time_zone`, a date
+    /// starting at `business_day_starts` (a receipt closed at 01:30 with a
+    /// 04:00 cut-off belongs to the day before).
+    pub fn business_date(&self, at: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+        let local = at.with_timezone(&self.time_zone).naive_local();
+        let date = local.date();
+        if local.time() < self.business_day_starts {
+            date.pred_opt().unwrap_or(date)
+        } else {
+            date
+        }
+    }
+
+    /// When a business date starts (UTC); `None` only for dates out of range.
+    /// A cut-off that does not exist that night (a DST gap) starts at the
+    /// first local time after it.
+    pub fn business_day_start(
+        &self,
+        date: chrono::NaiveDate,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        use chrono::TimeZone;
+        let local = date.and_time(self.business_day_starts);
+        (0..=180)
+            .find_map(|minutes| {
+                self.time_zone
+                    .from_local_datetime(&(local + chrono::Duration::minutes(minutes)))
+                    .earliest()
+            })
+            .map(|at| at.with_timezone(&chrono::Utc))
     }
 
     /// Lightspeed's code is `IKPMS`; set-ups differ in case and stray spaces.
@@ -104,6 +139,7 @@ impl Tenants {
                 gratuity_included: t.gratuity_included,
                 mirroring: t.mirroring,
                 revenue_posting: t.revenue_posting,
+                revenue_summary_delay: t.revenue_summary_delay,
                 when_pms_unavailable: t.when_pms_unavailable,
                 // Both checked by `Settings::check`.
                 time_zone: t.time_zone.parse().unwrap_or(chrono_tz::UTC),

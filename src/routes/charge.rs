@@ -219,6 +219,7 @@ async fn handle(
             posting::deliver(
                 &app.idempotency,
                 &app.journal,
+                &app.revenue_ledger,
                 tenant,
                 build,
                 key,

@@ -337,6 +337,71 @@ pub async fn revenue_posting_reaches_the_house_account(fake: Arc<dyn FakePms>) {
     }
 }
 
+/// `revenue_posting = "daily"`: the receipts' non-room parts wait for the
+/// business date's summary, which reaches the house account once, in every
+/// adapter; closing again, or replaying a receipt, posts nothing.
+pub async fn daily_revenue_summary_posts_once(fake: Arc<dyn FakePms>) {
+    let found = app_for(&fake)
+        .await
+        .get(&format!(
+            "/lightspeed/search?term=*bar&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
+        ))
+        .await
+        .json();
+    let account = found["reservations"][0]["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app = app_with(&fake, |t| {
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::Daily;
+        t.mapping.default_revenue_account = Some(account.clone());
+        // Only the test closes the day (the worker would with the real clock).
+        t.revenue_summary_delay = NEVER_BY_ITSELF;
+    })
+    .await;
+    let total = || -> Decimal { fake.applied().iter().map(|c| c.amount).sum() };
+    let mut deliveries = Vec::new();
+    for name in [
+        "partial-payment-room-and-cash.json",
+        "mirroring-no-room-charge.json",
+        "mirroring-no-room-charge.json",
+    ] {
+        let key = fresh_key();
+        let body = fixture(name);
+        let answer = app.charge(&key, &body).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{name}: {}",
+            String::from_utf8_lossy(&answer.bytes)
+        );
+        deliveries.push((key, body));
+    }
+    assert_eq!(
+        total(),
+        Decimal::new(510, 1),
+        "only the room part (50 + 1 tip) is posted at once"
+    );
+    let closed = close_revenue_days(&app, "2020-12-31").await;
+    assert_eq!(closed, ["posted"], "one summary for the date");
+    assert_eq!(fake.applied().len(), 2);
+    assert_eq!(
+        total(),
+        Decimal::new(510 + 160 + 670 + 670, 1),
+        "16 cash + twice 66 + 1 tip, in one posting"
+    );
+    assert!(close_revenue_days(&app, "2020-12-31").await.is_empty());
+    for (key, body) in &deliveries {
+        assert_eq!(app.charge(key, body).await.status, 200, "replay");
+    }
+    assert_eq!(
+        fake.applied().len(),
+        2,
+        "closing again or replaying posts nothing"
+    );
+}
+
 pub async fn receipt_kinds_post_the_exact_room_amount(fake: Arc<dyn FakePms>) {
     let app = app_for(&fake).await;
     for (fixture_name, expected) in [
@@ -399,6 +464,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn revenue_posting_reaches_the_house_account() {
                 kit::revenue_posting_reaches_the_house_account($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn daily_revenue_summary_posts_once() {
+                kit::daily_revenue_summary_posts_once($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn search_lists_checked_in_guests() {

@@ -346,3 +346,29 @@ pub async fn assert_set_up_error_is_unavailable(app: &TestApp, key: &str, what: 
     );
     assert!(!retry.replayed(), "{what}: nothing was stored to replay");
 }
+
+/// A `revenue_summary_delay` the worker never reaches with the real clock:
+/// tests close business dates themselves with [`close_revenue_days`].
+pub const NEVER_BY_ITSELF: std::time::Duration =
+    std::time::Duration::from_secs(200 * 365 * 24 * 3600);
+
+/// Closes the app's daily revenue summaries as if it were just after the
+/// summary of `date` (YYYY-MM-DD) fell due; the outcomes, by bucket.
+pub async fn close_revenue_days(app: &TestApp, date: &str) -> Vec<String> {
+    let tenant = app
+        .state
+        .tenants
+        .iter()
+        .find(|t| t.id == app.tenant)
+        .expect("the app's tenant")
+        .clone();
+    let date: chrono::NaiveDate = date.parse().expect("a date");
+    let now = chargebridge::daily_revenue::due_at(&tenant, date).expect("a due time")
+        + chrono::Duration::seconds(1);
+    chargebridge::daily_revenue::close_due(&app.state, &tenant, now)
+        .await
+        .expect("closed")
+        .into_iter()
+        .map(|c| c.outcome)
+        .collect()
+}

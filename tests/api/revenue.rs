@@ -5,7 +5,9 @@
 use rust_decimal::Decimal;
 use std::str::FromStr;
 
+use crate::both_stores;
 use crate::helpers::*;
+use chargebridge::pms::memory::Fault;
 
 /// The demo tenant with MIRRORING and per-receipt revenue posting; the
 /// fixtures' revenue center 94489280528 ("Fixed POS") goes to the demo's house
@@ -177,4 +179,228 @@ async fn the_daily_report_shows_room_charges_and_revenue_side_by_side() {
 fn t_zone(s: &mut chargebridge::config::Settings) {
     s.tenants[0].time_zone = "UTC".into();
     s.tenants[0].business_day_starts = "00:00".into();
+}
+
+// --- revenue_posting = "daily" -------------------------------------------
+
+/// Daily revenue posting for the demo tenant in New York (cut-off 04:00); the
+/// test closes the days itself ([`close_revenue_days`]).
+fn daily(
+    store: &StoreChoice,
+    tweak: impl FnOnce(&mut chargebridge::config::Settings),
+) -> chargebridge::config::Settings {
+    settings(store, |s| {
+        s.journal.poll_interval = std::time::Duration::from_millis(100);
+        s.admin.token = Some(secrecy::SecretString::from(DAILY_TOKEN));
+        let t = &mut s.tenants[0];
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::Daily;
+        t.time_zone = "America/New_York".into();
+        t.business_day_starts = "04:00".into();
+        t.revenue_summary_delay = NEVER_BY_ITSELF;
+        t.mapping
+            .revenue_accounts
+            .insert("94489280528".into(), "H-BAR".into());
+        tweak(s);
+    })
+}
+
+const DAILY_TOKEN: &str = "daily-report-token-0123456789";
+
+/// The daily report of `date`, as the night audit reads it.
+async fn daily_report(app: &TestApp, date: &str) -> serde_json::Value {
+    let response = app
+        .client
+        .get(format!(
+            "{}/admin/v1/reports/daily?tenant={}&date={date}",
+            app.address, app.tenant
+        ))
+        .bearer_auth(DAILY_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.unwrap()
+}
+
+/// The card-paid receipt (66 + 1 tip), closed at `close_date`.
+fn card_receipt(close_date: &str) -> String {
+    seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        v["closeDate"] = serde_json::json!(close_date);
+    })
+}
+
+async fn deliver_ok(app: &TestApp, key: &str, body: &str) -> serde_json::Value {
+    let answer = app.charge(key, body).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.bytes)
+    );
+    answer.json()
+}
+
+async fn receipts_are_summed_per_business_date_in_the_tenants_time_zone(store: StoreChoice) {
+    let app = spawn_with(daily(&store, |_| {})).await;
+    // 03:30 in New York (EST) belongs to the day before; in UTC it would not.
+    let early = (fresh_key(), card_receipt("2026-11-10T08:30:00Z"));
+    let evening = (fresh_key(), card_receipt("2026-11-10T03:00:00Z"));
+    let next_day = (fresh_key(), card_receipt("2026-11-10T09:30:00Z"));
+    for (key, body) in [&early, &evening, &next_day] {
+        let answer = deliver_ok(&app, key, body).await;
+        assert_eq!(answer["status"], "acknowledged", "the POS is done at once");
+    }
+    assert!(
+        postings(&app).is_empty(),
+        "nothing is posted before the cut-off"
+    );
+
+    assert_eq!(close_revenue_days(&app, "2026-11-09").await, ["posted"]);
+    assert_eq!(postings(&app), [("H-BAR".to_string(), dec("134.0"))]);
+    let summary = &app.applied()[0].charge;
+    assert_eq!(
+        summary.name.as_deref(),
+        Some("Revenue 2026-11-09 Fixed POS")
+    );
+    assert!(!summary.refund);
+
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["posted"]);
+    assert_eq!(
+        postings(&app),
+        [
+            ("H-BAR".to_string(), dec("134.0")),
+            ("H-BAR".to_string(), dec("67.0"))
+        ]
+    );
+    // Replays and another close post nothing.
+    for (key, body) in [&early, &evening, &next_day] {
+        let replay = app.charge(key, body).await;
+        assert!(replay.replayed());
+    }
+    assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
+    assert_eq!(app.applied().len(), 2);
+}
+both_stores!(
+    daily_business_dates,
+    receipts_are_summed_per_business_date_in_the_tenants_time_zone
+);
+
+async fn a_pms_outage_during_the_daily_posting_posts_it_once_when_it_is_back(store: StoreChoice) {
+    let app = spawn_with(daily(&store, |_| {})).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    app.push_fault(Fault::Unavailable);
+    assert_eq!(
+        close_revenue_days(&app, "2026-11-10").await,
+        ["queued"],
+        "the journal keeps it for the worker"
+    );
+    assert!(app.applied().is_empty());
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while app.applied().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(postings(&app), [("H-BAR".to_string(), dec("67.0"))]);
+    assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(app.applied().len(), 1, "posted once");
+    let key = chargebridge::daily_revenue::summary_key(&chargebridge::daily_revenue::Bucket::new(
+        "2026-11-10".parse().unwrap(),
+        "H-BAR",
+        "94489280528",
+    ));
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .expect("the summary's journal entry");
+    assert_eq!(entry.state, chargebridge::journal::JournalState::Posted);
+}
+both_stores!(
+    daily_outage,
+    a_pms_outage_during_the_daily_posting_posts_it_once_when_it_is_back
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_receipt_goes_into_the_next_summary_and_the_report_says_so() {
+    let app = spawn_with(daily(&StoreChoice::Memory, |_| {})).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["posted"]);
+    // Closed on the 10th, delivered after its summary was posted.
+    let late_key = fresh_key();
+    deliver_ok(&app, &late_key, &card_receipt("2026-11-10T13:00:00Z")).await;
+    assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
+    assert_eq!(app.applied().len(), 1, "the posted summary is not changed");
+
+    let tenant = app.state.tenants.iter().next().unwrap().clone();
+    let today = tenant.business_date(chrono::Utc::now());
+    let report = daily_report(&app, "2026-11-10").await;
+    let summaries = report["revenueSummaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 1, "{report}");
+    assert_eq!(summaries[0]["receipts"], 1);
+    assert_eq!(summaries[0]["total"], "67.0");
+    assert_eq!(summaries[0]["state"], "posted");
+    assert_eq!(report["lateRevenue"]["count"], 1, "{report}");
+    assert_eq!(report["lateRevenue"]["total"], "67.0");
+    assert_eq!(report["lateRevenue"]["postedWith"][0], today.to_string());
+
+    assert_eq!(
+        close_revenue_days(&app, &today.to_string()).await,
+        ["posted"]
+    );
+    assert_eq!(
+        postings(&app),
+        [
+            ("H-BAR".to_string(), dec("67.0")),
+            ("H-BAR".to_string(), dec("67.0"))
+        ]
+    );
+    let report = daily_report(&app, &today.to_string()).await;
+    assert_eq!(report["revenueSummaries"][0]["lateReceipts"], 1, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_nets_against_the_days_sales() {
+    let app = spawn_with(daily(&StoreChoice::Memory, |_| {})).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:30:00Z")).await;
+    let refund = seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        v["closeDate"] = serde_json::json!("2026-11-10T14:00:00Z");
+        v["payments"][0]["amount"] = serde_json::json!(-66.0);
+        v["payments"][0]["gratuity"] = serde_json::json!(0.0);
+        for line in v["transactions"].as_array_mut().unwrap() {
+            for field in ["amount", "unitAmount"] {
+                if let Some(a) = line[field].as_f64() {
+                    line[field] = serde_json::json!(-a);
+                }
+            }
+        }
+    });
+    deliver_ok(&app, &fresh_key(), &refund).await;
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["posted"]);
+    assert_eq!(
+        postings(&app),
+        [("H-BAR".to_string(), dec("68.0"))],
+        "67 + 67 - 66"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_that_nets_to_zero_posts_nothing() {
+    let app = spawn_with(daily(&StoreChoice::Memory, |_| {})).await;
+    let sale = card_receipt("2026-11-10T12:00:00Z");
+    let refund = seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        v["closeDate"] = serde_json::json!("2026-11-10T14:00:00Z");
+        v["payments"][0]["amount"] = serde_json::json!(-66.0);
+        v["payments"][0]["gratuity"] = serde_json::json!(-1.0);
+    });
+    deliver_ok(&app, &fresh_key(), &sale).await;
+    deliver_ok(&app, &fresh_key(), &refund).await;
+    assert_eq!(
+        close_revenue_days(&app, "2026-11-10").await,
+        ["acknowledged"]
+    );
+    assert!(app.applied().is_empty());
 }

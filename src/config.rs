@@ -39,6 +39,7 @@ retention = "7d"
 command_timeout = "2s"
 accept_unsafe_redis = false
 memory_capacity = 100000
+reconcile_new_keys = false
 
 [journal]
 retention = "90d"
@@ -265,6 +266,13 @@ pub struct IdempotencySettings {
     pub command_timeout: Duration,
     /// Silences the start-up check of Redis' eviction and persistence settings.
     pub accept_unsafe_redis: bool,
+    /// Ask the PMS by reference before the first POST of every key, not only
+    /// when the record or the journal says an earlier attempt may have reached
+    /// it. A re-delivery whose record and entry Redis lost (restarted without
+    /// persistence, `FLUSHALL`, a failover that dropped acknowledged writes)
+    /// is then found at the PMS instead of posted twice; costs one PMS lookup
+    /// per charge.
+    pub reconcile_new_keys: bool,
     /// Most records the embedded memory store keeps (oldest completed go first).
     pub memory_capacity: usize,
 }
@@ -836,6 +844,7 @@ const IDEMPOTENCY: &[Field] = &[
     opt("retention", Kind::Duration),
     opt("command_timeout", Kind::Duration),
     opt("accept_unsafe_redis", Kind::Flag),
+    opt("reconcile_new_keys", Kind::Flag),
     opt("memory_capacity", Kind::Count),
 ];
 

@@ -131,6 +131,7 @@ impl Application {
                 lease: settings.idempotency.lease,
                 in_flight_wait: settings.idempotency.in_flight_wait,
                 retention: settings.idempotency.retention,
+                reconcile_new_keys: settings.idempotency.reconcile_new_keys,
             },
         );
         crate::metrics::handle();

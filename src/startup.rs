@@ -82,7 +82,8 @@ impl Application {
                 Store::Redis(Box::new(
                     RedisStore::with_options(
                         &url,
-                        &RedisOptions::from_settings(&settings.idempotency),
+                        &RedisOptions::from_settings(&settings.idempotency)
+                            .map_err(|e| StartupError::Other(e.0))?,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,
                 ))
@@ -103,7 +104,8 @@ impl Application {
                 crate::journal::Journal::Redis(Box::new(
                     crate::journal::redis::RedisJournal::with_options(
                         &url,
-                        &RedisOptions::from_settings(&settings.idempotency),
+                        &RedisOptions::from_settings(&settings.idempotency)
+                            .map_err(|e| StartupError::Other(e.0))?,
                         settings.journal.retention,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,

@@ -106,12 +106,13 @@ impl RedisServer {
         quorum: u32,
         down_after: Duration,
     ) -> RedisServer {
-        Self::start_sentinel_with(name, master_port, quorum, down_after, "", None)
+        Self::start_sentinel_with(name, master_port, quorum, down_after, "", None, &[])
     }
 
     /// As [`RedisServer::start_sentinel`], with `extra_conf` appended to its
-    /// configuration file (after the `monitor` line) and `password`, the
-    /// sentinel's own `requirepass`, used by [`RedisServer::cli`].
+    /// configuration file (after the `monitor` line; `{port}` in it becomes
+    /// the sentinel's port), `password`, the sentinel's own `requirepass`, and
+    /// `cli_args`, what [`RedisServer::cli`] needs besides (`--tls …`).
     #[allow(dead_code)]
     pub fn start_sentinel_with(
         name: &str,
@@ -120,8 +121,10 @@ impl RedisServer {
         down_after: Duration,
         extra_conf: &str,
         password: Option<&str>,
+        cli_args: &[String],
     ) -> RedisServer {
         let port = free_port();
+        let extra_conf = extra_conf.replace("{port}", &port.to_string());
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
         let ms = down_after.as_millis();
@@ -147,7 +150,7 @@ impl RedisServer {
             extra: password
                 .map(|p| vec!["--requirepass".to_string(), p.to_string()])
                 .unwrap_or_default(),
-            cli_extra: Vec::new(),
+            cli_extra: cli_args.to_vec(),
             sentinel_conf: Some(conf),
         };
         server.spawn();

@@ -35,7 +35,35 @@
 //! its replica takes over, and the killed node rejoins as a replica;
 //! `--cluster-fault failover` runs `CLUSTER FAILOVER` on a replica instead), and
 //! `--sabotage memory-store|no-aof` (a broken set-up: the run then succeeds only
-//! if the checks catch the double postings it causes).
+//! if the checks catch the double postings it causes), and `--lose-writes
+//! restart|flushall` (below), with `--reconcile-new-keys on|off`.
+//!
+//! Lost writes. `--lose-writes restart` runs one Redis without persistence (no
+//! AOF, no RDB) and, at 65 %, kills it and starts it empty: every idempotency
+//! record and journal entry is gone while charges are in flight.
+//! `--lose-writes flushall` runs the Cluster and sends `FLUSHALL` to one master
+//! (its replica follows), wiping a third of the slots. The processes run with
+//! `reconcile_new_keys = true`: every key is looked up at the PMS by its
+//! reference before its first POST, because after the loss nothing in Redis
+//! says a re-delivery is one. The accounts are then, per key:
+//!
+//! * double posting: more than one booking (or one applied twice) at the PMS;
+//! * lost charge: the POS's last final answer was 200 (posted, or queued and
+//!   not refused by the PMS) and the charge is not on the folio, or the
+//!   delivery never got a final answer; a charge the POS was told failed
+//!   (non-200, or closed at a non-final answer) that is not on the folio is
+//!   *not* lost, even when its journal entry was wiped before the PMS answered:
+//!   POS and folio agree that it was not charged;
+//! * charged without a 200: on the folio while the POS's last final answer was
+//!   a refusal (or it had none and did not close the order);
+//! * a missing journal entry is counted (wiped), not a violation, and a key
+//!   whose final answers differ (its first answer's record was wiped, so a
+//!   re-send was decided again) is settled on the last one;
+//! * a 200 queued whose queue entry was wiped before the worker posted it is
+//!   shown as "LOST with the wiped queue": the charge really is lost (queue
+//!   mode keeps its queue in that Redis and nothing else knows of it), but it
+//!   is a limit of queue mode on a Redis that loses writes, not a fault the
+//!   product can mend, so it is printed and not counted as a violation.
 
 #[allow(dead_code)]
 #[path = "../api/redis_server.rs"]

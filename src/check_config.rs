@@ -113,8 +113,9 @@ pub fn run(config: Option<&Path>) -> ExitCode {
         if settings.idempotency.store == StoreKind::Redis {
             let origin = settings.idempotency.redis_url_origin();
             match settings.idempotency.redis_url().and_then(|url| {
-                RedisStore::with_options(&url, &RedisOptions::from_settings(&settings.idempotency))
-                    .map_err(|e| e.0)
+                let options =
+                    RedisOptions::from_settings(&settings.idempotency).map_err(|e| e.0)?;
+                RedisStore::with_options(&url, &options).map_err(|e| e.0)
             }) {
                 Ok(store) => match store.safety_report().await {
                     Ok(report) => {
@@ -205,6 +206,14 @@ fn sources(settings: &Settings, provenance: &Provenance) -> Vec<String> {
             },
         ),
     ];
+    // Only where it is set: most deployments have no Sentinel.
+    match provenance.secret(&["idempotency"], "sentinel_password") {
+        Place::Unset => {}
+        place => rows.push((
+            "idempotency.sentinel_password".to_string(),
+            place.to_string(),
+        )),
+    }
     for (i, t) in settings.tenants.iter().enumerate() {
         let index = i.to_string();
         rows.push((

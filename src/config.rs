@@ -39,6 +39,7 @@ retention = "7d"
 command_timeout = "2s"
 accept_unsafe_redis = false
 memory_capacity = 100000
+reconcile_new_keys = false
 
 [journal]
 retention = "90d"
@@ -253,6 +254,15 @@ pub struct IdempotencySettings {
     /// The master's name as the sentinels know it (`sentinel monitor NAME ...`).
     #[serde(default)]
     pub master_name: Option<String>,
+    /// The sentinels' own password (their `requirepass`), when they have one;
+    /// the master's password stays in the Redis URL. Or `sentinel_password_env`
+    /// (a variable's name) or `sentinel_password_file` (a file's path).
+    #[serde(default)]
+    pub sentinel_password: Option<SecretString>,
+    #[serde(default)]
+    pub sentinel_password_env: Option<String>,
+    #[serde(default)]
+    pub sentinel_password_file: Option<String>,
     /// Replicas that must have a new claim (and each record update) before it
     /// counts (`WAIT`): a failover then cannot lose a claim whose charge was
     /// posted. Default 1 with Sentinel, 0 otherwise; not on Cluster.
@@ -269,6 +279,13 @@ pub struct IdempotencySettings {
     pub command_timeout: Duration,
     /// Silences the start-up check of Redis' eviction and persistence settings.
     pub accept_unsafe_redis: bool,
+    /// Ask the PMS by reference before the first POST of every key, not only
+    /// when the record or the journal says an earlier attempt may have reached
+    /// it. A re-delivery whose record and entry Redis lost (restarted without
+    /// persistence, `FLUSHALL`, a failover that dropped acknowledged writes)
+    /// is then found at the PMS instead of posted twice; costs one PMS lookup
+    /// per charge.
+    pub reconcile_new_keys: bool,
     /// Most records the embedded memory store keeps (oldest completed go first).
     pub memory_capacity: usize,
 }
@@ -388,6 +405,22 @@ impl IdempotencySettings {
             .resolve()
             .map_err(|e| format!("idempotency.{e}"))?
             .unwrap_or_else(|| SecretString::from(DEFAULT_REDIS_URL)))
+    }
+
+    fn sentinel_password_sources(&self) -> secret::Sources<'_> {
+        secret::Sources::new(
+            "sentinel_password",
+            &self.sentinel_password,
+            &self.sentinel_password_env,
+            &self.sentinel_password_file,
+        )
+    }
+
+    /// The sentinels' password from `sentinel_password`, `_env` or `_file`.
+    pub fn sentinel_password(&self) -> Result<Option<SecretString>, String> {
+        self.sentinel_password_sources()
+            .resolve()
+            .map_err(|e| format!("idempotency.{e}"))
     }
 
     /// Where the Redis URL comes from, for `check-config`.
@@ -716,6 +749,16 @@ impl Settings {
                 format!("idempotency.{e}"),
             );
         }
+        if let Err(e) = self.idempotency.sentinel_password_sources().origin() {
+            add(
+                &[
+                    "idempotency.sentinel_password",
+                    "idempotency.sentinel_password_env",
+                    "idempotency.sentinel_password_file",
+                ],
+                format!("idempotency.{e}"),
+            );
+        }
         let idem = &self.idempotency;
         if idem.tls_cert_file.is_some() != idem.tls_key_file.is_some() {
             add(
@@ -843,12 +886,16 @@ const IDEMPOTENCY: &[Field] = &[
     opt("tls_key_file", Kind::Text),
     opt("sentinels", Kind::TextList),
     opt("master_name", Kind::Text),
+    opt("sentinel_password", Kind::Secret),
+    opt("sentinel_password_env", Kind::Text),
+    opt("sentinel_password_file", Kind::Text),
     opt("wait_for_replicas", Kind::Count),
     opt("lease", Kind::Duration),
     opt("in_flight_wait", Kind::Duration),
     opt("retention", Kind::Duration),
     opt("command_timeout", Kind::Duration),
     opt("accept_unsafe_redis", Kind::Flag),
+    opt("reconcile_new_keys", Kind::Flag),
     opt("memory_capacity", Kind::Count),
 ];
 
@@ -1959,6 +2006,40 @@ mod tests {
             err.contains("sentinels needs idempotency.master_name"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_sentinels_password_is_a_secret_with_three_sources() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let pw = dir.path().join("sentinel-pw");
+        std::fs::write(&pw, "s-pw\n").unwrap();
+        std::fs::write(
+            &path,
+            format!(
+                "[idempotency]\nstore = \"redis\"\nsentinel_password_file = \"{}\"\n",
+                pw.display()
+            ),
+        )
+        .unwrap();
+        let s = Settings::load_with_env(Some(&path), []).unwrap();
+        let got = s.idempotency.sentinel_password().unwrap().unwrap();
+        assert_eq!(got.expose_secret(), "s-pw");
+        std::fs::write(
+            &path,
+            "[idempotency]\nsentinel_password = \"a\"\nsentinel_password_env = \"V\"\n",
+        )
+        .unwrap();
+        let err = Settings::load_with_env(Some(&path), [])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "set only one of sentinel_password, sentinel_password_env, sentinel_password_file"
+            ),
+            "{err}"
+        );
+        assert!(!err.contains("\"a\""), "{err}");
     }
 
     #[test]

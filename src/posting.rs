@@ -426,6 +426,10 @@ pub async fn deliver(
         .await);
     }
     let mut guard = open_entry(journal, &mut entry, guard, idempotency.lease_ms()).await?;
+    if idempotency.reconcile_new_keys() {
+        // Nothing here says the key is new if Redis lost its writes.
+        guard.require_reconcile();
+    }
     let pms = tenant.pms.as_ref();
     let run = run_postings(pms, &postings, &mut guard, true, Actor::Delivery, &budget).await;
     note_run(&mut entry, &run);

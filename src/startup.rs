@@ -84,7 +84,8 @@ impl Application {
                 Store::Redis(Box::new(
                     RedisStore::with_options(
                         &url,
-                        &RedisOptions::from_settings(&settings.idempotency),
+                        &RedisOptions::from_settings(&settings.idempotency)
+                            .map_err(|e| StartupError::Other(e.0))?,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,
                 ))
@@ -105,7 +106,8 @@ impl Application {
                 crate::journal::Journal::Redis(Box::new(
                     crate::journal::redis::RedisJournal::with_options(
                         &url,
-                        &RedisOptions::from_settings(&settings.idempotency),
+                        &RedisOptions::from_settings(&settings.idempotency)
+                            .map_err(|e| StartupError::Other(e.0))?,
                         settings.journal.retention,
                     )
                     .map_err(|e| StartupError::Other(e.0))?,
@@ -152,6 +154,7 @@ impl Application {
                 lease: settings.idempotency.lease,
                 in_flight_wait: settings.idempotency.in_flight_wait,
                 retention: settings.idempotency.retention,
+                reconcile_new_keys: settings.idempotency.reconcile_new_keys,
             },
         );
         crate::metrics::handle();

@@ -54,6 +54,9 @@ pub struct IdempotencySettings {
     pub lease: Duration,
     pub in_flight_wait: Duration,
     pub retention: Duration,
+    /// Look every key up at the PMS before its first POST (`[idempotency]
+    /// reconcile_new_keys`).
+    pub reconcile_new_keys: bool,
 }
 
 pub struct Idempotency {
@@ -92,6 +95,12 @@ impl Idempotency {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// `reconcile_new_keys`: every key is looked up at the PMS before its
+    /// first POST (the store may have lost an earlier delivery's record).
+    pub fn reconcile_new_keys(&self) -> bool {
+        self.settings.reconcile_new_keys
     }
 
     /// The claim's lease in milliseconds.

@@ -96,6 +96,8 @@ pub struct RedisOptions {
     pub sentinels: Vec<String>,
     /// The master's name at the sentinels.
     pub master_name: Option<String>,
+    /// The sentinels' own password (`requirepass` on the sentinels).
+    pub sentinel_password: Option<SecretString>,
     /// Replicas that must acknowledge a claim or record update (`WAIT`);
     /// `None`: 1 with Sentinel, 0 otherwise.
     pub wait_for_replicas: Option<u32>,
@@ -111,21 +113,24 @@ impl RedisOptions {
             tls_key_file: None,
             sentinels: Vec::new(),
             master_name: None,
+            sentinel_password: None,
             wait_for_replicas: None,
         }
     }
 
-    /// The options the `[idempotency]` section sets.
-    pub fn from_settings(s: &crate::config::IdempotencySettings) -> Self {
-        RedisOptions {
+    /// The options the `[idempotency]` section sets (the sentinels' password
+    /// read from its source now).
+    pub fn from_settings(s: &crate::config::IdempotencySettings) -> Result<Self, StoreError> {
+        Ok(RedisOptions {
             command_timeout: s.command_timeout,
             tls_ca_file: s.tls_ca_file.clone(),
             tls_cert_file: s.tls_cert_file.clone(),
             tls_key_file: s.tls_key_file.clone(),
             sentinels: s.sentinels.clone(),
             master_name: s.master_name.clone(),
+            sentinel_password: s.sentinel_password().map_err(StoreError)?,
             wait_for_replicas: s.wait_for_replicas,
-        }
+        })
     }
 
     fn has_tls_files(&self) -> bool {
@@ -284,6 +289,8 @@ struct SentinelSpec {
     tls: bool,
     username: Option<String>,
     password: Option<String>,
+    /// The sentinels' own password (`idempotency.sentinel_password`).
+    sentinel_password: Option<String>,
     db: i64,
 }
 
@@ -363,6 +370,7 @@ fn sentinel_spec(url: &str, options: &RedisOptions) -> Result<Option<SentinelSpe
             tls,
             username: redis.username().map(str::to_string),
             password: redis.password().map(str::to_string),
+            sentinel_password: sentinel_password(options),
             db: redis.db(),
         }));
     } else {
@@ -405,8 +413,16 @@ fn sentinel_spec(url: &str, options: &RedisOptions) -> Result<Option<SentinelSpe
         tls,
         username,
         password,
+        sentinel_password: sentinel_password(options),
         db,
     }))
+}
+
+fn sentinel_password(options: &RedisOptions) -> Option<String> {
+    options
+        .sentinel_password
+        .as_ref()
+        .map(|p| p.expose_secret().to_string())
 }
 
 fn sentinel_client(
@@ -434,6 +450,9 @@ fn sentinel_client(
     }
     if let Some(password) = spec.password {
         builder = builder.set_client_to_redis_password(password);
+    }
+    if let Some(password) = spec.sentinel_password {
+        builder = builder.set_client_to_sentinel_password(password);
     }
     if spec.tls {
         builder = builder
@@ -933,6 +952,7 @@ mod tests {
                 tls: true,
                 username: None,
                 password: Some("p@ss".into()),
+                sentinel_password: None,
                 db: 2,
             }
         );
@@ -952,6 +972,14 @@ mod tests {
         );
         assert_eq!(spec.username.as_deref(), Some("u"));
         assert_eq!(spec.password.as_deref(), Some("pw"));
+        assert_eq!(spec.sentinel_password, None);
+        // The sentinels' own password is separate from the master's.
+        keys.sentinel_password = Some(SecretString::from("sentinel-pw"));
+        let spec = sentinel_spec("redis://u:pw@ignored:6379/3", &keys)
+            .unwrap()
+            .unwrap();
+        assert_eq!(spec.password.as_deref(), Some("pw"));
+        assert_eq!(spec.sentinel_password.as_deref(), Some("sentinel-pw"));
         assert!(host_port("h:notaport", 1).is_err());
     }
 

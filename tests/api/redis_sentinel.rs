@@ -319,3 +319,300 @@ async fn sentinel_failover_under_traffic_posts_each_charge_once() {
 async fn sentinel_master_killed_under_traffic_posts_each_charge_once() {
     failover_under_traffic(Fault::KillMaster).await;
 }
+
+/// Sentinels with their own `requirepass`, distinct from the master's: without
+/// `sentinel_password` nothing is posted (the sentinels refuse to name the
+/// master, fail closed); with it (here from `sentinel_password_file`) charges
+/// post once and a `SENTINEL FAILOVER` is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinels_with_their_own_password() {
+    const MASTER_PW: &str = "master-pw-7f3a";
+    const SENTINEL_PW: &str = "sentinel-pw-91c2";
+    let deployment = tokio::task::spawn_blocking(|| {
+        let auth = ["--requirepass", MASTER_PW, "--masterauth", MASTER_PW];
+        let master = RedisServer::start_with(true, &auth);
+        let port = master.port.to_string();
+        let mut replica_args = auth.to_vec();
+        replica_args.extend(["--replicaof", "127.0.0.1", &port]);
+        let replica = RedisServer::start_with(true, &replica_args);
+        wait_until("the replica is in sync", Duration::from_secs(20), || {
+            replica
+                .cli(&["info", "replication"])
+                .contains("master_link_status:up")
+        });
+        // Clients and the other sentinels must give SENTINEL_PW; the sentinels
+        // give MASTER_PW to the master and the replica.
+        let conf = format!(
+            "requirepass {SENTINEL_PW}\nsentinel sentinel-pass {SENTINEL_PW}\n\
+             sentinel auth-pass {MASTER} {MASTER_PW}\n"
+        );
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_sentinel_with(
+                    MASTER,
+                    master.port,
+                    2,
+                    Duration::from_millis(1000),
+                    &conf,
+                    Some(SENTINEL_PW),
+                    &[],
+                )
+            })
+            .collect();
+        wait_until(
+            "the sentinels know each other and the replica",
+            Duration::from_secs(40),
+            || {
+                sentinels.iter().all(|s| {
+                    s.cli(&["sentinel", "replicas", MASTER])
+                        .contains(&replica.port.to_string())
+                        && s.cli(&["sentinel", "ckquorum", MASTER])
+                            .starts_with("OK 3 usable")
+                })
+            },
+        );
+        Sentinels {
+            servers: vec![master, replica],
+            sentinels,
+        }
+    })
+    .await
+    .unwrap();
+    // The sentinel really wants its password.
+    let unauthenticated = std::process::Command::new("redis-cli")
+        .args(["-p", &deployment.sentinels[0].port.to_string(), "ping"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&unauthenticated.stdout).contains("NOAUTH"),
+        "the sentinel answers without its password"
+    );
+    let url = deployment.url().replace(
+        "redis+sentinel://",
+        &format!("redis+sentinel://:{MASTER_PW}@"),
+    );
+
+    // The master's password only: the sentinels refuse, nothing is posted.
+    let without = spawn_with(settings(&StoreChoice::RedisAt(url.clone()), |_| {})).await;
+    let answer = without.charge(&fresh_key(), SEED).await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (500, "store_unavailable")
+    );
+    assert_eq!(without.get("/readyz").await.status, 503);
+    assert!(without.applied().is_empty());
+
+    // With the sentinels' password, from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let pw_file = dir.path().join("sentinel-password");
+    std::fs::write(&pw_file, format!("{SENTINEL_PW}\n")).unwrap();
+    let pw_path = pw_file.display().to_string();
+    let app = spawn_with(settings(&StoreChoice::RedisAt(url), |s| {
+        s.idempotency.sentinel_password_file = Some(pw_path.clone());
+    }))
+    .await;
+    assert_eq!(app.get("/readyz").await.status, 200);
+    let tally = Tally::default();
+    let mut keys = Vec::new();
+    for _ in 0..20 {
+        let key = fresh_key();
+        assert!(deliver(&app, &key, &tally).await, "{key} answered 200");
+        keys.push(key);
+    }
+
+    let deployment = tokio::task::spawn_blocking(move || {
+        let reply = deployment.sentinels[0].cli(&["sentinel", "failover", MASTER]);
+        assert_eq!(reply, "OK", "SENTINEL FAILOVER: {reply}");
+        wait_until(
+            "the sentinels name the new master",
+            Duration::from_secs(30),
+            || deployment.master_port() == deployment.servers[1].port,
+        );
+        deployment
+    })
+    .await
+    .unwrap();
+    // Charges after the switch (each retried through the switch until 200),
+    // then every charge once more.
+    for _ in 0..20 {
+        let key = fresh_key();
+        assert!(deliver(&app, &key, &tally).await, "{key} answered 200");
+        keys.push(key);
+    }
+    for key in &keys {
+        assert!(deliver(&app, key, &tally).await, "{key} re-sent");
+    }
+    let mut applied: HashMap<String, usize> = HashMap::new();
+    for p in app.applied() {
+        *applied.entry(p.charge.idempotency_key.clone()).or_default() += 1;
+    }
+    for key in &keys {
+        assert_eq!(applied.get(key), Some(&1), "{key} posted once");
+    }
+    let after = keys.last().unwrap();
+    let record = format!("chargebridge:idem:{}:{after}", app.tenant);
+    assert!(
+        deployment.servers[1]
+            .cli(&["get", &record])
+            .contains("completed"),
+        "the record is on the new master"
+    );
+    assert_eq!(tally.other.load(Ordering::SeqCst), 0);
+    println!(
+        "Sentinels with their own password: {} charges, {} deliveries, {} store_unavailable, 0 double postings, 0 lost",
+        keys.len(),
+        tally.deliveries.load(Ordering::SeqCst),
+        tally.store_unavailable.load(Ordering::SeqCst)
+    );
+}
+
+/// Sentinel over TLS end to end: a master, a replica and three sentinels that
+/// all speak only TLS (`port 0`, `tls-port`, `tls-replication yes`, with
+/// certificates made by rcgen); chargebridge on `rediss+sentinel://` with the
+/// CA file asks the sentinels over TLS and reaches the master over TLS.
+/// Charges post once, and a `SENTINEL FAILOVER` is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_over_tls_posts_once_and_follows_a_failover() {
+    let pki = crate::redis_tls::Pki::new();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (ca, cert, key) = (path(&pki.ca), path(&pki.server.cert), path(&pki.server.key));
+    let deployment = tokio::task::spawn_blocking(move || {
+        let tls_args: Vec<String> = [
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+            "--appendonly",
+            "yes",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let cli: Vec<String> = vec!["--tls".into(), "--insecure".into()];
+        let master = RedisServer::start_tls(&tls_args, &cli);
+        let mut replica_args = tls_args.clone();
+        replica_args.extend([
+            "--replicaof".to_string(),
+            "127.0.0.1".to_string(),
+            master.port.to_string(),
+        ]);
+        let replica = RedisServer::start_tls(&replica_args, &cli);
+        wait_until(
+            "the replica is in sync over TLS",
+            Duration::from_secs(20),
+            || {
+                replica
+                    .cli(&["info", "replication"])
+                    .contains("master_link_status:up")
+            },
+        );
+        // `port 0` after the helper's `port` line: TLS only.
+        let conf = format!(
+            "port 0\ntls-port {{port}}\ntls-cert-file {cert}\ntls-key-file {key}\n\
+             tls-ca-cert-file {ca}\ntls-auth-clients no\ntls-replication yes\n"
+        );
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start_sentinel_with(
+                    MASTER,
+                    master.port,
+                    2,
+                    Duration::from_millis(1000),
+                    &conf,
+                    None,
+                    &cli,
+                )
+            })
+            .collect();
+        wait_until(
+            "the sentinels know each other and the replica (over TLS)",
+            Duration::from_secs(40),
+            || {
+                sentinels.iter().all(|s| {
+                    s.cli(&["sentinel", "replicas", MASTER])
+                        .contains(&replica.port.to_string())
+                        && s.cli(&["sentinel", "ckquorum", MASTER])
+                            .starts_with("OK 3 usable")
+                })
+            },
+        );
+        Sentinels {
+            servers: vec![master, replica],
+            sentinels,
+        }
+    })
+    .await
+    .unwrap();
+    // Nothing answers in clear text.
+    let plain = std::process::Command::new("redis-cli")
+        .args(["-p", &deployment.sentinels[0].port.to_string(), "ping"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("PONG"),
+        "the sentinel answers without TLS"
+    );
+    let url = deployment
+        .url()
+        .replace("redis+sentinel://", "rediss+sentinel://");
+    let ca = path(&pki.ca);
+    let app = spawn_with(settings(&StoreChoice::RedisAt(url), |s| {
+        s.idempotency.tls_ca_file = Some(ca.clone());
+    }))
+    .await;
+    assert_eq!(app.get("/readyz").await.status, 200);
+    let tally = Tally::default();
+    let mut keys = Vec::new();
+    for _ in 0..20 {
+        let key = fresh_key();
+        assert!(deliver(&app, &key, &tally).await, "{key} answered 200");
+        keys.push(key);
+    }
+    let deployment = tokio::task::spawn_blocking(move || {
+        let reply = deployment.sentinels[0].cli(&["sentinel", "failover", MASTER]);
+        assert_eq!(reply, "OK", "SENTINEL FAILOVER: {reply}");
+        wait_until(
+            "the sentinels name the new master",
+            Duration::from_secs(30),
+            || deployment.master_port() == deployment.servers[1].port,
+        );
+        deployment
+    })
+    .await
+    .unwrap();
+    for _ in 0..20 {
+        let key = fresh_key();
+        assert!(deliver(&app, &key, &tally).await, "{key} answered 200");
+        keys.push(key);
+    }
+    for key in &keys {
+        assert!(deliver(&app, key, &tally).await, "{key} re-sent");
+    }
+    let mut applied: HashMap<String, usize> = HashMap::new();
+    for p in app.applied() {
+        *applied.entry(p.charge.idempotency_key.clone()).or_default() += 1;
+    }
+    for key in &keys {
+        assert_eq!(applied.get(key), Some(&1), "{key} posted once");
+    }
+    let record = format!("chargebridge:idem:{}:{}", app.tenant, keys.last().unwrap());
+    assert!(
+        deployment.servers[1]
+            .cli(&["get", &record])
+            .contains("completed"),
+        "the record is on the new master"
+    );
+    assert_eq!(tally.other.load(Ordering::SeqCst), 0);
+    println!(
+        "Sentinel over TLS: {} charges, {} deliveries, {} store_unavailable, 0 double postings, 0 lost",
+        keys.len(),
+        tally.deliveries.load(Ordering::SeqCst),
+        tally.store_unavailable.load(Ordering::SeqCst)
+    );
+}

@@ -106,7 +106,25 @@ impl RedisServer {
         quorum: u32,
         down_after: Duration,
     ) -> RedisServer {
+        Self::start_sentinel_with(name, master_port, quorum, down_after, "", None, &[])
+    }
+
+    /// As [`RedisServer::start_sentinel`], with `extra_conf` appended to its
+    /// configuration file (after the `monitor` line; `{port}` in it becomes
+    /// the sentinel's port), `password`, the sentinel's own `requirepass`, and
+    /// `cli_args`, what [`RedisServer::cli`] needs besides (`--tls …`).
+    #[allow(dead_code)]
+    pub fn start_sentinel_with(
+        name: &str,
+        master_port: u16,
+        quorum: u32,
+        down_after: Duration,
+        extra_conf: &str,
+        password: Option<&str>,
+        cli_args: &[String],
+    ) -> RedisServer {
         let port = free_port();
+        let extra_conf = extra_conf.replace("{port}", &port.to_string());
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("sentinel.conf");
         let ms = down_after.as_millis();
@@ -117,7 +135,7 @@ impl RedisServer {
                  sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
                  sentinel down-after-milliseconds {name} {ms}\n\
                  sentinel failover-timeout {name} 10000\n\
-                 sentinel parallel-syncs {name} 1\n",
+                 sentinel parallel-syncs {name} 1\n{extra_conf}",
                 dir = dir.path().display()
             ),
         )
@@ -127,8 +145,12 @@ impl RedisServer {
             child: None,
             dir,
             aof: false,
-            extra: Vec::new(),
-            cli_extra: Vec::new(),
+            // A sentinel is started from its file; `extra` only tells
+            // `redis-cli` the password.
+            extra: password
+                .map(|p| vec!["--requirepass".to_string(), p.to_string()])
+                .unwrap_or_default(),
+            cli_extra: cli_args.to_vec(),
             sentinel_conf: Some(conf),
         };
         server.spawn();

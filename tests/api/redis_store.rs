@@ -211,3 +211,45 @@ async fn abandoned_in_progress_record_is_reconciled_before_posting() {
     assert_eq!(app.charge(&key2, SEED).await.status, 200);
     assert_eq!(app.applied_for(&key2), 1);
 }
+
+/// Redis loses every record and journal entry (`FLUSHALL`) after a charge was
+/// posted; the POS sends it again. With `reconcile_new_keys` the re-sent charge
+/// is found at the PMS by its reference (200, the same PMS reference, nothing
+/// posted); without it, nothing says the key is a re-delivery and it is posted
+/// a second time (what the lost-writes chaos run found).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_lost_writes_reconcile_new_keys_finds_the_charge_at_the_pms() {
+    let redis = RedisServer::start(false);
+    for reconcile in [true, false] {
+        let app = spawn_with(settings(&StoreChoice::RedisAt(redis.url()), |s| {
+            s.idempotency.reconcile_new_keys = reconcile;
+        }))
+        .await;
+        let key = fresh_key();
+        let first = app.charge(&key, SEED).await;
+        assert_eq!(first.status, 200);
+        assert!(first.json()["pmsReference"].is_string());
+        assert_eq!(redis.cli(&["flushall"]), "OK");
+        let again = app.charge(&key, SEED).await;
+        assert_eq!(again.status, 200);
+        assert!(!again.replayed(), "the record is gone: not a replay");
+        let postings = app
+            .applied()
+            .iter()
+            .filter(|p| p.charge.idempotency_key == key)
+            .count();
+        if reconcile {
+            assert_eq!(postings, 1, "found at the PMS, not posted again");
+            assert_eq!(
+                again.json()["pmsReference"],
+                first.json()["pmsReference"],
+                "the same posting"
+            );
+        } else {
+            assert_eq!(
+                postings, 2,
+                "without it the lost record means a second posting"
+            );
+        }
+    }
+}

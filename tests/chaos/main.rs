@@ -35,7 +35,35 @@
 //! its replica takes over, and the killed node rejoins as a replica;
 //! `--cluster-fault failover` runs `CLUSTER FAILOVER` on a replica instead), and
 //! `--sabotage memory-store|no-aof` (a broken set-up: the run then succeeds only
-//! if the checks catch the double postings it causes).
+//! if the checks catch the double postings it causes), and `--lose-writes
+//! restart|flushall` (below), with `--reconcile-new-keys on|off`.
+//!
+//! Lost writes. `--lose-writes restart` runs one Redis without persistence (no
+//! AOF, no RDB) and, at 65 %, kills it and starts it empty: every idempotency
+//! record and journal entry is gone while charges are in flight.
+//! `--lose-writes flushall` runs the Cluster and sends `FLUSHALL` to one master
+//! (its replica follows), wiping a third of the slots. The processes run with
+//! `reconcile_new_keys = true`: every key is looked up at the PMS by its
+//! reference before its first POST, because after the loss nothing in Redis
+//! says a re-delivery is one. The accounts are then, per key:
+//!
+//! * double posting: more than one booking (or one applied twice) at the PMS;
+//! * lost charge: the POS's last final answer was 200 (posted, or queued and
+//!   not refused by the PMS) and the charge is not on the folio, or the
+//!   delivery never got a final answer; a charge the POS was told failed
+//!   (non-200, or closed at a non-final answer) that is not on the folio is
+//!   *not* lost, even when its journal entry was wiped before the PMS answered:
+//!   POS and folio agree that it was not charged;
+//! * charged without a 200: on the folio while the POS's last final answer was
+//!   a refusal (or it had none and did not close the order);
+//! * a missing journal entry is counted (wiped), not a violation, and a key
+//!   whose final answers differ (its first answer's record was wiped, so a
+//!   re-send was decided again) is settled on the last one;
+//! * a 200 queued whose queue entry was wiped before the worker posted it is
+//!   shown as "LOST with the wiped queue": the charge really is lost (queue
+//!   mode keeps its queue in that Redis and nothing else knows of it), but it
+//!   is a limit of queue mode on a Redis that loses writes, not a fault the
+//!   product can mend, so it is printed and not counted as a violation.
 
 #[allow(dead_code)]
 #[path = "../api/redis_server.rs"]
@@ -93,6 +121,25 @@ struct Args {
     /// `--cluster-fault failover`: `CLUSTER FAILOVER` on a replica instead of
     /// kill -9 of a master.
     manual_failover: bool,
+    /// `--lose-writes restart|flushall`: the Redis fault loses every record
+    /// instead of keeping them.
+    lose_writes: Option<LoseWrites>,
+    /// `[idempotency] reconcile_new_keys` of every process: on with
+    /// `--lose-writes` (the set-up such a Redis needs), off otherwise;
+    /// `--reconcile-new-keys on|off` overrides.
+    reconcile_new_keys: bool,
+}
+
+/// How Redis loses its recent writes while charges are in flight (the Redis
+/// fault of the run, in place of the crash or the cluster kill).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LoseWrites {
+    /// One Redis without persistence (no AOF, no RDB) killed with SIGKILL and
+    /// started again empty: every idempotency record and journal entry is gone.
+    Restart,
+    /// `FLUSHALL` on one master of the Redis Cluster (its replica follows):
+    /// the records and entries of a third of the slots are gone.
+    Flushall,
 }
 
 /// Deliberately broken set-ups that must make the run fail: proof that the
@@ -116,7 +163,10 @@ fn parse_args() -> Result<Option<Args>, String> {
         pms_outage: true,
         cluster: false,
         manual_failover: false,
+        lose_writes: None,
+        reconcile_new_keys: false,
     };
+    let mut reconcile_new_keys = None;
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut number = |name: &str| -> Result<u64, String> {
@@ -149,6 +199,20 @@ fn parse_args() -> Result<Option<Args>, String> {
                     _ => return Err("--redis needs single or cluster".into()),
                 }
             }
+            "--lose-writes" => {
+                args.lose_writes = match it.next().as_deref() {
+                    Some("restart") => Some(LoseWrites::Restart),
+                    Some("flushall") => Some(LoseWrites::Flushall),
+                    _ => return Err("--lose-writes needs restart or flushall".into()),
+                }
+            }
+            "--reconcile-new-keys" => {
+                reconcile_new_keys = match it.next().as_deref() {
+                    Some("on") => Some(true),
+                    Some("off") => Some(false),
+                    _ => return Err("--reconcile-new-keys needs on or off".into()),
+                }
+            }
             "--sabotage" => {
                 args.sabotage = match it.next().as_deref() {
                     Some("memory-store") => Some(Sabotage::MemoryStore),
@@ -162,6 +226,20 @@ fn parse_args() -> Result<Option<Args>, String> {
             filter if !"chaos".contains(filter) => return Ok(None),
             _ => {}
         }
+    }
+    match args.lose_writes {
+        // FLUSHALL of a shard only means something on a Cluster.
+        Some(LoseWrites::Flushall) => args.cluster = true,
+        Some(LoseWrites::Restart) if args.cluster => {
+            return Err("--lose-writes restart is for one Redis (--redis single); \
+                        on a cluster use --lose-writes flushall"
+                .into());
+        }
+        _ => {}
+    }
+    args.reconcile_new_keys = reconcile_new_keys.unwrap_or(args.lose_writes.is_some());
+    if args.lose_writes.is_some() && args.sabotage.is_some() {
+        return Err("--lose-writes and --sabotage do not go together".into());
     }
     Ok(Some(args))
 }
@@ -196,7 +274,14 @@ struct Bridge {
 }
 
 impl Bridge {
-    fn new(dir: &Path, n: usize, redis_url: &str, pms_url: &str, store: &str) -> Bridge {
+    fn new(
+        dir: &Path,
+        n: usize,
+        redis_url: &str,
+        pms_url: &str,
+        store: &str,
+        reconcile_new_keys: bool,
+    ) -> Bridge {
         let port = free_port();
         let config = dir.join(format!("bridge-{n}.toml"));
         let tenants: String = driver::TENANTS
@@ -217,6 +302,7 @@ impl Bridge {
                 "[server]\nlisten = \"127.0.0.1:{port}\"\nrequest_deadline = \"2s\"\npms_safety_margin = \"200ms\"\n\
                  [idempotency]\nstore = \"{store}\"\nredis_url = \"{redis_url}\"\nlease = \"3s\"\n\
                  in_flight_wait = \"1s\"\ncommand_timeout = \"500ms\"\n\
+                 reconcile_new_keys = {reconcile_new_keys}\n\
                  [journal]\npoll_interval = \"{}ms\"\n\
                  [log]\nlevel = \"warn\"\nformat = \"json\"\n\
                  {tenants}\
@@ -279,6 +365,9 @@ struct Events {
     postings_in_flight_at_kill: usize,
     redis_crashes: usize,
     redis_outage: Duration,
+    /// Keys Redis held just before it lost its writes (`DBSIZE` of the
+    /// restarted server or of the flushed master).
+    records_wiped: usize,
     pms_outages: usize,
     pms_outage: Duration,
 }
@@ -295,7 +384,7 @@ async fn chaos(args: Args) -> bool {
     );
     let mut rng = Rng::new(args.seed);
 
-    let aof = args.sabotage != Some(Sabotage::NoAof);
+    let aof = args.sabotage != Some(Sabotage::NoAof) && args.lose_writes.is_none();
     let store = if args.sabotage == Some(Sabotage::MemoryStore) {
         "memory"
     } else {
@@ -313,7 +402,16 @@ async fn chaos(args: Args) -> bool {
     };
     let pms = Arc::new(PmsSimulator::start(args.seed, 0.10, timing).await);
     let bridges: Vec<Bridge> = (0..args.processes)
-        .map(|n| Bridge::new(dir.path(), n, &redis_url, &pms.url, store))
+        .map(|n| {
+            Bridge::new(
+                dir.path(),
+                n,
+                &redis_url,
+                &pms.url,
+                store,
+                args.reconcile_new_keys,
+            )
+        })
         .collect();
     let targets = Arc::new(bridges.iter().map(Bridge::url).collect::<Vec<_>>());
     let bridges = Arc::new(std::sync::Mutex::new(bridges));
@@ -337,6 +435,13 @@ async fn chaos(args: Args) -> bool {
     if args.cluster {
         println!("chaos: on a Redis Cluster of 3 masters with a replica each");
     }
+    match args.lose_writes {
+        Some(LoseWrites::Restart) => {
+            println!("chaos: Redis without persistence, restarted empty at 65 % (writes lost)")
+        }
+        Some(LoseWrites::Flushall) => println!("chaos: FLUSHALL of one cluster master at 65 %"),
+        None => {}
+    }
 
     let events = tokio::spawn(chaos_events(
         plan.launches.len(),
@@ -346,6 +451,7 @@ async fn chaos(args: Args) -> bool {
         bridges.clone(),
         redis.clone(),
         args.manual_failover,
+        args.lose_writes,
     ));
     let outcomes = driver::run(
         plan.clone(),
@@ -367,7 +473,13 @@ async fn chaos(args: Args) -> bool {
         None
     };
 
-    let accounts = settle(&plan, &outcomes, &pms, journal.as_ref());
+    let accounts = settle(
+        &plan,
+        &outcomes,
+        &pms,
+        journal.as_ref(),
+        args.lose_writes.is_some(),
+    );
     report(
         &args,
         &plan,
@@ -403,7 +515,8 @@ async fn chaos(args: Args) -> bool {
 const PMS_OUTAGE: Duration = Duration::from_secs(2);
 
 /// Kills a bridge mid-posting at 35 % of the launches, takes the PMS down at
-/// 50 % and crashes Redis at 65 %.
+/// 50 % and crashes Redis at 65 % (or makes it lose its writes).
+#[allow(clippy::too_many_arguments)]
 async fn chaos_events(
     launches: usize,
     pms_outage: bool,
@@ -412,6 +525,7 @@ async fn chaos_events(
     bridges: Arc<std::sync::Mutex<Vec<Bridge>>>,
     redis: Arc<std::sync::Mutex<Redis>>,
     manual_failover: bool,
+    lose_writes: Option<LoseWrites>,
 ) -> Events {
     let mut events = Events::default();
     let reached = |share: f64| {
@@ -447,8 +561,28 @@ async fn chaos_events(
 
     reached(0.65).await;
     let down = Instant::now();
+    let dbsize = |server: &RedisServer| server.cli(&["dbsize"]).parse::<usize>().unwrap_or(0);
     events.redis_outage =
         tokio::task::block_in_place(|| match &mut *redis.lock().expect("redis") {
+            // No persistence: the server comes back empty.
+            Redis::Single(redis) if lose_writes == Some(LoseWrites::Restart) => {
+                events.records_wiped = dbsize(redis);
+                redis.crash();
+                std::thread::sleep(Duration::from_secs(1));
+                redis.start_again();
+                down.elapsed()
+            }
+            Redis::Cluster(cluster) if lose_writes == Some(LoseWrites::Flushall) => {
+                let master = cluster
+                    .nodes
+                    .iter()
+                    .find(|n| n.cli(&["role"]).starts_with("master"))
+                    .expect("a master");
+                events.records_wiped = dbsize(master);
+                let reply = master.cli(&["flushall"]);
+                assert_eq!(reply, "OK", "FLUSHALL: {reply}");
+                down.elapsed()
+            }
             Redis::Single(redis) => {
                 redis.crash();
                 std::thread::sleep(Duration::from_secs(1));
@@ -581,6 +715,21 @@ struct Accounts {
     faults_hit: HashMap<Fault, (usize, usize)>,
     /// Fail mode: a POST that came after the POS heard its last answer.
     fail_mode_late_post: Vec<String>,
+    /// Answered 200 queued, not refused by the PMS, and not on the folio: the
+    /// POS was told the charge will be posted, and it never was.
+    queued_never_booked: Vec<String>,
+    /// `--lose-writes`: answered 200 queued, never posted, and the journal
+    /// entry (the queue itself) is gone: the charge was lost with Redis's
+    /// writes. Queue mode keeps its queue in Redis, so nothing can post it; a
+    /// documented limit of queue mode on a Redis that can lose writes, shown
+    /// in the table but not counted as a violation of the product.
+    queued_lost_with_queue: Vec<String>,
+    /// `--lose-writes`: keys whose final answer changed between deliveries
+    /// (the first one's record was wiped); settled on the last answer.
+    answer_changed_after_loss: usize,
+    /// The run's Redis lost its writes (`--lose-writes`): journal entries may
+    /// be gone, so a missing entry is counted, not a violation.
+    lost_writes: bool,
     journal: Option<JournalAccounts>,
 }
 
@@ -606,6 +755,9 @@ struct JournalAccounts {
     /// Answered 422 refused, entry `failed` (not `rejected`): the delivery's
     /// write was lost and the worker only found the charge absent.
     refused_but_failed: usize,
+    /// `--lose-writes`: keys that reached the journal (or the PMS) and have
+    /// no entry at the end: wiped with Redis's writes, never written again.
+    entries_wiped: usize,
     entry_missing: Vec<String>,
     entry_open: Vec<String>,
     posted_entry_without_booking: Vec<String>,
@@ -645,6 +797,7 @@ impl Accounts {
             + self.unexpected.len()
             + self.protocol.len()
             + self.fail_mode_late_post.len()
+            + self.queued_never_booked.len()
             + self.journal.as_ref().map_or(0, JournalAccounts::violations)
     }
 }
@@ -666,6 +819,7 @@ fn settle(
     outcomes: &[driver::Outcome],
     pms: &PmsSimulator,
     journal: Option<&JournalView>,
+    lost_writes: bool,
 ) -> Accounts {
     let mut by_charge: HashMap<usize, Vec<&driver::Outcome>> = HashMap::new();
     for outcome in outcomes {
@@ -676,6 +830,7 @@ fn settle(
     let posts = pms.posts_by_key();
     let mut accounts = Accounts {
         keys: plan.charges.len(),
+        lost_writes,
         protocol: pms.violations(),
         journal: journal.map(|j| JournalAccounts {
             settled_after: j.settled_after,
@@ -725,10 +880,19 @@ fn settle(
             .copied()
             .filter(|f| **f != Final::Queued)
             .collect();
-        if settled.windows(2).any(|w| w[0] != w[1]) {
-            accounts.inconsistent.push(format!("{key}: {finals:?}"));
-        }
-        let answer = settled.first().or(finals.first()).copied();
+        let changed = settled.windows(2).any(|w| w[0] != w[1]);
+        // Lost writes: the record that replayed the first answer may be gone,
+        // so a re-send is decided again (a refusal the PMS no longer makes is
+        // posted). The books are then settled on the POS's last answer.
+        let answer = if changed && lost_writes {
+            accounts.answer_changed_after_loss += 1;
+            settled.last().copied()
+        } else {
+            if changed {
+                accounts.inconsistent.push(format!("{key}: {finals:?}"));
+            }
+            settled.first().or(finals.first()).copied()
+        };
         if booked.iter().any(|b| b.applications > 1) || booked.len() > 1 {
             accounts.double_applied.push(key.clone());
         }
@@ -755,6 +919,14 @@ fn settle(
             }
             Some(Final::Queued) => {
                 accounts.queued += 1;
+                if booked.is_empty() && !hit.contains(&Fault::Refuse) {
+                    let wiped = journal.is_some_and(|j| !j.entries.contains_key(key));
+                    if lost_writes && wiped {
+                        accounts.queued_lost_with_queue.push(key.clone());
+                    } else {
+                        accounts.queued_never_booked.push(key.clone());
+                    }
+                }
                 if let Some(one) = booked.first()
                     && one.amount != charge.amount
                 {
@@ -803,6 +975,7 @@ fn settle(
                     .flat_map(|d| d.transient.iter())
                     .any(|t| implies_entry(t));
             match view.entries.get(key) {
+                None if expects_entry && accounts.lost_writes => ja.entries_wiped += 1,
                 None if expects_entry => ja.entry_missing.push(format!(
                     "{key} ({}; answers {:?}; {} bookings)",
                     mode_name(mode),
@@ -1051,7 +1224,11 @@ fn report(
         ),
     );
     row(
-        if args.cluster && args.manual_failover {
+        if args.lose_writes == Some(LoseWrites::Restart) {
+            "redis lost its writes (SIGKILL, no AOF/RDB)"
+        } else if args.lose_writes == Some(LoseWrites::Flushall) {
+            "redis lost its writes (FLUSHALL of a master)"
+        } else if args.cluster && args.manual_failover {
             "CLUSTER FAILOVER (a replica takes over)"
         } else if args.cluster {
             "cluster master kill -9, replica takes over"
@@ -1063,6 +1240,16 @@ fn report(
             events.redis_crashes,
             events.redis_outage.as_secs_f64()
         ),
+    );
+    if args.lose_writes.is_some() {
+        row(
+            "records wiped (keys Redis held at the loss)",
+            events.records_wiped.to_string(),
+        );
+    }
+    row(
+        "reconcile_new_keys (lookup before every first POST)",
+        if args.reconcile_new_keys { "on" } else { "off" }.to_string(),
     );
     match &accounts.journal {
         None => row(
@@ -1137,6 +1324,22 @@ fn report(
                     ja.no_entry_nothing_sent
                 ),
             );
+            if accounts.lost_writes {
+                row(
+                    "final answer changed after the loss",
+                    format!(
+                        "{} keys (record wiped, re-send decided again; books settled on the last answer)",
+                        accounts.answer_changed_after_loss
+                    ),
+                );
+                row(
+                    "journal entries wiped, never written again",
+                    format!(
+                        "{} keys (not a violation with --lose-writes)",
+                        ja.entries_wiped
+                    ),
+                );
+            }
             row(
                 "422 at the POS, entry failed (not rejected)",
                 format!(
@@ -1184,6 +1387,20 @@ fn report(
     );
     check("charged without a 200", &accounts.booked_without_200);
     check("lost (no final answer)", &accounts.lost);
+    check(
+        "lost (200 queued, never on the folio)",
+        &accounts.queued_never_booked,
+    );
+    if accounts.lost_writes {
+        println!(
+            "  {:<44} {:>6}  queue mode needs a Redis that keeps its writes (not counted)",
+            "LOST with the wiped queue (200 queued)",
+            accounts.queued_lost_with_queue.len(),
+        );
+        for example in accounts.queued_lost_with_queue.iter().take(5) {
+            println!("      {example}");
+        }
+    }
     check(
         "different final answers for one key",
         &accounts.inconsistent,

@@ -10,6 +10,9 @@
 #   tests/chaos/run.sh --redis cluster      # Redis Cluster (3 masters + 3 replicas),
 #                                           # a master killed so its replica takes over
 #   tests/chaos/run.sh --redis cluster --cluster-fault failover   # CLUSTER FAILOVER instead
+#   tests/chaos/run.sh --lose-writes restart    # Redis without AOF/RDB restarted empty mid-run
+#   tests/chaos/run.sh --lose-writes flushall   # FLUSHALL of one Redis Cluster master mid-run
+#   tests/chaos/run.sh --lose-writes restart --reconcile-new-keys off   # shows the doubles
 #
 # The short mode runs with the test suite: `cargo test --test chaos`.
 set -euo pipefail

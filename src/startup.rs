@@ -72,66 +72,43 @@ impl Application {
             .map_err(|e| StartupError::Other(e.to_string()))?
             .port();
 
-        let store = match settings.idempotency.store {
-            StoreKind::Memory => {
-                Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity))
-            }
-            StoreKind::Redis => {
-                let url = settings
+        // One URL and one set of options for the three Redis clients (records,
+        // journal, revenue ledger); each keeps its own connection.
+        let redis = match settings.idempotency.store {
+            StoreKind::Memory => None,
+            StoreKind::Redis => Some((
+                settings
                     .idempotency
                     .redis_url()
-                    .map_err(StartupError::Other)?;
-                Store::Redis(Box::new(
-                    RedisStore::with_options(
-                        &url,
-                        &RedisOptions::from_settings(&settings.idempotency)
-                            .map_err(|e| StartupError::Other(e.0))?,
-                    )
+                    .map_err(StartupError::Other)?,
+                RedisOptions::from_settings(&settings.idempotency)
                     .map_err(|e| StartupError::Other(e.0))?,
-                ))
-            }
+            )),
         };
-        let journal = match settings.idempotency.store {
-            StoreKind::Memory => {
+        let other = |e: crate::idempotency::StoreError| StartupError::Other(e.0);
+        let retention = settings.journal.retention;
+        let (store, journal, revenue_ledger) = match &redis {
+            None => (
+                Store::Memory(MemoryStore::new(settings.idempotency.memory_capacity)),
                 crate::journal::Journal::Memory(crate::journal::memory::MemoryJournal::new(
-                    settings.journal.retention,
+                    retention,
                     settings.idempotency.memory_capacity,
-                ))
-            }
-            StoreKind::Redis => {
-                let url = settings
-                    .idempotency
-                    .redis_url()
-                    .map_err(StartupError::Other)?;
+                )),
+                crate::daily_revenue::Ledger::Memory(crate::daily_revenue::MemoryLedger::default()),
+            ),
+            Some((url, options)) => (
+                Store::Redis(Box::new(
+                    RedisStore::with_options(url, options).map_err(other)?,
+                )),
                 crate::journal::Journal::Redis(Box::new(
-                    crate::journal::redis::RedisJournal::with_options(
-                        &url,
-                        &RedisOptions::from_settings(&settings.idempotency)
-                            .map_err(|e| StartupError::Other(e.0))?,
-                        settings.journal.retention,
-                    )
-                    .map_err(|e| StartupError::Other(e.0))?,
-                ))
-            }
-        };
-        let revenue_ledger = match settings.idempotency.store {
-            StoreKind::Memory => {
-                crate::daily_revenue::Ledger::Memory(crate::daily_revenue::MemoryLedger::default())
-            }
-            StoreKind::Redis => {
-                let url = settings
-                    .idempotency
-                    .redis_url()
-                    .map_err(StartupError::Other)?;
+                    crate::journal::redis::RedisJournal::with_options(url, options, retention)
+                        .map_err(other)?,
+                )),
                 crate::daily_revenue::Ledger::Redis(Box::new(
-                    crate::daily_revenue::RedisLedger::with_options(
-                        &url,
-                        &RedisOptions::from_settings(&settings.idempotency),
-                        settings.journal.retention,
-                    )
-                    .map_err(|e| StartupError::Other(e.0))?,
-                ))
-            }
+                    crate::daily_revenue::RedisLedger::with_options(url, options, retention)
+                        .map_err(other)?,
+                )),
+            ),
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
         let tenants = Tenants::build(&settings.tenants, &pms)?;

@@ -463,7 +463,7 @@ pub async fn deliver(
 }
 
 /// `revenue_posting = "daily"`: the receipt's revenue part goes into the
-/// summary of its business date (once per receipt); its posting in the entry
+/// summary of its business date (once per receipt); an attempt in the entry
 /// says which. A ledger that cannot take it means nothing is posted (fail
 /// closed, the key is freed).
 async fn defer_revenue(
@@ -488,13 +488,17 @@ async fn defer_revenue(
                 "late receipt: its business date is already summarized; its revenue goes into the next summary"
             );
         }
-        if let Some(p) = entry
-            .postings
-            .iter_mut()
-            .find(|p| p.reference == part.reference.as_str())
-        {
-            p.pms_reference = Some(crate::daily_revenue::summary_key(&placed));
-        }
+        let amount = part.room().map(|r| r.amount).unwrap_or_default();
+        entry.record_attempt(Attempt {
+            at_ms: now_ms(),
+            by: Actor::Delivery,
+            outcome: "deferred".into(),
+            message: Some(format!(
+                "revenue {amount} into the daily summary {}",
+                crate::daily_revenue::summary_key(&placed)
+            )),
+            latency_ms: 0,
+        });
     }
     Ok(())
 }

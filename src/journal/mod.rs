@@ -109,7 +109,7 @@ pub struct Attempt {
     pub at_ms: u64,
     pub by: Actor,
     /// `posted`, `reconciled`, `not_found`, `rejected`, `unavailable`,
-    /// `unknown`, `deadline`, `busy`.
+    /// `unknown`, `deadline`, `busy`, `deferred` (revenue into a daily summary).
     pub outcome: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -180,8 +180,11 @@ impl JournalEntry {
             next_attempt_ms: None,
             answered: None,
             charge: charge.clone(),
+            // A part deferred to a daily revenue summary is not this entry's
+            // posting: the summary's own entry carries it.
             postings: postings
                 .iter()
+                .filter(|p| !p.is_deferred())
                 .filter_map(|p| {
                     p.room().map(|room| PostingStatus {
                         reservation_id: room.reservation_id.clone(),

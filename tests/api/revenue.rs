@@ -223,6 +223,12 @@ async fn daily_report(app: &TestApp, date: &str) -> serde_json::Value {
     response.json().await.unwrap()
 }
 
+/// The tenant's current business date.
+fn tenant_today(app: &TestApp) -> chrono::NaiveDate {
+    let tenant = app.state.tenants.iter().next().unwrap().clone();
+    tenant.business_date(chrono::Utc::now())
+}
+
 /// The card-paid receipt (66 + 1 tip), closed at `close_date`.
 fn card_receipt(close_date: &str) -> String {
     seed_with_fixture("mirroring-no-room-charge.json", |v| {
@@ -331,11 +337,31 @@ async fn a_late_receipt_goes_into_the_next_summary_and_the_report_says_so() {
     // Closed on the 10th, delivered after its summary was posted.
     let late_key = fresh_key();
     deliver_ok(&app, &late_key, &card_receipt("2026-11-10T13:00:00Z")).await;
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &late_key)
+        .await
+        .unwrap()
+        .expect("the receipt's entry");
+    assert!(
+        entry.postings.is_empty(),
+        "its revenue is the summary's posting"
+    );
+    assert_eq!(entry.attempts[0].outcome, "deferred");
+    assert!(
+        entry.attempts[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("daily-revenue.{}.", tenant_today(&app))),
+        "{:?}",
+        entry.attempts
+    );
     assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
     assert_eq!(app.applied().len(), 1, "the posted summary is not changed");
 
-    let tenant = app.state.tenants.iter().next().unwrap().clone();
-    let today = tenant.business_date(chrono::Utc::now());
+    let today = tenant_today(&app);
     let report = daily_report(&app, "2026-11-10").await;
     let summaries = report["revenueSummaries"].as_array().unwrap();
     assert_eq!(summaries.len(), 1, "{report}");

@@ -430,3 +430,29 @@ async fn a_day_that_nets_to_zero_posts_nothing() {
     );
     assert!(app.applied().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_revenue_part_is_counted_once_in_the_report() {
+    let app = spawn_with(daily(&StoreChoice::Memory, |_| {})).await;
+    let body = seed_with_fixture("partial-payment-room-and-cash.json", |v| {
+        v["revenueCenterId"] = 94489280528u64.into();
+        v["closeDate"] = serde_json::json!("2026-11-10T12:00:00Z");
+    });
+    deliver_ok(&app, &fresh_key(), &body).await;
+    assert_eq!(postings(&app), [("001".to_string(), dec("51.0"))]);
+    // The receipt counts on the day it was seen, with its room part only.
+    let seen = daily_report(&app, &tenant_today(&app).to_string()).await;
+    assert_eq!(seen["postedTotal"], "51.0", "{seen}");
+    assert_eq!(seen["postedRoomCharges"], "51.0");
+    assert_eq!(seen["postedRevenue"], "0");
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["posted"]);
+    // The cash part counts once, in its own business date's summary.
+    let day = daily_report(&app, "2026-11-10").await;
+    assert_eq!(day["postedRevenue"], "16.0", "{day}");
+    assert_eq!(day["revenueSummaries"][0]["total"], "16.0");
+    let seen = daily_report(&app, &tenant_today(&app).to_string()).await;
+    assert_eq!(
+        seen["postedTotal"], "51.0",
+        "the summary is not counted again: {seen}"
+    );
+}

@@ -175,10 +175,6 @@ async fn run_postings(
     };
     for posting in postings {
         let Some(room) = posting.room() else { continue };
-        if posting.is_deferred() {
-            // Goes into the daily revenue summary, not to the PMS on its own.
-            continue;
-        }
         if run
             .posted
             .iter()
@@ -395,12 +391,8 @@ pub async fn deliver(
             return Err(error);
         }
     };
-    let postings: Vec<Arc<Charge>> = charge
-        .clone()
-        .postings()
-        .into_iter()
-        .map(Arc::new)
-        .collect();
+    let (postings, deferred) = charge.clone().parts();
+    let postings: Vec<Arc<Charge>> = postings.into_iter().map(Arc::new).collect();
     let mut entry = JournalEntry::new(
         &charge,
         &postings,
@@ -408,14 +400,11 @@ pub async fn deliver(
         tenant.when_pms_unavailable,
         now_ms(),
     );
-    if let Err(error) = defer_revenue(ledger, &tenant, &postings, &mut entry).await {
+    if let Err(error) = defer_revenue(ledger, &tenant, &deferred, &mut entry).await {
         settle_store(guard.release().await);
         return Err(error);
     }
-    if !charge.needs_posting()
-        || charge.charges_nothing()
-        || postings.iter().all(|p| p.is_deferred())
-    {
+    if !charge.needs_posting() || charge.charges_nothing() || postings.is_empty() {
         entry.state = JournalState::Acknowledged;
         return Ok(answer(
             guard,
@@ -469,10 +458,10 @@ pub async fn deliver(
 async fn defer_revenue(
     ledger: &crate::daily_revenue::Ledger,
     tenant: &Tenant,
-    postings: &[Arc<Charge>],
+    deferred: &[Charge],
     entry: &mut JournalEntry,
 ) -> Result<(), ApiError> {
-    for part in postings.iter().filter(|p| p.is_deferred()) {
+    for part in deferred {
         let Some((bucket, late)) =
             crate::daily_revenue::buckets_for(part, tenant, chrono::Utc::now())
         else {
@@ -767,10 +756,7 @@ async fn finish(
         return entry.state;
     }
     entry.next_attempt_ms = None;
-    let all = postings
-        .iter()
-        .filter(|p| p.needs_posting() && !p.is_deferred())
-        .count();
+    let all = postings.iter().filter(|p| p.needs_posting()).count();
     if run.posted.len() == all {
         // `answered` stays what the POS heard; re-deliveries now replay 200.
         entry.state = JournalState::Posted;

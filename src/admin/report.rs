@@ -220,25 +220,24 @@ async fn add_revenue_summaries(
             state: state_name,
         });
     }
-    let mut later: Vec<Bucket> = Vec::new();
+    // Each later bucket is read once, however many of its receipts are late.
+    let mut later: std::collections::BTreeMap<Bucket, Vec<String>> = Default::default();
     for (key, bucket) in ledger.receipts_of(&t.id, date).await? {
-        if bucket.date() == date {
-            continue;
-        }
-        let amount = ledger
-            .parts(&t.id, &bucket)
-            .await?
-            .get(&key)
-            .and_then(|p| p.room().map(|r| r.amount))
-            .unwrap_or_default();
-        report.late_revenue.count += 1;
-        report.late_revenue.total += amount;
-        if !later.contains(&bucket) {
-            later.push(bucket);
+        if bucket.date() != date {
+            later.entry(bucket).or_default().push(key);
         }
     }
-    let mut dates: Vec<String> = later.iter().map(|b| b.date().to_string()).collect();
-    dates.sort();
+    for (bucket, keys) in &later {
+        let parts = ledger.parts(&t.id, bucket).await?;
+        for key in keys {
+            report.late_revenue.count += 1;
+            report.late_revenue.total += parts
+                .get(key)
+                .and_then(|p| p.room().map(|r| r.amount))
+                .unwrap_or_default();
+        }
+    }
+    let mut dates: Vec<String> = later.keys().map(|b| b.date().to_string()).collect();
     dates.dedup();
     report.late_revenue.posted_with = dates;
     Ok(())

@@ -1,7 +1,7 @@
 //! `revenue_posting = "daily"`: a day's non-room revenue as one posting per
 //! business date, house account and revenue center, after the cut-off.
 //!
-//! * A delivery adds its receipt's revenue part ([`crate::domain::Charge::is_deferred`])
+//! * A delivery adds its receipt's revenue part ([`crate::domain::Charge::parts`])
 //!   to the [`Ledger`] bucket of the receipt's business date (tenant time zone,
 //!   `business_day_starts`), once per receipt, and answers 200: the POS is done.
 //! * [`close_due`] (the worker, every turn) takes each bucket whose date ended

@@ -335,8 +335,8 @@ impl Charge {
         })
     }
 
-    /// A posting that goes into a daily revenue summary instead of to the PMS.
-    pub fn is_deferred(&self) -> bool {
+    /// A part that goes into a daily revenue summary instead of to the PMS.
+    fn is_deferred(&self) -> bool {
         self.room().is_some_and(|r| r.summary_date.is_some())
     }
 
@@ -368,12 +368,22 @@ impl Charge {
     /// reservation; one charge per reservation otherwise, each with its own
     /// reference and its share of the items ([`apportion`]).
     /// Money in them is rounded to the currency's minor unit ([`Charge::rounded`]).
+    /// Revenue parts deferred to a daily summary are not among them
+    /// ([`Charge::parts`]).
     pub fn postings(self) -> Vec<Charge> {
+        self.parts().0
+    }
+
+    /// [`Charge::postings`], and the revenue parts that go into a daily
+    /// revenue summary instead (`revenue_posting = "daily"`).
+    pub fn parts(self) -> (Vec<Charge>, Vec<Charge>) {
         let this = self.rounded();
-        if this.rooms.len() <= 1 {
-            return vec![this];
-        }
-        this.split_by_reservation()
+        let all = if this.rooms.len() <= 1 {
+            vec![this]
+        } else {
+            this.split_by_reservation()
+        };
+        all.into_iter().partition(|p| !p.is_deferred())
     }
 
     /// What a folio can hold: room amounts, tips, line and tax amounts and the

@@ -180,11 +180,8 @@ impl JournalEntry {
             next_attempt_ms: None,
             answered: None,
             charge: charge.clone(),
-            // A part deferred to a daily revenue summary is not this entry's
-            // posting: the summary's own entry carries it.
             postings: postings
                 .iter()
-                .filter(|p| !p.is_deferred())
                 .filter_map(|p| {
                     p.room().map(|room| PostingStatus {
                         reservation_id: room.reservation_id.clone(),

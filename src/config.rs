@@ -464,6 +464,38 @@ pub struct MappingSettings {
     pub revenue_accounts: BTreeMap<String, String>,
     #[serde(default)]
     pub default_revenue_account: Option<String>,
+    /// Lightspeed payment method code → the PMS payment method a revenue
+    /// part's payments are posted with, so the house account balances to zero
+    /// per receipt. Payments are posted only when this or
+    /// `default_payment_method` is set.
+    #[serde(default)]
+    pub payment_methods: BTreeMap<String, String>,
+    /// For a Lightspeed code `payment_methods` does not name.
+    #[serde(default)]
+    pub default_payment_method: Option<String>,
+}
+
+impl MappingSettings {
+    /// Whether revenue parts are settled by payments on the house account.
+    pub fn posts_payments(&self) -> bool {
+        !self.payment_methods.is_empty() || self.default_payment_method.is_some()
+    }
+
+    /// The PMS payment method for Lightspeed's `code` (`None`: payments are
+    /// not posted). A code the mapping does not name takes the default, else
+    /// goes as it is (the PMS may refuse it: the operator's list then says so).
+    pub fn payment_method<'a>(&'a self, code: &'a str) -> Option<&'a str> {
+        if !self.posts_payments() {
+            return None;
+        }
+        Some(
+            self.payment_methods
+                .get(code)
+                .or(self.default_payment_method.as_ref())
+                .map(String::as_str)
+                .unwrap_or(code),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -944,6 +976,8 @@ const MAPPING: &[Field] = &[
     opt("service_charge_code", Kind::Text),
     opt("revenue_accounts", Kind::TextMap),
     opt("default_revenue_account", Kind::Text),
+    opt("payment_methods", Kind::TextMap),
+    opt("default_payment_method", Kind::Text),
 ];
 
 const LOG: &[Field] = &[

@@ -175,11 +175,7 @@ async fn run_postings(
     };
     for posting in postings {
         let Some(room) = posting.room() else { continue };
-        if run
-            .posted
-            .iter()
-            .any(|p| p.reservation_id == room.reservation_id)
-        {
+        if run.posted.iter().any(|p| p.is_of(room)) {
             continue;
         }
         let started = std::time::Instant::now();
@@ -197,6 +193,7 @@ async fn run_postings(
                 run.posted.push(PostedPart {
                     reservation_id: room.reservation_id.clone(),
                     pms_reference: receipt.pms_reference,
+                    payment: room.part_payment().map(str::to_string),
                 });
                 if several {
                     settle_store(guard.record_progress(run.posted.clone()).await);
@@ -210,7 +207,11 @@ async fn run_postings(
                 let reason = e.detail;
                 tracing::info!(reservation = %room.reservation_id, %reason, "PMS rejected the charge");
                 run.attempts.push(attempt("rejected", Some(reason.clone())));
-                run.refused.push((room.reservation_id.clone(), reason));
+                let part = match room.part_payment() {
+                    Some(method) => format!("Payment {method}"),
+                    None => format!("Res. {}", room.reservation_id),
+                };
+                run.refused.push((part, reason));
             }
             Err(failure) => {
                 run.attempts
@@ -227,13 +228,13 @@ async fn run_postings(
 /// reservation; which reservation was refused (and that the rest is on the
 /// folio) for several.
 fn refusal(refused: &[(String, String)], postings: usize, posted: usize) -> Option<ApiError> {
-    let (reservation, reason) = refused.first()?;
+    let (part, reason) = refused.first()?;
     if postings <= 1 {
         return Some(ApiError::PmsRejected(reason.clone()));
     }
     let others = if posted > 0 { "; others posted" } else { "" };
     Some(ApiError::PmsRejected(format!(
-        "Res. {reservation} refused{others}: {reason}"
+        "{part} refused{others}: {reason}"
     )))
 }
 
@@ -305,11 +306,7 @@ fn settle_journal(result: Result<bool, crate::idempotency::StoreError>, entry: &
 /// Copies what the run learnt into the entry's postings and attempts.
 fn note_run(entry: &mut JournalEntry, run: &Run) {
     for part in &run.posted {
-        if let Some(p) = entry
-            .postings
-            .iter_mut()
-            .find(|p| p.reservation_id == part.reservation_id)
-        {
+        if let Some(p) = entry.postings.iter_mut().find(|p| p.is(part)) {
             p.pms_reference = Some(part.pms_reference.clone());
         }
     }
@@ -621,7 +618,7 @@ fn carry_over(entry: &mut JournalEntry, earlier: JournalEntry) {
         if let Some(known) = earlier
             .postings
             .iter()
-            .find(|e| e.reservation_id == p.reservation_id)
+            .find(|e| e.reservation_id == p.reservation_id && e.payment == p.payment)
         {
             p.pms_reference.clone_from(&known.pms_reference);
         }

@@ -124,6 +124,7 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
             posted_revenue += e
                 .postings
                 .iter()
+                .filter(|p| p.payment.is_none())
                 .filter(|p| {
                     e.charge
                         .rooms

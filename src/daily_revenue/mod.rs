@@ -31,8 +31,8 @@ pub use ledger::{Bucket, Ledger, MemoryLedger, RedisLedger};
 
 use crate::config::WhenPmsUnavailable;
 use crate::domain::{
-    Charge, IdempotencyKey, Line, PostingReference, ReceiptRefs, RoomCharge, ServiceChargeItem,
-    TaxItem, Tenant,
+    Charge, IdempotencyKey, Line, PostingReference, ReceiptRefs, RevenuePayment, RoomCharge,
+    ServiceChargeItem, TaxItem, Tenant,
 };
 use crate::error::ApiError;
 use crate::idempotency::StoreError;
@@ -209,10 +209,20 @@ pub fn summary_charge(
     let mut covers: Option<u32> = None;
     let mut service: Option<ServiceChargeItem> = None;
     let mut groups: BTreeMap<GroupKey, Line> = BTreeMap::new();
+    let mut payments: Vec<RevenuePayment> = Vec::new();
     for part in parts.values() {
         let Some(room) = part.room() else { continue };
         amount += room.amount;
         gratuity += room.gratuity;
+        for p in &room.payments {
+            match payments.iter_mut().find(|s| s.method == p.method) {
+                Some(sum) => sum.amount += p.amount,
+                None => payments.push(RevenuePayment {
+                    lightspeed: "daily".to_string(),
+                    ..p.clone()
+                }),
+            }
+        }
         if let Some(c) = part.covers {
             covers = Some(covers.unwrap_or(0).saturating_add(c));
         }
@@ -292,6 +302,8 @@ pub fn summary_charge(
             payment_method: "daily".to_string(),
             revenue: true,
             summary_date: None,
+            payments,
+            settlement: false,
         }],
         refund: amount.is_sign_negative() && !amount.is_zero(),
         opened_at,

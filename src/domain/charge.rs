@@ -51,6 +51,19 @@ impl PostingReference {
         PostingReference(format!("cb-{}", &hex[..29]))
     }
 
+    /// The reference of the payment (in PMS method `method`) that settles the
+    /// revenue part whose reference is `charge`.
+    pub fn for_settlement(charge: &PostingReference, method: &str) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(b"settlement");
+        hasher.update([0u8]);
+        hasher.update(charge.0.as_bytes());
+        hasher.update([0u8]);
+        hasher.update(method.as_bytes());
+        let hex = hex::encode(hasher.finalize());
+        PostingReference(format!("cb-{}", &hex[..29]))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -106,6 +119,37 @@ pub struct RoomCharge {
     /// but summed into the daily summary of its business date.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary_date: Option<chrono::NaiveDate>,
+    /// On a revenue part: the receipt's non-room payments, posted as payments
+    /// against the same house account so it balances to zero (the tenant maps
+    /// `payment_methods`); one settlement part each ([`Charge::parts`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<RevenuePayment>,
+    /// This part is a payment (method `payment_method`, `amount`) against the
+    /// house account `reservation_id`, not a charge.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settlement: bool,
+}
+
+impl RoomCharge {
+    /// What tells one posting of a receipt from another: the reservation (or
+    /// house account), and for a settlement its payment method.
+    pub fn part_payment(&self) -> Option<&str> {
+        self.settlement.then_some(self.payment_method.as_str())
+    }
+}
+
+/// One of a receipt's payments that settles its revenue part on the house
+/// account, summed per PMS payment method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevenuePayment {
+    /// The PMS's payment method (tenant mapping `payment_methods`).
+    pub method: String,
+    /// The Lightspeed method code(s) it comes from, `+`-joined.
+    pub lightspeed: String,
+    /// Tip included, like the revenue part; negative for a refund.
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -383,7 +427,53 @@ impl Charge {
         } else {
             this.split_by_reservation()
         };
-        all.into_iter().partition(|p| !p.is_deferred())
+        let (postings, deferred): (Vec<Charge>, Vec<Charge>) =
+            all.into_iter().partition(|p| !p.is_deferred());
+        let postings = postings
+            .into_iter()
+            .flat_map(|p| {
+                let settlements = p.settlements();
+                std::iter::once(p).chain(settlements)
+            })
+            .collect();
+        (postings, deferred)
+    }
+
+    /// The payments that settle this revenue part on its house account, one
+    /// posting each (posted after the charge, found again by their own
+    /// reference).
+    fn settlements(&self) -> Vec<Charge> {
+        let Some(room) = self.room().filter(|r| r.revenue && !r.settlement) else {
+            return Vec::new();
+        };
+        // Each payment is rounded on its own: what rounding leaves over goes
+        // onto the largest, so the account still balances to zero.
+        let mut payments = room.payments.clone();
+        let left = room.amount - payments.iter().map(|p| p.amount).sum::<Decimal>();
+        if let Some(largest) = payments.iter_mut().max_by_key(|p| p.amount.abs()) {
+            largest.amount += left;
+        }
+        payments
+            .iter()
+            .filter(|p| !p.amount.is_zero())
+            .map(|p| Charge {
+                reference: PostingReference::for_settlement(&self.reference, &p.method),
+                rooms: vec![RoomCharge {
+                    reservation_id: room.reservation_id.clone(),
+                    amount: p.amount,
+                    gratuity: Decimal::ZERO,
+                    payment_method: p.method.clone(),
+                    revenue: true,
+                    summary_date: None,
+                    payments: Vec::new(),
+                    settlement: true,
+                }],
+                refund: p.amount.is_sign_negative(),
+                lines: Vec::new(),
+                service_charge: None,
+                ..self.clone()
+            })
+            .collect()
     }
 
     /// What a folio can hold: room amounts, tips, line and tax amounts and the
@@ -397,6 +487,9 @@ impl Charge {
         for room in &mut self.rooms {
             money(&mut room.amount);
             money(&mut room.gratuity);
+            for payment in &mut room.payments {
+                money(&mut payment.amount);
+            }
         }
         for line in &mut self.lines {
             money(&mut line.amount);
@@ -646,6 +739,8 @@ fn room_charges(
                 payment_method: code.trim().to_string(),
                 revenue: false,
                 summary_date: None,
+                payments: Vec::new(),
+                settlement: false,
             }),
         }
     }
@@ -677,6 +772,7 @@ fn revenue_part(
     let mut amount = Decimal::ZERO;
     let mut gratuity = Decimal::ZERO;
     let mut methods: Vec<String> = Vec::new();
+    let mut payments: Vec<RevenuePayment> = Vec::new();
     for (i, p) in wire.payments.iter().enumerate() {
         let code = p.method_code.as_deref().map(str::trim).unwrap_or("");
         if tenant.is_room_charge_code(code) {
@@ -686,14 +782,18 @@ fn revenue_part(
             check_opt_money(|| format!("payments[{i}].amount"), p.amount)?.unwrap_or_default();
         let tip =
             check_opt_money(|| format!("payments[{i}].gratuity"), p.gratuity)?.unwrap_or_default();
-        amount += if tenant.gratuity_included {
+        let total = if tenant.gratuity_included {
             paid
         } else {
             paid + tip
         };
+        amount += total;
         gratuity += tip;
         if !code.is_empty() && !methods.iter().any(|m| m == code) {
             methods.push(code.to_string());
+        }
+        if let Some(method) = tenant.mapping.payment_method(code) {
+            add_payment(&mut payments, method, code, total);
         }
     }
     if amount.is_zero() {
@@ -728,7 +828,27 @@ fn revenue_part(
         },
         revenue: true,
         summary_date,
+        payments,
+        settlement: false,
     }))
+}
+
+/// Sums `amount` into the payment of PMS method `method`.
+fn add_payment(payments: &mut Vec<RevenuePayment>, method: &str, code: &str, amount: Decimal) {
+    let code = if code.is_empty() { "?" } else { code };
+    match payments.iter_mut().find(|p| p.method == method) {
+        Some(p) => {
+            p.amount += amount;
+            if !p.lightspeed.split('+').any(|c| c == code) {
+                p.lightspeed = format!("{}+{code}", p.lightspeed);
+            }
+        }
+        None => payments.push(RevenuePayment {
+            method: method.to_string(),
+            lightspeed: code.to_string(),
+            amount,
+        }),
+    }
 }
 
 /// A room-charge payment with more decimals than the currency has, beyond the

@@ -6,7 +6,8 @@ pub mod money;
 mod tenant;
 
 pub use charge::{
-    Charge, Line, Named, PostingReference, ReceiptRefs, RoomCharge, ServiceChargeItem, TaxItem,
+    Charge, Line, Named, PostingReference, ReceiptRefs, RevenuePayment, RoomCharge,
+    ServiceChargeItem, TaxItem,
 };
 pub use idempotency_key::{IdempotencyKey, MAX_KEY_LEN};
 pub use tenant::{Tenant, Tenants};

@@ -32,6 +32,17 @@ pub struct StoredResponse {
 pub struct PostedPart {
     pub reservation_id: String,
     pub pms_reference: String,
+    /// A payment settling revenue on the house account: its PMS method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
+}
+
+impl PostedPart {
+    /// Whether this is the posting of `room` (reservation, and payment method
+    /// for a settlement).
+    pub fn is_of(&self, room: &crate::domain::RoomCharge) -> bool {
+        self.reservation_id == room.reservation_id && self.payment.as_deref() == room.part_payment()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +121,7 @@ mod tests {
             posted: vec![PostedPart {
                 reservation_id: "001".into(),
                 pms_reference: "P1".into(),
+                payment: None,
             }],
         };
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);

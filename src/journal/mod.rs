@@ -127,6 +127,16 @@ pub struct PostingStatus {
     /// The PMS's id, once it is on the folio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pms_reference: Option<String>,
+    /// A payment settling revenue on the house account: its PMS method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
+}
+
+impl PostingStatus {
+    /// Whether `part` is this posting.
+    pub fn is(&self, part: &crate::idempotency::PostedPart) -> bool {
+        self.reservation_id == part.reservation_id && self.payment == part.payment
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,6 +198,7 @@ impl JournalEntry {
                         reference: p.reference.to_string(),
                         amount: room.amount,
                         pms_reference: None,
+                        payment: room.part_payment().map(str::to_string),
                     })
                 })
                 .collect(),

@@ -474,6 +474,9 @@ impl PmsAdapter for ApaleoPms {
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
         let room = super::room_of(charge)?;
+        if room.settlement {
+            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        }
         let items = folio_items(charge);
         let requests = self.item_requests(charge, &items)?;
         let folio = match house_folio(&room.reservation_id) {
@@ -501,6 +504,9 @@ impl PmsAdapter for ApaleoPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
+        if room.settlement {
+            return Ok(None);
+        }
         let unknown = |e: PmsError| e.as_class(ErrorClass::Unknown, "reconcile");
         let house = house_folio(&room.reservation_id);
         let folio_ids: Vec<String> = match house {

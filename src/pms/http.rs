@@ -249,14 +249,19 @@ impl PmsAdapter for HttpPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let Some(body) = ChargeBody::new(charge) else {
-            return Err(PmsError::rejected("Nothing to charge to the room"));
+        let (resource, body) = if let Some(room) = super::settlement_of(charge) {
+            ("payments", serde_json::to_vec(&PaymentBody::new(charge, room)))
+        } else {
+            let Some(body) = ChargeBody::new(charge) else {
+                return Err(PmsError::rejected("Nothing to charge to the room"));
+            };
+            ("charges", serde_json::to_vec(&body))
         };
-        let body = serde_json::to_vec(&body)
+        let body = body
             .map_err(|e| PmsError::unavailable(format!("could not encode the charge: {e}")))?;
         let request = self
             .api
-            .request("charges", Call::Write, Method::POST, self.url(&["charges"]))
+            .request(resource, Call::Write, Method::POST, self.url(&[resource]))
             .header(IDEMPOTENCY_KEY, charge.reference.as_str())
             .json_bytes(body);
         let mut retries = 0;
@@ -297,10 +302,12 @@ impl PmsAdapter for HttpPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
-        let url = self.url(&["charges", charge.reference.as_str()]);
-        let request = self
-            .api
-            .request("charge read-back", Call::Read, Method::GET, url);
+        let (resource, what) = match super::settlement_of(charge) {
+            Some(_) => ("payments", "payment read-back"),
+            None => ("charges", "charge read-back"),
+        };
+        let url = self.url(&[resource, charge.reference.as_str()]);
+        let request = self.api.request(what, Call::Read, Method::GET, url);
         let answer = self
             .api
             .send(&request, deadline)
@@ -434,6 +441,47 @@ struct ChargeBody<'a> {
     lines: &'a [Line],
     #[serde(skip_serializing_if = "Option::is_none")]
     service_charge: Option<&'a ServiceChargeItem>,
+}
+
+/// The JSON body of `POST /payments` (schema `Payment`): one of a receipt's
+/// payments, settling its revenue on the house account it was charged to.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PaymentBody<'a> {
+    reference: &'a str,
+    tenant: &'a str,
+    idempotency_key: &'a str,
+    /// The house account the receipt's revenue was charged to.
+    reservation_id: &'a str,
+    #[serde(with = "rust_decimal::serde::str")]
+    amount: Decimal,
+    currency: &'a str,
+    refund: bool,
+    payment_method: &'a str,
+    closed_at: DateTime<Utc>,
+    receipt: &'a ReceiptRefs,
+    outlet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revenue_center: Option<&'a Named>,
+}
+
+impl<'a> PaymentBody<'a> {
+    fn new(charge: &'a Charge, room: &'a RoomCharge) -> Self {
+        PaymentBody {
+            reference: charge.reference.as_str(),
+            tenant: &charge.tenant,
+            idempotency_key: &charge.idempotency_key,
+            reservation_id: &room.reservation_id,
+            amount: room.amount,
+            currency: &charge.currency,
+            refund: charge.refund,
+            payment_method: &room.payment_method,
+            closed_at: charge.closed_at,
+            receipt: &charge.receipt,
+            outlet: charge.outlet.as_deref(),
+            revenue_center: charge.revenue_center.as_ref(),
+        }
+    }
 }
 
 /// One folio item (schema `FolioItem`).

@@ -839,6 +839,9 @@ impl PmsAdapter for MewsPms {
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
         let room = super::room_of(charge)?;
+        if room.settlement {
+            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        }
         let service = self.service_for(charge)?;
         if let Some(account) = paymaster_account(&room.reservation_id)? {
             let body = self.order_body(charge, &service, None, account)?;
@@ -871,6 +874,9 @@ impl PmsAdapter for MewsPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
+        if room.settlement {
+            return Ok(None);
+        }
         let reservation;
         let account = match paymaster_account(&room.reservation_id) {
             Ok(Some(account)) => account,

@@ -89,6 +89,12 @@ pub fn room_of(charge: &Charge) -> Result<&RoomCharge, PmsError> {
         .ok_or_else(|| PmsError::rejected("Nothing to charge to the room"))
 }
 
+/// The room of a settlement part (a payment against a house account, see
+/// `RoomCharge::settlement`), `None` for a charge.
+pub fn settlement_of(charge: &Charge) -> Option<&RoomCharge> {
+    charge.room().filter(|r| r.settlement)
+}
+
 /// How a PMS call failed; see the module documentation for what each class means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {

@@ -395,6 +395,9 @@ impl PmsAdapter for OperaPms {
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
         let room = super::room_of(charge)?;
+        if room.settlement {
+            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        }
         let items = folio_items(charge);
         let lines = self.charge_lines(charge, &items)?;
         let hotel = self.settings.hotel_id.as_str();
@@ -447,6 +450,9 @@ impl PmsAdapter for OperaPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
+        if room.settlement {
+            return Ok(None);
+        }
         let today = chrono::Utc::now().date_naive();
         let window = read_back_window(charge.closed_at.date_naive(), today);
         let reference = charge.reference.as_str();

@@ -50,6 +50,11 @@ pub trait FakePms: Send + Sync {
     fn inject(&self, fault: FakeFault);
     /// Every charge applied so far, in order (a double posting shows twice).
     fn applied(&self) -> Vec<FakeCharge>;
+    /// The next payment request (a receipt's payment settling its revenue on
+    /// a house account) meets this fault.
+    fn inject_payment(&self, fault: FakeFault);
+    /// Every payment applied so far, in order; amounts signed.
+    fn payments(&self) -> Vec<FakeCharge>;
 }
 
 /// An app whose demo tenant posts to `fake`, with a short deadline so timeouts
@@ -337,6 +342,74 @@ pub async fn revenue_posting_reaches_the_house_account(fake: Arc<dyn FakePms>) {
     }
 }
 
+/// With the tenant's `payment_methods` mapped, a receipt's non-room payments
+/// settle its revenue on the house account, so the account balances to zero
+/// per receipt; each payment is posted once through replays, a payment the
+/// PMS could not take and one whose answer was lost.
+pub async fn revenue_payments_balance_the_house_account(fake: Arc<dyn FakePms>) {
+    let found = app_for(&fake)
+        .await
+        .get(&format!(
+            "/lightspeed/search?term=*bar&businessExternalReference={REFERENCE}&apiKey={API_KEY}"
+        ))
+        .await
+        .json();
+    let account = found["reservations"][0]["reservationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fake.mapping().posts_payments(),
+        "the fake maps payment methods"
+    );
+    let app = app_with(&fake, |t| {
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        t.mapping.default_revenue_account = Some(account.clone());
+    })
+    .await;
+    let charged = || -> Decimal { fake.applied().iter().map(|c| c.amount).sum() };
+    let paid = || -> Decimal { fake.payments().iter().map(|c| c.amount).sum() };
+    // What the house account holds: the room part (50 + 1 to room 001) is charged
+    // to the guest, not to the account.
+    let room_part = Decimal::new(510, 1);
+    for (name, payment) in [
+        ("partial-payment-room-and-cash.json", Decimal::new(160, 1)),
+        ("mirroring-no-room-charge.json", Decimal::new(670, 1)),
+    ] {
+        let key = fresh_key();
+        let body = fixture(name);
+        let before = (fake.payments().len(), paid());
+        let answer = app.charge(&key, &body).await;
+        assert_eq!(answer.status, 200, "{name}: {}", answer.text());
+        assert_eq!(app.charge(&key, &body).await.status, 200, "{name}: replay");
+        assert_eq!(fake.payments().len(), before.0 + 1, "{name}: one payment");
+        assert_eq!(paid() - before.1, payment, "{name}: the payment");
+    }
+    assert_eq!(charged() - room_part, paid(), "the house account balances");
+
+    // The PMS could not take the payment (the charge is on the account): the
+    // POS is told to retry, and the re-send posts the payment alone.
+    for fault in [FakeFault::Unavailable, FakeFault::ApplyThenTimeout] {
+        let (charges, payments) = (fake.applied().len(), fake.payments().len());
+        let key = fresh_key();
+        let body = fixture("mirroring-no-room-charge.json");
+        fake.inject_payment(fault.clone());
+        let first = app.charge(&key, &body).await;
+        assert_eq!(first.status, 500, "{fault:?}: {}", first.text());
+        let again = app.charge(&key, &body).await;
+        assert_eq!(again.status, 200, "{fault:?}: {}", again.text());
+        assert_eq!(
+            app.charge(&key, &body).await.status,
+            200,
+            "{fault:?}: replay"
+        );
+        assert_eq!(fake.applied().len(), charges + 1, "{fault:?}: charged once");
+        assert_eq!(fake.payments().len(), payments + 1, "{fault:?}: paid once");
+    }
+    assert_eq!(charged() - room_part, paid(), "the house account balances");
+}
+
 /// `revenue_posting = "daily"`: the receipts' non-room parts wait for the
 /// business date's summary, which reaches the house account once, in every
 /// adapter; closing again, or replaying a receipt, posts nothing.
@@ -464,6 +537,10 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn revenue_posting_reaches_the_house_account() {
                 kit::revenue_posting_reaches_the_house_account($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revenue_payments_balance_the_house_account() {
+                kit::revenue_payments_balance_the_house_account($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn daily_revenue_summary_posts_once() {

@@ -461,6 +461,13 @@ impl FakePms for FakeApaleo {
         out.sort_by_key(|(order, _)| *order);
         out.into_iter().map(|(_, c)| c).collect()
     }
+
+    // Payments against house accounts: not implemented in this fake yet.
+    fn inject_payment(&self, _fault: FakeFault) {}
+
+    fn payments(&self) -> Vec<FakeCharge> {
+        Vec::new()
+    }
 }
 
 fn messages(status: u16, text: &str) -> HttpResponse {

@@ -4,7 +4,8 @@
 //! reservations, and checks the shape of every charge it receives (a malformed
 //! request is answered 400 and recorded as a violation, so tests fail loudly).
 //!
-//! Faults are injected per next `POST /charges`; `/health` can be made to fail.
+//! Faults are injected per next `POST /charges` (or `POST /payments`);
+//! `/health` can be made to fail.
 
 use std::collections::{HashMap, VecDeque};
 use std::str::FromStr;
@@ -44,6 +45,12 @@ pub struct Seen {
     pub body: Option<Value>,
 }
 
+#[derive(Clone, Copy)]
+enum Resource {
+    Charges,
+    Payments,
+}
+
 struct Posting {
     pms_reference: String,
     body: Value,
@@ -55,7 +62,11 @@ struct State {
     postings: HashMap<String, Posting>,
     /// Every application in order; a double posting shows twice.
     applied: Vec<FakeCharge>,
+    /// Payments by `Idempotency-Key`, and every application in order.
+    payments: HashMap<String, Posting>,
+    paid: Vec<FakeCharge>,
     faults: VecDeque<HttpFault>,
+    payment_faults: VecDeque<HttpFault>,
     seen: Vec<Seen>,
     violations: Vec<String>,
     health_status: u16,
@@ -74,21 +85,26 @@ impl Shared {
 
     /// Applies the charge under `key` once; a repeated key returns the first
     /// result without applying again.
-    fn apply(&self, key: &str, body: &Value) -> (String, bool) {
-        let mut state = self.lock();
-        if let Some(p) = state.postings.get(key) {
+    fn apply_to(&self, resource: Resource, key: &str, body: &Value) -> (String, bool) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let (postings, applied, prefix) = match resource {
+            Resource::Charges => (&mut state.postings, &mut state.applied, "TRX"),
+            Resource::Payments => (&mut state.payments, &mut state.paid, "PAY"),
+        };
+        if let Some(p) = postings.get(key) {
             return (p.pms_reference.clone(), true);
         }
-        let pms_reference = format!("TRX-{:06}", state.applied.len() + 1);
+        let pms_reference = format!("{prefix}-{:06}", applied.len() + 1);
         let amount = body["amount"]
             .as_str()
             .and_then(|a| Decimal::from_str(a).ok())
             .unwrap_or_default();
-        state.applied.push(FakeCharge {
+        applied.push(FakeCharge {
             reference: key.to_string(),
             amount,
         });
-        state.postings.insert(
+        postings.insert(
             key.to_string(),
             Posting {
                 pms_reference: pms_reference.clone(),
@@ -128,6 +144,8 @@ pub async fn start_fake(token: Option<&str>) -> Arc<FakeHttpPms> {
             .app_data(web::PayloadConfig::new(1 << 20))
             .route("/charges", web::post().to(post_charge))
             .route("/charges/{reference}", web::get().to(get_charge))
+            .route("/payments", web::post().to(post_payment))
+            .route("/payments/{reference}", web::get().to(get_payment))
             .route("/reservations", web::get().to(reservations))
             .route("/health", web::get().to(health))
     })
@@ -193,8 +211,29 @@ impl FakePms for FakeHttpPms {
         self.push(HttpFault::Kit(fault));
     }
 
+    /// This PMS's payment methods are `CA` (cash) and `CC` (card).
+    fn mapping(&self) -> chargebridge::config::MappingSettings {
+        chargebridge::config::MappingSettings {
+            payment_methods: [("CASH", "CA"), ("CARD", "CC")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            ..Default::default()
+        }
+    }
+
     fn applied(&self) -> Vec<FakeCharge> {
         self.shared.lock().applied.clone()
+    }
+
+    fn inject_payment(&self, fault: FakeFault) {
+        self.shared
+            .lock()
+            .payment_faults
+            .push_back(HttpFault::Kit(fault));
+    }
+
+    fn payments(&self) -> Vec<FakeCharge> {
+        self.shared.lock().paid.clone()
     }
 }
 
@@ -306,6 +345,76 @@ async fn post_charge(
     bytes: web::Bytes,
     shared: web::Data<Shared>,
 ) -> HttpResponse {
+    post_write(Resource::Charges, req, bytes, shared).await
+}
+
+async fn post_payment(
+    req: HttpRequest,
+    bytes: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    post_write(Resource::Payments, req, bytes, shared).await
+}
+
+/// The protocol's rules for a payment body (schema `Payment`).
+fn payment_problems(req: &HttpRequest, body: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok());
+    if key.is_none() || key != body["reference"].as_str() {
+        problems.push("Idempotency-Key is not the body's reference".to_string());
+    }
+    for field in [
+        "reference",
+        "tenant",
+        "idempotencyKey",
+        "reservationId",
+        "currency",
+        "paymentMethod",
+    ] {
+        if body[field].as_str().is_none_or(str::is_empty) {
+            problems.push(format!("{field} is not a non-empty string"));
+        }
+    }
+    if body["amount"]
+        .as_str()
+        .and_then(|s| Decimal::from_str(s).ok())
+        .is_none()
+    {
+        problems.push(format!(
+            "amount is not a decimal string: {}",
+            body["amount"]
+        ));
+    }
+    if !body["refund"].is_boolean() || !body["receipt"].is_object() {
+        problems.push("refund or receipt missing".into());
+    }
+    if body["closedAt"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .is_none()
+    {
+        problems.push("closedAt is not RFC 3339".into());
+    }
+    if body.get("outlet").is_none() {
+        problems.push("outlet is missing".into());
+    }
+    for charge_only in ["items", "lines", "gratuity"] {
+        if body.get(charge_only).is_some() {
+            problems.push(format!("{charge_only} is not a payment property"));
+        }
+    }
+    problems
+}
+
+async fn post_write(
+    resource: Resource,
+    req: HttpRequest,
+    bytes: web::Bytes,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
     let body: Option<Value> = serde_json::from_slice(&bytes).ok();
     if let Some(denied) = admit(&req, &shared, body.clone()) {
         return denied;
@@ -314,7 +423,10 @@ async fn post_charge(
         shared.lock().violations.push("body is not JSON".into());
         return message(400, "Body is not JSON");
     };
-    let problems = shape_problems(&req, &body);
+    let problems = match resource {
+        Resource::Charges => shape_problems(&req, &body),
+        Resource::Payments => payment_problems(&req, &body),
+    };
     if !problems.is_empty() {
         let text = problems.join("; ");
         shared.lock().violations.push(text.clone());
@@ -326,19 +438,27 @@ async fn post_charge(
         Some("004") => return message(422, "Guest is not checked in"),
         _ => return message(422, "Unknown reservation"),
     }
-    let fault = shared.lock().faults.pop_front();
+    if matches!(resource, Resource::Payments)
+        && !matches!(body["paymentMethod"].as_str(), Some("CA" | "CC"))
+    {
+        return message(422, "Unknown payment method");
+    }
+    let fault = match resource {
+        Resource::Charges => shared.lock().faults.pop_front(),
+        Resource::Payments => shared.lock().payment_faults.pop_front(),
+    };
     let answer = |(pms_reference, replayed): (String, bool)| {
         HttpResponse::Created().json(json!({ "pmsReference": pms_reference, "replayed": replayed }))
     };
     match fault {
-        None => answer(shared.apply(&key, &body)),
+        None => answer(shared.apply_to(resource, &key, &body)),
         Some(HttpFault::Kit(FakeFault::Reject(reason))) => message(422, &reason),
         Some(HttpFault::Kit(FakeFault::Unavailable)) => HttpResponse::ServiceUnavailable()
             // Longer than any deadline: chargebridge must give up, not retry.
             .insert_header(("Retry-After", "30"))
             .json(json!({ "message": "Maintenance" })),
         Some(HttpFault::Kit(FakeFault::ApplyThenTimeout)) => {
-            let applied = shared.apply(&key, &body);
+            let applied = shared.apply_to(resource, &key, &body);
             tokio::time::sleep(HOLD_ANSWER).await;
             answer(applied)
         }
@@ -347,7 +467,7 @@ async fn post_charge(
             let shared = shared.into_inner();
             let work = tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                shared.apply(&key, &body)
+                shared.apply_to(resource, &key, &body)
             });
             match work.await {
                 Ok(applied) => answer(applied),
@@ -382,6 +502,24 @@ async fn get_charge(
             "charge": p.body,
         })),
         None => message(404, "No such charge"),
+    }
+}
+
+async fn get_payment(
+    req: HttpRequest,
+    reference: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
+    if let Some(denied) = admit(&req, &shared, None) {
+        return denied;
+    }
+    let state = shared.lock();
+    match state.payments.get(reference.as_str()) {
+        Some(p) => HttpResponse::Ok().json(json!({
+            "pmsReference": p.pms_reference,
+            "payment": p.body,
+        })),
+        None => message(404, "No such payment"),
     }
 }
 

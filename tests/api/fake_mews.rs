@@ -400,6 +400,13 @@ impl FakePms for FakeMews {
     fn applied(&self) -> Vec<FakeCharge> {
         lock(&self.state).applied.clone()
     }
+
+    // Payments against house accounts: not implemented in this fake yet.
+    fn inject_payment(&self, _fault: FakeFault) {}
+
+    fn payments(&self) -> Vec<FakeCharge> {
+        Vec::new()
+    }
 }
 
 // ---------------------------------------------------------------- the server

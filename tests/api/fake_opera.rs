@@ -370,6 +370,13 @@ impl FakePms for FakeOpera {
     fn applied(&self) -> Vec<FakeCharge> {
         self.lock().applications.clone()
     }
+
+    // Payments against house accounts: not implemented in this fake yet.
+    fn inject_payment(&self, _fault: FakeFault) {}
+
+    fn payments(&self) -> Vec<FakeCharge> {
+        Vec::new()
+    }
 }
 
 /// OHIP's `exceptionDetailType`.

@@ -125,6 +125,11 @@ impl Answer {
             .unwrap_or_else(|_| panic!("not JSON: {:?}", String::from_utf8_lossy(&self.bytes)))
     }
 
+    /// The body as text, for assertion messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
     pub fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or("").to_string()
     }

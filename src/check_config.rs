@@ -82,6 +82,32 @@ pub fn run(config: Option<&Path>) -> ExitCode {
                             t.id_or_placeholder()
                         );
                     }
+                    if t.mapping.posts_payments() {
+                        let methods: Vec<String> = t
+                            .mapping
+                            .payment_methods
+                            .iter()
+                            .map(|(k, v)| format!("{k}→{v}"))
+                            .collect();
+                        println!(
+                            "  note  tenant {}: the receipts' payments settle the house accounts (payment_methods {}; default {})",
+                            t.id_or_placeholder(),
+                            if methods.is_empty() {
+                                "none".to_string()
+                            } else {
+                                methods.join(", ")
+                            },
+                            t.mapping
+                                .default_payment_method
+                                .as_deref()
+                                .unwrap_or("the Lightspeed code")
+                        );
+                    } else {
+                        println!(
+                            "  note  tenant {}: no payment_methods mapped: house accounts carry the revenue unsettled",
+                            t.id_or_placeholder()
+                        );
+                    }
                     if mode == "daily" {
                         println!(
                             "  note  tenant {}: daily revenue summaries are posted {} after each business date ends ({} {})",

@@ -181,8 +181,25 @@ pub(crate) fn rfc3339(ms: u64) -> String {
         .unwrap_or_default()
 }
 
+/// What the receipt charged (its payments settling revenue on a house
+/// account are not charges: [`payments_of`]).
 pub(crate) fn total_of(entry: &JournalEntry) -> rust_decimal::Decimal {
-    entry.postings.iter().map(|p| p.amount).sum()
+    entry
+        .postings
+        .iter()
+        .filter(|p| p.payment.is_none())
+        .map(|p| p.amount)
+        .sum()
+}
+
+/// The payments posted against house accounts for this entry.
+pub(crate) fn payments_of(entry: &JournalEntry) -> rust_decimal::Decimal {
+    entry
+        .postings
+        .iter()
+        .filter(|p| p.payment.is_some() && p.pms_reference.is_some())
+        .map(|p| p.amount)
+        .sum()
 }
 
 fn summary(e: &JournalEntry) -> Summary<'_> {
@@ -198,6 +215,7 @@ fn summary(e: &JournalEntry) -> Summary<'_> {
         reservations: e
             .postings
             .iter()
+            .filter(|p| p.payment.is_none())
             .map(|p| p.reservation_id.as_str())
             .collect(),
         receipt_id: e.charge.receipt.receipt_id.as_deref(),

@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::{error, gate, rfc3339, tenant, total_of};
+use super::{error, gate, payments_of, rfc3339, tenant, total_of};
 use crate::domain::Tenant;
 use crate::journal::{JournalEntry, JournalState, Query};
 use crate::startup::AppState;
@@ -53,6 +53,11 @@ pub struct Daily {
     /// accounts (`revenue_posting`).
     #[serde(with = "rust_decimal::serde::str")]
     posted_revenue: Decimal,
+    /// The receipts' own payments (cash, card…) posted against the house
+    /// accounts their revenue went to (`payment_methods` mapped): equal to
+    /// `postedRevenue` when every account balances.
+    #[serde(with = "rust_decimal::serde::str")]
+    posted_payments: Decimal,
     /// `revenue_posting = "daily"`: this date's summaries (one per house
     /// account and revenue center), late receipts of earlier dates included.
     revenue_summaries: Vec<RevenueSummary>,
@@ -116,10 +121,12 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
     let mut refunds = Totals::default();
     let mut tips = Decimal::ZERO;
     let mut posted_revenue = Decimal::ZERO;
+    let mut posted_payments = Decimal::ZERO;
     let entries = entries
         .iter()
         .filter(|e| !crate::daily_revenue::is_summary_key(&e.key));
     for e in entries {
+        posted_payments += payments_of(e);
         if e.state == JournalState::Posted {
             posted_revenue += e
                 .postings
@@ -163,6 +170,7 @@ pub fn summarize(t: &Tenant, date: NaiveDate, entries: &[JournalEntry]) -> Optio
         posted_total,
         posted_room_charges: posted_total - posted_revenue,
         posted_revenue,
+        posted_payments,
         revenue_summaries: Vec::new(),
         late_revenue: LateRevenue::default(),
     })
@@ -195,8 +203,11 @@ async fn add_revenue_summaries(
             None if ledger.is_sealed(&t.id, &bucket).await? => "closing".to_string(),
             None => "open".to_string(),
         };
+        if let Some(e) = &entry {
+            report.posted_payments += payments_of(e);
+        }
         if let Some(e) = entry.filter(|e| e.state == JournalState::Posted) {
-            let posted: Decimal = e.postings.iter().map(|p| p.amount).sum();
+            let posted = total_of(&e);
             report.posted_total += posted;
             report.posted_revenue += posted;
             report.states[JournalState::Posted.index()].count += 1;
@@ -263,6 +274,7 @@ pub fn csv(d: &Daily) -> String {
         ("posted_total", d.posted_total),
         ("posted_room_charges", d.posted_room_charges),
         ("posted_revenue", d.posted_revenue),
+        ("posted_payments", d.posted_payments),
     ] {
         out.push_str(&format!(
             "{},{},{row},,{total},{}\n",

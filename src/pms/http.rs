@@ -6,6 +6,8 @@
 //! |---|---|---|
 //! | post | `POST {url}/charges`, header `Idempotency-Key: <reference>`, JSON [charge body](#the-charge-body) | 2XX posted (`{"pmsReference": …}`), 4XX refused (`{"message": …}`), 429/5XX not applied |
 //! | reconcile | `GET {url}/charges/{reference}` | 200 `{"pmsReference": …, "charge": …}` or 404 |
+//! | payment | `POST {url}/payments` (a settlement part, see `RoomCharge::settlement`), same rules as `POST /charges` | as for post |
+//! | payment reconcile | `GET {url}/payments/{reference}` | 200 or 404 |
 //! | search | `GET {url}/reservations?term=…` | 200 `{"reservations": [...]}` |
 //! | health | `GET {url}/health` | 2XX |
 //!
@@ -770,6 +772,36 @@ mod tests {
         let mut problems = Vec::new();
         validate(&doc, &node, value, "$", &mut problems);
         problems
+    }
+
+    /// A payment settling the seed receipt's revenue on house account H-BAR.
+    fn settlement() -> Charge {
+        let mut charge = charge_of(include_str!("../../fixtures/payloads/seed-example.json"));
+        let room = &mut charge.rooms[0];
+        room.reservation_id = "H-BAR".into();
+        room.revenue = true;
+        room.payments = vec![crate::domain::RevenuePayment {
+            method: "CA".into(),
+            lightspeed: "CASH".into(),
+            amount: room.amount,
+        }];
+        let mut parts = charge.postings();
+        assert_eq!(parts.len(), 2, "the charge, then its payment");
+        parts.pop().unwrap()
+    }
+
+    #[test]
+    fn the_payment_body_matches_the_protocols_schema() {
+        let charge = settlement();
+        let room = crate::pms::settlement_of(&charge).expect("a settlement");
+        let body = serde_json::to_value(PaymentBody::new(&charge, room)).unwrap();
+        assert_eq!(problems("Payment", &body), Vec::<String>::new(), "{body}");
+        assert_eq!(body["paymentMethod"], "CA");
+        assert_eq!(body["amount"], "67.0");
+        assert_eq!(body["reservationId"], "H-BAR");
+        let doc = schema();
+        let example = doc.pointer("/components/examples/Payment/value").unwrap();
+        assert_eq!(problems("Payment", example), Vec::<String>::new());
     }
 
     #[test]

@@ -456,3 +456,215 @@ async fn a_deferred_revenue_part_is_counted_once_in_the_report() {
         "the summary is not counted again: {seen}"
     );
 }
+
+// --- payments settling revenue on the house account ------------------------
+
+/// (account, method, amount) of every payment the memory PMS applied.
+fn payments(app: &TestApp) -> Vec<(String, String, Decimal)> {
+    app.applied()
+        .iter()
+        .filter_map(|p| chargebridge::pms::settlement_of(&p.charge))
+        .map(|r| (r.reservation_id.clone(), r.payment_method.clone(), r.amount))
+        .collect()
+}
+
+/// Charges only (no payments), as [`postings`] lists them.
+fn charges(app: &TestApp) -> Vec<(String, Decimal)> {
+    app.applied()
+        .iter()
+        .filter(|p| chargebridge::pms::settlement_of(&p.charge).is_none())
+        .map(|p| {
+            let room = p.charge.room().unwrap();
+            (room.reservation_id.clone(), room.amount)
+        })
+        .collect()
+}
+
+fn map_payments(s: &mut chargebridge::config::Settings) {
+    let m = &mut s.tenants[0].mapping;
+    m.default_revenue_account = Some("H-BAR".into());
+    m.payment_methods.insert("CASH".into(), "CA".into());
+    m.payment_methods.insert("CARD".into(), "CC".into());
+    m.payment_methods.insert("VISA".into(), "CC".into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_settle_the_house_account_per_receipt_once() {
+    let app = revenue_app_with(map_payments).await;
+    let key = fresh_key();
+    let body = fixture("partial-payment-room-and-cash.json");
+    let answer = deliver_ok(&app, &key, &body).await;
+    assert_eq!(
+        charges(&app),
+        [
+            ("001".to_string(), dec("51.0")),
+            ("H-BAR".to_string(), dec("16.0"))
+        ]
+    );
+    assert_eq!(
+        payments(&app),
+        [("H-BAR".to_string(), "CA".to_string(), dec("16.0"))]
+    );
+    // The answer names every posting; the payment says it is one.
+    let parts = answer["postings"].as_array().unwrap();
+    assert_eq!(parts.len(), 3, "{answer}");
+    assert_eq!(parts[2]["payment"], "CA", "{answer}");
+    let replay = app.charge(&key, &body).await;
+    assert!(replay.replayed());
+    assert_eq!(app.applied().len(), 3, "a replay posts nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_are_summed_per_pms_method_and_balance_to_the_cent() {
+    let app = revenue_app_with(map_payments).await;
+    // CARD and VISA both map to CC; cash on its own. Amounts with float residue.
+    let body = seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        let card = v["payments"][0].clone();
+        let mut visa = card.clone();
+        visa["methodCode"] = "VISA".into();
+        visa["amount"] = serde_json::json!(10.004);
+        visa["gratuity"] = serde_json::json!(0.0);
+        let mut cash = card.clone();
+        cash["methodCode"] = "CASH".into();
+        cash["amount"] = serde_json::json!(10.004);
+        cash["gratuity"] = serde_json::json!(0.0);
+        v["payments"] = serde_json::json!([card, visa, cash]);
+    });
+    deliver_ok(&app, &fresh_key(), &body).await;
+    let revenue: Decimal = charges(&app).iter().map(|c| c.1).sum();
+    let paid = payments(&app);
+    assert_eq!(paid.len(), 2, "one payment per PMS method: {paid:?}");
+    assert_eq!(paid[0].1, "CC");
+    assert_eq!(paid[1].1, "CA");
+    assert_eq!(revenue, dec("87.01"), "67 + 10.004 + 10.004 rounded");
+    assert_eq!(
+        paid.iter().map(|p| p.2).sum::<Decimal>(),
+        revenue,
+        "the account balances: {paid:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_pays_back_with_a_negative_payment() {
+    let app = revenue_app_with(map_payments).await;
+    let body = seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        v["payments"][0]["amount"] = serde_json::json!(-66.0);
+        v["payments"][0]["gratuity"] = serde_json::json!(0.0);
+    });
+    deliver_ok(&app, &fresh_key(), &body).await;
+    assert_eq!(charges(&app), [("H-BAR".to_string(), dec("-66.0"))]);
+    assert_eq!(
+        payments(&app),
+        [("H-BAR".to_string(), "CC".to_string(), dec("-66.0"))]
+    );
+    let payment = app.applied().last().unwrap().charge.clone();
+    assert!(payment.refund);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_method_takes_the_default_else_goes_as_it_is() {
+    let app = revenue_app_with(|s| {
+        s.tenants[0].mapping.default_revenue_account = Some("H-BAR".into());
+        s.tenants[0].mapping.default_payment_method = Some("OTHER".into());
+    })
+    .await;
+    deliver_ok(
+        &app,
+        &fresh_key(),
+        &fixture("mirroring-no-room-charge.json"),
+    )
+    .await;
+    assert_eq!(payments(&app)[0].1, "OTHER");
+    let app = revenue_app_with(|s| {
+        s.tenants[0].mapping.default_revenue_account = Some("H-BAR".into());
+        s.tenants[0]
+            .mapping
+            .payment_methods
+            .insert("CASH".into(), "CA".into());
+    })
+    .await;
+    deliver_ok(
+        &app,
+        &fresh_key(),
+        &fixture("mirroring-no-room-charge.json"),
+    )
+    .await;
+    assert_eq!(payments(&app)[0].1, "CARD", "no default: Lightspeed's code");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_payment_mapping_no_payment_is_posted() {
+    let app = revenue_app(true).await;
+    deliver_ok(
+        &app,
+        &fresh_key(),
+        &fixture("mirroring-no-room-charge.json"),
+    )
+    .await;
+    assert!(payments(&app).is_empty());
+    assert_eq!(charges(&app).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_payment_keeps_the_charge_and_needs_attention() {
+    let app = revenue_app_with(map_payments).await;
+    // The charge posts (a zero delay is no fault); the PMS refuses the payment.
+    app.push_fault(Fault::Slow(std::time::Duration::ZERO));
+    app.push_fault(Fault::Reject("No such payment method".into()));
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    let message = answer.json()["customerErrorMessage"].clone();
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.starts_with("Payment CC refused")),
+        "{message}"
+    );
+    assert_eq!(charges(&app).len(), 1, "the charge stays");
+    assert!(payments(&app).is_empty());
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        entry.state,
+        chargebridge::journal::JournalState::NeedsAttention
+    );
+    assert!(
+        entry
+            .postings
+            .iter()
+            .any(|p| p.payment.as_deref() == Some("CC"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_summary_is_settled_by_the_days_payments_per_method() {
+    let app = spawn_with(daily(&StoreChoice::Memory, map_payments)).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T13:00:00Z")).await;
+    let cash = seed_with_fixture("partial-payment-room-and-cash.json", |v| {
+        v["revenueCenterId"] = 94489280528u64.into();
+        v["closeDate"] = serde_json::json!("2026-11-10T14:00:00Z");
+    });
+    deliver_ok(&app, &fresh_key(), &cash).await;
+    assert!(payments(&app).is_empty(), "nothing before the summary");
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["posted"]);
+    assert_eq!(
+        payments(&app),
+        [
+            ("H-BAR".to_string(), "CC".to_string(), dec("134.0")),
+            ("H-BAR".to_string(), "CA".to_string(), dec("16.0")),
+        ]
+    );
+    assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
+    assert_eq!(payments(&app).len(), 2, "closing again pays nothing");
+    let day = daily_report(&app, "2026-11-10").await;
+    assert_eq!(day["postedRevenue"], "150.0", "{day}");
+    assert_eq!(day["postedPayments"], "150.0", "{day}");
+}

@@ -389,8 +389,8 @@ async fn an_operator_lists_shows_and_retries_a_failed_charge() {
     );
     assert_eq!(
         csv.len(),
-        14,
-        "a header, 8 states, refunds, tips, posted total and its two parts: {run}"
+        15,
+        "a header, 8 states, refunds, tips, posted total, its two parts and the payments: {run}"
     );
 }
 

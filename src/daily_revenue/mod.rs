@@ -280,6 +280,8 @@ pub fn summary_charge(
         .revenue_center
         .as_ref()
         .and_then(|rc| rc.name.clone().or_else(|| rc.id.clone()));
+    // The same summary (and fingerprint) on every replica, in any order of parts.
+    payments.sort_by(|a, b| a.method.cmp(&b.method));
     Some(Charge {
         tenant: tenant.id.clone(),
         idempotency_key: key.as_str().to_string(),

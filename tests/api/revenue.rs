@@ -658,8 +658,8 @@ async fn the_daily_summary_is_settled_by_the_days_payments_per_method() {
     assert_eq!(
         payments(&app),
         [
-            ("H-BAR".to_string(), "CC".to_string(), dec("134.0")),
             ("H-BAR".to_string(), "CA".to_string(), dec("16.0")),
+            ("H-BAR".to_string(), "CC".to_string(), dec("134.0")),
         ]
     );
     assert!(close_revenue_days(&app, "2026-11-10").await.is_empty());
@@ -667,4 +667,16 @@ async fn the_daily_summary_is_settled_by_the_days_payments_per_method() {
     let day = daily_report(&app, "2026-11-10").await;
     assert_eq!(day["postedRevenue"], "150.0", "{day}");
     assert_eq!(day["postedPayments"], "150.0", "{day}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_revenue_charge_is_not_paid() {
+    let app = revenue_app_with(map_payments).await;
+    app.push_fault(Fault::Reject("Account closed".into()));
+    let answer = app
+        .charge(&fresh_key(), &fixture("mirroring-no-room-charge.json"))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert!(app.applied().is_empty(), "no payment without its charge");
+    assert_eq!(app.memory_pms().posts_attempted(), 1);
 }

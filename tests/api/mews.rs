@@ -670,6 +670,62 @@ async fn the_fake_refuses_what_mews_description_refuses() {
     assert!(seen.iter().any(|v| v.contains("EnterpriseIds")), "{seen:?}");
     assert!(seen.iter().any(|v| v.contains("ChainIds")), "{seen:?}");
 
+    // `payments/getAll` without any filter, and `payments/addExternal` with a
+    // field `ExternalPaymentParameters` does not have and an unknown type.
+    let (status, _) = send(
+        &fake,
+        "payments/getAll",
+        Value::Object(credentials(fake_mews::ACCESS_TOKEN)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("payments_getAll") && v.contains("at least one of")),
+        "{seen:?}"
+    );
+    let mut payment = credentials(fake_mews::ACCESS_TOKEN);
+    payment.remove("Limitation");
+    payment.insert("AccountId".into(), json!(fake_mews::PAYMASTER.0));
+    payment.insert(
+        "Amount".into(),
+        json!({ "Currency": fake_mews::CURRENCY, "GrossValue": 16.0 }),
+    );
+    payment.insert("ExternalIdentifier".into(), json!("cb-test"));
+    payment.insert("Type".into(), json!("Card"));
+    payment.insert("PaymentMethod".into(), json!("CASH"));
+    let (status, _) = send(
+        &fake,
+        "payments/addExternal",
+        Value::Object(payment.clone()),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("PaymentMethod")), "{seen:?}");
+    assert!(seen.iter().any(|v| v.contains("Card")), "{seen:?}");
+    // As the adapter sends it, it is fine; a portfolio token also needs the
+    // enterprise.
+    payment.remove("PaymentMethod");
+    payment.insert("Type".into(), json!("Cash"));
+    let (status, answer) = send(
+        &fake,
+        "payments/addExternal",
+        Value::Object(payment.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(fake.take_violations(), Vec::<String>::new());
+    payment.insert(
+        "AccessToken".into(),
+        json!(fake_mews::PORTFOLIO_ACCESS_TOKEN),
+    );
+    let (status, _) = send(&fake, "payments/addExternal", Value::Object(payment)).await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("EnterpriseId")), "{seen:?}");
+
     // No credentials in the body (Mews's keys are body fields, not headers).
     let (status, _) = send(&fake, "configuration/get", serde_json::json!({})).await;
     assert_eq!(status, 400);
@@ -1031,4 +1087,43 @@ async fn payment_reconciliation_pages_through_a_busy_house_account() {
     assert!(pages[2].body["Limitation"]["Cursor"].is_string());
     assert_eq!(pages[0].body["AccountIds"], json!([fake_mews::PAYMASTER.0]));
     assert!(pages[0].body["CreatedUtc"]["StartUtc"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_portfolio_token_payments_name_the_enterprise() {
+    let fake = fake_mews::start().await;
+    let mut mapping = fake_mews::mapping();
+    mapping.default_revenue_account = Some(format!("account:{}", fake_mews::PAYMASTER.0));
+    let PmsSettings::Mews(mut mews) = fake.settings() else {
+        unreachable!("the fake configures the mews adapter")
+    };
+    mews.access_token = Some(fake_mews::PORTFOLIO_ACCESS_TOKEN.to_string().into());
+    mews.enterprise_id = Some(fake_mews::ENTERPRISE.into());
+    mews.chain_id = Some(fake_mews::CHAIN.into());
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("mews".into(), PmsSettings::Mews(mews));
+        s.tenants[0].pms = "mews".into();
+        s.tenants[0].mirroring = true;
+        s.tenants[0].revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        s.tenants[0].mapping = mapping;
+    }))
+    .await;
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    fake.push_payment(Fault::ApplyThenStatus(500));
+    assert_eq!(app.charge(&key, &body).await.code(), "pms_outcome_unknown");
+    let retry = app.charge(&key, &body).await;
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(fake.payments().len(), 1);
+    assert_eq!(
+        fake.calls("payments/addExternal")[0].body["EnterpriseId"],
+        fake_mews::ENTERPRISE
+    );
+    let read = fake.calls("payments/getAll");
+    assert!(!read.is_empty());
+    for c in read {
+        assert_eq!(c.body["EnterpriseIds"], json!([fake_mews::ENTERPRISE]));
+    }
 }

@@ -62,6 +62,31 @@
 //! * A charge found in state `Canceled` still counts as found: the hotel chose to
 //!   cancel it, and posting it again would undo that choice.
 //!
+//! ## Payments against the house account
+//! A settlement part ([`super::settlement_of`]: one of a receipt's payments,
+//! settling its revenue on the house account) is posted with
+//! `payments/addExternal` ("a payment that is tracked outside of the system") to
+//! the account the revenue part was charged to: the paymaster of an
+//! `account:<id>`, or the owner of a reservation (then also naming the
+//! reservation, which must be checked in, as for a charge). The method code is
+//! one of Mews's external payment types (`Cash`, `CreditCard`, `GiftCard`, …,
+//! [`EXTERNAL_PAYMENT_TYPES`], any case); anything else is refused before
+//! sending. Whether the hotel has that type enabled is Mews's to say (a 400 /
+//! 403, refused with its message). The amount is the part's, signed: a refund
+//! receipt sends a negative `GrossValue`. The reference goes as the payment's
+//! `ExternalIdentifier` and in its `Notes`; failures are classified as for
+//! `orders/add` (no idempotency key there either).
+//!
+//! Reconciliation lists the account's payments with `payments/getAll`
+//! (`AccountIds`, and `CreatedUtc` from `reconcile_window` before the receipt's
+//! close until now, cut to the last three months, Mews's longest span), newest
+//! first, page by page, and takes the payment whose
+//! `Data.External.ExternalIdentifier` or `Identifier` is the reference, or whose
+//! `Notes` contain it (Mews's description does not say in which of them the
+//! `ExternalIdentifier` sent comes back). A payment posted more than three
+//! months before the look-up, for a receipt closed earlier still, is not seen;
+//! nor is one moved to another account.
+//!
 //! ## Search
 //! `reservations/getAll/2023-06-06` with `States: ["Started"]`, then
 //! `customers/getAll` for the owners' names and `resources/getAll` for the
@@ -91,6 +116,7 @@ use super::itemize::{FolioItem, folio_items};
 use super::rate_limit::RateLimit;
 use super::transport::{self, Answer, Auth, Call, Transport, TransportSettings, Vendor};
 use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
+use crate::domain::RoomCharge;
 use crate::config::secret::Sources;
 use crate::domain::Charge;
 
@@ -106,6 +132,71 @@ const MIN_WRITE_BUDGET: Duration = Duration::from_millis(100);
 const MAX_RECONCILE_WINDOW: Duration = Duration::from_secs(44 * 86_400);
 /// Ids per `customers/getAll` / `resources/getAll` request.
 const IDS_PER_REQUEST: usize = 100;
+/// The longest `CreatedUtc` span of a `payments/getAll` (Mews: 3 months).
+const MAX_PAYMENT_SPAN: chrono::Duration = chrono::Duration::days(90);
+/// Clock difference allowed between Mews and us when reading payments back.
+const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Mews's external payment types (`ExternalPaymentTypeEnum` of
+/// `payments/addExternal`), spelt as Mews spells them: the codes a tenant's
+/// `payment_methods` may map to for Mews. Several are marked "deprecated, only
+/// for existing partners" by Mews (`CreditCard`, the card brands, `IDeal`,
+/// `PayPal`, `OnlinePayment`, `DepositCreditCard`); Mews decides whether it
+/// takes them from an integration.
+const EXTERNAL_PAYMENT_TYPES: [&str; 43] = [
+    "Unspecified",
+    "BadDebts",
+    "Bacs",
+    "WireTransfer",
+    "Invoice",
+    "ExchangeRateDifference",
+    "Complimentary",
+    "Reseller",
+    "ExchangeRoundingDifference",
+    "Barter",
+    "Commission",
+    "BankCharges",
+    "CrossSettlement",
+    "Cash",
+    "CreditCard",
+    "Prepayment",
+    "Cheque",
+    "Bancontact",
+    "IDeal",
+    "PayPal",
+    "GiftCard",
+    "LoyaltyPoints",
+    "ChequeVacances",
+    "OnlinePayment",
+    "CardCheck",
+    "PaymentHubRedirection",
+    "Voucher",
+    "MasterCard",
+    "Visa",
+    "Amex",
+    "Discover",
+    "DinersClub",
+    "Jcb",
+    "UnionPay",
+    "Twint",
+    "Reka",
+    "LoyaltyCard",
+    "PosDiningAndSpaReward",
+    "DirectDebit",
+    "DepositCheck",
+    "DepositCash",
+    "DepositCreditCard",
+    "DepositWireTransfer",
+];
+
+/// The external payment type a method code names (any case), as Mews spells it.
+fn external_payment_type(method: &str) -> Option<&'static str> {
+    let method = method.trim();
+    EXTERNAL_PAYMENT_TYPES
+        .iter()
+        .copied()
+        .find(|t| t.eq_ignore_ascii_case(method))
+}
 
 /// `[pms.NAME]` with `adapter = "mews"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -552,6 +643,138 @@ impl MewsPms {
         })
     }
 
+    /// The account a posting to `room` went to, found again whatever the
+    /// reservation's state now; `None` when nothing can have been posted (an
+    /// id posting refuses, no such reservation, a reservation without account).
+    async fn account_posted_to(
+        &self,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<Option<String>, PmsError> {
+        match paymaster_account(&room.reservation_id) {
+            Ok(Some(account)) => Ok(Some(account.to_string())),
+            // Never posted: posting refuses the same id.
+            Err(_) => Ok(None),
+            Ok(None) => match self.reservation(&room.reservation_id, deadline).await {
+                Ok(Some(r)) => Ok(r.account().map(str::to_string)),
+                // No such reservation (or an id Mews refuses): nothing can have
+                // been posted to it, since posting needs this look-up to succeed.
+                Ok(None) => Ok(None),
+                Err(e) if e.status() == Some(400) => Ok(None),
+                Err(e) => Err(e.as_class(ErrorClass::Unavailable, "")),
+            },
+        }
+    }
+
+    /// `payments/addExternal` of a settlement part: the part's amount to the
+    /// account its revenue part was charged to.
+    async fn post_payment(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
+        let Some(kind) = external_payment_type(&room.payment_method) else {
+            tracing::warn!(
+                tenant = %charge.tenant,
+                method = %room.payment_method,
+                "the payment method is not a Mews external payment type (Cash, CreditCard, GiftCard, …): fix [tenants.mapping] payment_methods / default_payment_method"
+            );
+            return Err(PmsError::rejected("Payment method not valid for Mews"));
+        };
+        let body = if let Some(account) = paymaster_account(&room.reservation_id)? {
+            self.payment_body(charge, room, kind, account, None)?
+        } else {
+            let reservation = match self.reservation(&room.reservation_id, deadline).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return Err(PmsError::rejected("Unknown reservation")),
+                Err(e) if e.status() == Some(400) => {
+                    return Err(PmsError::rejected("Unknown reservation"));
+                }
+                Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
+            };
+            reservation.check_chargeable()?;
+            let Some(account) = reservation.account() else {
+                return Err(PmsError::rejected("Reservation has no guest account"));
+            };
+            self.payment_body(charge, room, kind, account, Some(&reservation.id))?
+        };
+        let answer = self
+            .call("payments/addExternal", Call::Write, &body, deadline)
+            .await?;
+        let id = answer.json().ok().and_then(|a| {
+            a.get("ExternalPaymentId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        });
+        if id.is_none() {
+            tracing::warn!(reference = %charge.reference, "Mews accepted the payment without a readable ExternalPaymentId; answering with the reference");
+        }
+        Ok(PostingReceipt {
+            pms_reference: id.unwrap_or_else(|| charge.reference.to_string()),
+        })
+    }
+
+    /// The `payments/addExternal` body (`ExternalPaymentParameters`).
+    fn payment_body(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        kind: &str,
+        account: &str,
+        reservation: Option<&str>,
+    ) -> Result<Value, PmsError> {
+        let mut fields = json!({
+            "AccountId": account,
+            "Amount": { "Currency": charge.currency, "GrossValue": money(room.amount)? },
+            "Type": kind,
+            "ExternalIdentifier": charge.reference.as_str(),
+            "Notes": order_notes(charge),
+        });
+        if let (Some(reservation), Value::Object(f)) = (reservation, &mut fields) {
+            f.insert("ReservationId".into(), Value::String(reservation.to_string()));
+        }
+        Ok(self.body(fields, Scope::Enterprise))
+    }
+
+    /// The payment of a settlement part, looked up on its account by reference.
+    async fn find_payment(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        // Posting refuses these before sending anything.
+        if external_payment_type(&room.payment_method).is_none() {
+            return Ok(None);
+        }
+        let Some(account) = self.account_posted_to(room, deadline).await? else {
+            return Ok(None);
+        };
+        let window = chrono::Duration::from_std(self.settings.reconcile_window)
+            .map_err(|e| PmsError::unavailable(format!("reconcile_window: {e}")))?;
+        let (start, end) = payment_window(charge.closed_at, Utc::now(), window);
+        let reference = charge.reference.as_str();
+        let payments: Vec<Payment> = self
+            .get_all(
+                "payments/getAll",
+                "Payments",
+                json!({
+                    "AccountIds": [account],
+                    "CreatedUtc": { "StartUtc": utc(start), "EndUtc": utc(end) },
+                }),
+                deadline,
+                |p: &Payment| p.carries(reference),
+            )
+            .await?;
+        Ok(payments
+            .into_iter()
+            .find(|p| p.carries(reference))
+            .map(|p| PostingReceipt {
+                pms_reference: p.id.unwrap_or_else(|| reference.to_string()),
+            }))
+    }
+
     /// Paymaster accounts whose name the `*` term's `name` names, by
     /// `customers/search` ("Searches for customers that are active at the moment
     /// in the enterprise (e.g. companions of checked-in reservations or
@@ -827,6 +1050,71 @@ impl OrderItem {
     }
 }
 
+/// `[start, end)` of the `CreatedUtc` filter that finds a payment posted for a
+/// receipt closed at `closed_at`: Mews created it when we posted it, after the
+/// close and before now. So from `window` before the close (or before now, for
+/// a close time ahead of the clock) until now, but never longer than Mews's
+/// three months: for a receipt closed longer ago, the last three months.
+fn payment_window(
+    closed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    window: chrono::Duration,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = now
+        .checked_add_signed(CLOCK_SKEW)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let earliest = end
+        .checked_sub_signed(MAX_PAYMENT_SPAN)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let start = closed_at
+        .min(now)
+        .checked_sub_signed(window)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        .max(earliest);
+    (start, end)
+}
+
+/// What reconciliation reads of a `Payment`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Payment {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    identifier: Option<String>,
+    #[serde(default)]
+    notes: Option<String>,
+    #[serde(default)]
+    data: Option<PaymentData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PaymentData {
+    #[serde(default)]
+    external: Option<ExternalPaymentData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ExternalPaymentData {
+    #[serde(default)]
+    external_identifier: Option<String>,
+}
+
+impl Payment {
+    fn carries(&self, reference: &str) -> bool {
+        let external = self
+            .data
+            .as_ref()
+            .and_then(|d| d.external.as_ref())
+            .and_then(|e| e.external_identifier.as_deref());
+        external == Some(reference)
+            || self.identifier.as_deref() == Some(reference)
+            || self.notes.as_deref().is_some_and(|n| n.contains(reference))
+    }
+}
+
 #[async_trait::async_trait]
 impl PmsAdapter for MewsPms {
     fn kind(&self) -> &'static str {
@@ -838,10 +1126,10 @@ impl PmsAdapter for MewsPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let room = super::room_of(charge)?;
-        if room.settlement {
-            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        if let Some(room) = super::settlement_of(charge) {
+            return self.post_payment(charge, room, deadline).await;
         }
+        let room = super::room_of(charge)?;
         let service = self.service_for(charge)?;
         if let Some(account) = paymaster_account(&room.reservation_id)? {
             let body = self.order_body(charge, &service, None, account)?;
@@ -875,28 +1163,12 @@ impl PmsAdapter for MewsPms {
             return Ok(None);
         };
         if room.settlement {
-            return Ok(None);
+            return self.find_payment(charge, room, deadline).await;
         }
-        let reservation;
-        let account = match paymaster_account(&room.reservation_id) {
-            Ok(Some(account)) => account,
-            // Never posted: posting refuses the same id.
-            Err(_) => return Ok(None),
-            Ok(None) => {
-                reservation = match self.reservation(&room.reservation_id, deadline).await {
-                    Ok(Some(r)) => r,
-                    // No such reservation (or an id Mews refuses): nothing can have
-                    // been posted to it, since posting needs this look-up to succeed.
-                    Ok(None) => return Ok(None),
-                    Err(e) if e.status() == Some(400) => return Ok(None),
-                    Err(e) => return Err(e.as_class(ErrorClass::Unavailable, "")),
-                };
-                match reservation.account() {
-                    Some(account) => account,
-                    None => return Ok(None),
-                }
-            }
+        let Some(account) = self.account_posted_to(room, deadline).await? else {
+            return Ok(None);
         };
+        let account = account.as_str();
         // Mews: "At least one of the `OrderItemIds`, `ServiceOrderIds`,
         // `ServiceIds`, `BillIds`, `CreatedUtc`, `UpdatedUtc`, `ClosedUtc` filters
         // must be specified" (`AccountIds` and `ConsumedUtc` alone are not
@@ -1309,6 +1581,132 @@ reconcile_window = "3d"
         let text = serde_json::to_string(&refund).unwrap();
         assert!(text.contains(r#""UnitCount":2"#), "{text}");
         assert!(text.contains(r#""GrossValue":-10.00"#), "{text}");
+    }
+
+    /// A settlement part of `amount` in `method` to a paymaster account.
+    fn settlement(method: &str, amount: Decimal) -> Charge {
+        let mut charge =
+            crate::pms::demo_charge(include_str!("../../fixtures/payloads/seed-example.json"));
+        charge.rooms = vec![RoomCharge {
+            reservation_id: "account:7e0c8b1a-3f2d-4c5e-9a6b-1d2e3f4a5b6c".into(),
+            amount,
+            gratuity: Decimal::ZERO,
+            payment_method: method.into(),
+            revenue: true,
+            summary_date: None,
+            payments: Vec::new(),
+            settlement: true,
+        }];
+        charge.lines.clear();
+        charge.service_charge = None;
+        charge.refund = amount.is_sign_negative();
+        charge
+    }
+
+    #[test]
+    fn a_payment_carries_the_reference_the_exact_amount_and_mews_spelling_of_the_type() {
+        let pms = MewsPms::new(settings()).unwrap();
+        let charge = settlement("CASH", Decimal::new(1600, 2));
+        let room = charge.room().unwrap();
+        let kind = external_payment_type(&room.payment_method).unwrap();
+        assert_eq!(kind, "Cash");
+        let body = pms
+            .payment_body(&charge, room, kind, "7e0c8b1a-3f2d-4c5e-9a6b-1d2e3f4a5b6c", None)
+            .unwrap();
+        let text = serde_json::to_string(&body).unwrap();
+        assert!(text.contains(r#""GrossValue":16.00"#), "{text}");
+        assert_eq!(body["AccountId"], "7e0c8b1a-3f2d-4c5e-9a6b-1d2e3f4a5b6c");
+        assert_eq!(body["Amount"]["Currency"], json!(charge.currency));
+        assert_eq!(body["Type"], "Cash");
+        assert_eq!(body["ExternalIdentifier"], charge.reference.as_str());
+        assert!(
+            body["Notes"]
+                .as_str()
+                .unwrap()
+                .contains(charge.reference.as_str())
+        );
+        assert!(body.get("ReservationId").is_none(), "a paymaster: no reservation");
+        assert!(body.get("EnterpriseId").is_none(), "no portfolio token");
+        for key in ["ClientToken", "AccessToken", "Client"] {
+            assert!(body[key].is_string(), "{key}");
+        }
+
+        // A refund receipt pays back: a negative amount, and the reservation a
+        // guest-account house account names.
+        let refund = settlement("creditcard", Decimal::new(-670, 1));
+        let room = refund.room().unwrap();
+        let kind = external_payment_type(&room.payment_method).unwrap();
+        let body = pms
+            .payment_body(&refund, room, kind, "acc", Some("res-1"))
+            .unwrap();
+        let text = serde_json::to_string(&body).unwrap();
+        assert!(text.contains(r#""GrossValue":-67.0"#), "{text}");
+        assert_eq!(body["Type"], "CreditCard");
+        assert_eq!(body["ReservationId"], "res-1");
+    }
+
+    #[test]
+    fn only_mews_external_payment_types_are_methods() {
+        assert_eq!(external_payment_type(" giftcard "), Some("GiftCard"));
+        assert_eq!(external_payment_type("DepositWireTransfer"), Some("DepositWireTransfer"));
+        assert_eq!(external_payment_type("CARD"), None);
+        assert_eq!(external_payment_type(""), None);
+    }
+
+    #[tokio::test]
+    async fn a_method_mews_does_not_know_is_refused_before_sending() {
+        // Nothing listens on the settings' port: a call would be unavailable.
+        let pms = MewsPms::new(settings()).unwrap();
+        let charge = Arc::new(settlement("CARD", Decimal::new(1600, 2)));
+        let err = pms
+            .post(&charge, Instant::now() + Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err, PmsError::rejected("Payment method not valid for Mews"));
+        assert_eq!(
+            pms.reconcile(&charge, Instant::now() + Duration::from_secs(1))
+                .await
+                .unwrap(),
+            None,
+            "never sent, so never there"
+        );
+    }
+
+    #[test]
+    fn a_payment_is_found_by_its_external_identifier_identifier_or_notes() {
+        let reference = "cb-0123456789abcdef0123456789abc";
+        let read = |v: Value| serde_json::from_value::<Payment>(v).unwrap();
+        assert!(read(json!({
+            "Id": "p1", "Identifier": null, "Notes": null,
+            "Data": { "Discriminator": "External", "External": { "Type": "Cash", "ExternalIdentifier": reference } },
+        }))
+        .carries(reference));
+        assert!(read(json!({ "Id": "p1", "Identifier": reference, "Data": null })).carries(reference));
+        assert!(
+            read(json!({ "Id": "p1", "Identifier": "", "Notes": format!("Lightspeed receipt 1 ref {reference}") }))
+                .carries(reference)
+        );
+        assert!(
+            !read(json!({ "Id": "p1", "Identifier": "ch_1", "Notes": "Minibar",
+                "Data": { "Discriminator": "CreditCard", "CreditCard": {} } }))
+            .carries(reference)
+        );
+    }
+
+    #[test]
+    fn payments_are_looked_for_from_before_the_close_until_now_within_three_months() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let day = chrono::Duration::days(1);
+        let (start, end) = payment_window(at("2026-12-01T12:00:00Z"), at("2026-12-03T12:00:00Z"), day * 2);
+        assert_eq!(start, at("2026-11-29T12:00:00Z"));
+        assert_eq!(end, at("2026-12-03T12:05:00Z"));
+        // A close time ahead of the clock: from before now.
+        let (start, _) = payment_window(at("2026-12-05T00:00:00Z"), at("2026-12-03T12:00:00Z"), day);
+        assert_eq!(start, at("2026-12-02T12:00:00Z"));
+        // Never more than Mews's three months: for an old receipt, the last three.
+        let (start, end) = payment_window(at("2026-01-01T00:00:00Z"), at("2026-12-03T12:00:00Z"), day);
+        assert_eq!(end, at("2026-12-03T12:05:00Z"));
+        assert_eq!(end - start, MAX_PAYMENT_SPAN);
     }
 
     #[test]

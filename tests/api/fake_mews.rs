@@ -4,6 +4,17 @@
 //! (tokens, no unknown `orders/add` fields, integer `UnitCount`, exact decimal
 //! `GrossValue`, an `ExternalIdentifier` on every item), and fails on request.
 //!
+//! Payments against a house account (`payments/addExternal`) are checked too: a
+//! known account, the reservation it owns, the enterprise currency, an exact
+//! gross amount, an external payment type the fake hotel has enabled
+//! ([`ENABLED_PAYMENT_TYPES`], listed by `configuration/get` as Mews does) and
+//! chargebridge's reference as `ExternalIdentifier`. `payments/getAll` answers
+//! them newest first, with the sent amount negated (Mews shows payments as
+//! negative amounts); a `Cash` payment the way Mews's example shows a cash
+//! payment (`CashPayment`, `Data: null`, `Identifier: null`, the sent `Notes`),
+//! any other type as an `ExternalPayment` whose `Data.External` keeps the
+//! `ExternalIdentifier`.
+//!
 //! Guests (the kit's): reservation `001` Jane Doe in room 101 and `002` John Smith
 //! in room 102 are checked in (`Started`); `004` Arthur Dent in room 202 has
 //! checked out (`Processed`).
@@ -48,6 +59,9 @@ pub const SEED_REVENUE_CENTER: &str = "94489280528";
 pub const SEED_GROUP: &str = "25769803810";
 pub const SEED_TAX: &str = "12345";
 pub const CURRENCY: &str = "EUR";
+/// The external payment types the fake hotel takes (`configuration/get`'s
+/// `EnabledExternalPaymentTypes`).
+pub const ENABLED_PAYMENT_TYPES: [&str; 4] = ["Cash", "CreditCard", "GiftCard", "Invoice"];
 
 pub struct Guest {
     pub reservation: &'static str,
@@ -151,12 +165,31 @@ struct StoredItem {
     created: DateTime<Utc>,
 }
 
+/// A payment `payments/addExternal` added.
+#[derive(Debug, Clone)]
+struct StoredPayment {
+    id: String,
+    account: String,
+    reservation: Option<String>,
+    /// The external payment type.
+    kind: String,
+    /// As sent: positive for a payment, negative for a refund.
+    gross: Decimal,
+    external_identifier: String,
+    notes: Option<String>,
+    created: DateTime<Utc>,
+}
+
 #[derive(Default)]
 struct State {
     faults: VecDeque<Fault>,
+    /// What the next `payments/addExternal` meets.
+    payment_faults: VecDeque<Fault>,
     applied: Vec<FakeCharge>,
     /// Oldest first.
     items: Vec<StoredItem>,
+    /// Oldest first.
+    payments: Vec<StoredPayment>,
     calls: Vec<Call>,
 }
 
@@ -204,6 +237,10 @@ pub fn vendor() -> Arc<Vendor> {
                             "mews/configuration",
                             include_str!("../vendor/mews/configuration.subset.openapi.json"),
                         ),
+                        (
+                            "mews/payments",
+                            include_str!("../vendor/mews/payments.subset.openapi.json"),
+                        ),
                     ],
                 )
                 // The security schemes `MewsClientToken`/`MewsAccessToken` are
@@ -219,6 +256,7 @@ pub fn vendor() -> Arc<Vendor> {
                 // Connector API (404), which Mews does not list either.
                 .gateway_statuses(&[404])
                 .request_rule(order_items_filter_rule)
+                .request_rule(payments_filter_rule)
                 .request_rule(portfolio_rule),
             )
         })
@@ -250,16 +288,41 @@ fn order_items_filter_rule(op: &str, _: &Request, body: &Value) -> Vec<String> {
     vec![format!("at least one of {ONE_OF:?} must be specified")]
 }
 
+/// `payments/getAll`: "At least one filter parameter must be specified." (the
+/// operation's description; its parameter table calls each of these "Required
+/// if no other filter is provided").
+fn payments_filter_rule(op: &str, _: &Request, body: &Value) -> Vec<String> {
+    const ONE_OF: [&str; 8] = [
+        "PaymentIds",
+        "AccountIds",
+        "BillIds",
+        "ReservationIds",
+        "CreatedUtc",
+        "UpdatedUtc",
+        "ChargedUtc",
+        "ClosedUtc",
+    ];
+    if op != "payments_getAll"
+        || ONE_OF
+            .iter()
+            .any(|f| body.get(*f).is_some_and(|v| !v.is_null()))
+    {
+        return Vec::new();
+    }
+    vec![format!("at least one of {ONE_OF:?} must be specified")]
+}
+
 /// With a Portfolio Access Token: `customers/getAll` `ChainIds` "Required when
-/// using Portfolio Access Tokens, ignored otherwise."; `orders/add` `EnterpriseId`
-/// "Required when using Portfolio Access Tokens, ignored otherwise."
+/// using Portfolio Access Tokens, ignored otherwise."; `orders/add` and
+/// `payments/addExternal` `EnterpriseId` "Required when using Portfolio Access
+/// Tokens, ignored otherwise."
 fn portfolio_rule(op: &str, _: &Request, body: &Value) -> Vec<String> {
     if body.get("AccessToken").and_then(Value::as_str) != Some(PORTFOLIO_ACCESS_TOKEN) {
         return Vec::new();
     }
     let field = match op {
         "customers_getAll" => "ChainIds",
-        "orders_add" => "EnterpriseId",
+        "orders_add" | "payments_addExternal" => "EnterpriseId",
         _ => return Vec::new(),
     };
     if body.get(field).is_some_and(|v| !v.is_null()) {
@@ -276,6 +339,39 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 impl FakeMews {
     pub fn push(&self, fault: Fault) {
         lock(&self.state).faults.push_back(fault);
+    }
+
+    /// The next `payments/addExternal` meets `fault`.
+    pub fn push_payment(&self, fault: Fault) {
+        lock(&self.state).payment_faults.push_back(fault);
+    }
+
+    /// The body of the last `payments/addExternal` that was applied.
+    pub fn last_payment(&self) -> Value {
+        self.calls("payments/addExternal")
+            .into_iter()
+            .rev()
+            .find(|c| c.status == 200)
+            .map(|c| c.body)
+            .expect("an applied payment")
+    }
+
+    /// Adds `n` unrelated payments (no external identifier) to `account`, newer
+    /// than everything so far.
+    pub fn seed_payments(&self, account: &str, n: usize) {
+        let mut state = lock(&self.state);
+        for i in 0..n {
+            state.payments.push(StoredPayment {
+                id: uuid::Uuid::new_v4().to_string(),
+                account: account.to_string(),
+                reservation: None,
+                kind: "GiftCard".into(),
+                gross: Decimal::new(1000 + i as i64, 2),
+                external_identifier: String::new(),
+                notes: Some("Front desk".into()),
+                created: Utc::now(),
+            });
+        }
     }
 
     /// Every call received for `op`, in order.
@@ -380,6 +476,13 @@ pub fn mapping() -> MappingSettings {
         taxes: [(SEED_TAX.to_string(), VAT_CODE.to_string())].into(),
         gratuity_code: Some(TIPS_CATEGORY.to_string()),
         service_charge_code: Some(SERVICE_CHARGE_CATEGORY.to_string()),
+        // Lightspeed's methods as Mews external payment types the fake hotel
+        // has enabled.
+        payment_methods: [
+            ("CASH".to_string(), "Cash".to_string()),
+            ("CARD".to_string(), "CreditCard".to_string()),
+        ]
+        .into(),
         ..MappingSettings::default()
     }
 }
@@ -401,11 +504,21 @@ impl FakePms for FakeMews {
         lock(&self.state).applied.clone()
     }
 
-    // Payments against house accounts: not implemented in this fake yet.
-    fn inject_payment(&self, _fault: FakeFault) {}
+    fn inject_payment(&self, fault: FakeFault) {
+        self.push_payment(Fault::Kit(fault));
+    }
 
+    /// Every payment added, in order, with the amount chargebridge sent.
     fn payments(&self) -> Vec<FakeCharge> {
-        Vec::new()
+        lock(&self.state)
+            .payments
+            .iter()
+            .filter(|p| !p.external_identifier.is_empty())
+            .map(|p| FakeCharge {
+                reference: p.external_identifier.clone(),
+                amount: p.gross,
+            })
+            .collect()
     }
 }
 
@@ -483,6 +596,11 @@ async fn answer(op: &str, body: &Value, state: &Mutex<State>) -> HttpResponse {
                 "Pricing": "Gross",
                 "Subscription": { "TaxIdentifier": "DE123456789" },
                 "Currencies": [ { "Currency": CURRENCY, "IsDefault": true, "IsEnabled": true } ],
+                "AccountingConfiguration": {
+                    "EnabledExternalPaymentTypes": ENABLED_PAYMENT_TYPES,
+                    "Options": [],
+                    "SurchargeConfiguration": { "SurchargeFees": {} },
+                },
             },
             "Service": null,
         }))),
@@ -492,6 +610,8 @@ async fn answer(op: &str, body: &Value, state: &Mutex<State>) -> HttpResponse {
         "resources/getAll" => resources(body),
         "orderItems/getAll" => order_items(body, state),
         "orders/add" => return add_order(body, state).await,
+        "payments/addExternal" => return add_payment(body, state).await,
+        "payments/getAll" => payments(body, state),
         _ => return error(404, "Unknown operation."),
     };
     result.unwrap_or_else(|message| error(400, &message))
@@ -1052,4 +1172,222 @@ async fn add_order(body: &Map<String, Value>, state: &Mutex<State>) -> HttpRespo
             error(status, "Unexpected error.")
         }
     }
+}
+
+// ------------------------------------------------------------------ payments
+
+/// Checks a `payments/addExternal` body (`ExternalPaymentParameters`; the
+/// oracle has checked its shape).
+fn new_payment(body: &Map<String, Value>) -> Result<StoredPayment, (u16, String)> {
+    let bad = |m: &str| (400, m.to_string());
+    let account = body
+        .get("AccountId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("AccountId is required."))?;
+    let owner = GUESTS.iter().find(|g| g.account == account);
+    if owner.is_none() && account != PAYMASTER.0 {
+        return Err(bad("Invalid AccountId."));
+    }
+    let reservation = match body.get("ReservationId") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let id = v.as_str().ok_or_else(|| bad("Invalid ReservationId."))?;
+            let reservation = GUESTS
+                .iter()
+                .find(|g| g.reservation == id)
+                .ok_or_else(|| bad("Invalid ReservationId."))?;
+            if reservation.account != account {
+                return Err((
+                    403,
+                    "The reservation does not belong to the account.".into(),
+                ));
+            }
+            Some(id.to_string())
+        }
+    };
+    let amount = body
+        .get("Amount")
+        .and_then(Value::as_object)
+        .ok_or_else(|| bad("Amount is required."))?;
+    if amount.get("Currency").and_then(Value::as_str) != Some(CURRENCY) {
+        return Err(bad("Amount.Currency must be the enterprise currency."));
+    }
+    if ["NetValue", "TaxCodes"]
+        .iter()
+        .any(|k| amount.get(*k).is_some_and(|v| !v.is_null()))
+    {
+        return Err(bad("this fake expects a gross amount only"));
+    }
+    // The number exactly as written (serde_json keeps the digits).
+    let gross = match amount.get("GrossValue") {
+        Some(Value::Number(n)) => Decimal::from_str(&n.to_string())
+            .map_err(|_| bad(&format!("GrossValue {n} is not a plain decimal")))?,
+        _ => return Err(bad("Amount.GrossValue is required.")),
+    };
+    // "Type of the external payment. (Required for the enterprises based in the
+    // French Legal Environment where `Unspecified` is considered as fraud.)"
+    let kind = body
+        .get("Type")
+        .and_then(Value::as_str)
+        .unwrap_or("Unspecified");
+    // "The external payment type must be enabled by the property in order to
+    // accept such payments in their Mews environment."
+    if !ENABLED_PAYMENT_TYPES.contains(&kind) {
+        return Err((
+            403,
+            format!("External payment type {kind} is not enabled. Contact the property."),
+        ));
+    }
+    let external_identifier = body
+        .get("ExternalIdentifier")
+        .and_then(Value::as_str)
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| bad("ExternalIdentifier missing (chargebridge must send its reference)"))?;
+    Ok(StoredPayment {
+        id: uuid::Uuid::new_v4().to_string(),
+        account: account.to_string(),
+        reservation,
+        kind: kind.to_string(),
+        gross,
+        external_identifier: external_identifier.to_string(),
+        notes: body
+            .get("Notes")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        created: Utc::now(),
+    })
+}
+
+fn apply_payment(payment: &StoredPayment, state: &Mutex<State>) -> String {
+    let mut payment = payment.clone();
+    payment.id = uuid::Uuid::new_v4().to_string();
+    payment.created = Utc::now();
+    let id = payment.id.clone();
+    lock(state).payments.push(payment);
+    id
+}
+
+async fn add_payment(body: &Map<String, Value>, state: &Mutex<State>) -> HttpResponse {
+    let payment = match new_payment(body) {
+        Ok(p) => p,
+        Err((status, message)) => return error(status, &message),
+    };
+    let fault = lock(state).payment_faults.pop_front();
+    let added = |id: String| ok(json!({ "ExternalPaymentId": id }));
+    match fault {
+        None => added(apply_payment(&payment, state)),
+        Some(Fault::Kit(FakeFault::Reject(message))) => error(403, &message),
+        Some(Fault::Kit(FakeFault::Unavailable)) => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "2"))
+            .json(
+                json!({ "Message": "Request limit exceeded.", "RequestId": null, "Details": null }),
+            ),
+        Some(Fault::Kit(FakeFault::ApplyThenTimeout)) => {
+            let id = apply_payment(&payment, state);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            added(id)
+        }
+        Some(Fault::Kit(FakeFault::Slow(delay))) => {
+            tokio::time::sleep(delay).await;
+            added(apply_payment(&payment, state))
+        }
+        Some(Fault::Status(status)) => error(status, "Unexpected error."),
+        Some(Fault::ApplyThenStatus(status)) => {
+            apply_payment(&payment, state);
+            error(status, "Unexpected error.")
+        }
+    }
+}
+
+/// A `Payment` as Mews describes it (and as its example shows a cash payment).
+fn payment_json(p: &StoredPayment) -> Value {
+    // "Payment's amount, negative amount represents either rebate or a payment."
+    let shown = amount(-p.gross, &[]);
+    let (kind, data) = if p.kind == "Cash" {
+        ("CashPayment", Value::Null)
+    } else {
+        (
+            "ExternalPayment",
+            json!({
+                "Discriminator": "External",
+                "CreditCard": null,
+                "Invoice": null,
+                "External": {
+                    "Type": p.kind,
+                    "ExternalIdentifier": if p.external_identifier.is_empty() { Value::Null } else { json!(p.external_identifier) },
+                },
+                "Ghost": null,
+                "Alternative": null,
+            }),
+        )
+    };
+    json!({
+        "Id": p.id,
+        "EnterpriseId": ENTERPRISE,
+        "AccountId": p.account,
+        "AccountType": "Customer",
+        "PaymentRequestId": null,
+        "BillId": null,
+        "ReservationId": p.reservation,
+        "AccountingCategoryId": null,
+        "Amount": shown,
+        "OriginalAmount": shown,
+        "Notes": p.notes,
+        "SettlementId": null,
+        "ConsumedUtc": utc(p.created),
+        "ClosedUtc": null,
+        "ChargedUtc": utc(p.created),
+        "CreatedUtc": utc(p.created),
+        "UpdatedUtc": utc(p.created),
+        // Required and not nullable in the schema (the example shows null).
+        "SettlementUtc": utc(p.created),
+        "AccountingState": "Open",
+        "State": "Charged",
+        "Identifier": null,
+        "Type": kind,
+        // "Value provided only for payments processed by Mews Payments."
+        "Kind": null,
+        "Data": data,
+        "PaymentOrigin": "Api",
+    })
+}
+
+/// `payments/getAll` by `PaymentIds`, `AccountIds`, `ReservationIds` and
+/// `CreatedUtc`, newest first (the cursor names the oldest payment returned).
+fn payments(body: &Map<String, Value>, state: &Mutex<State>) -> Answer {
+    for unsupported in [
+        "BillIds",
+        "UpdatedUtc",
+        "ChargedUtc",
+        "ClosedUtc",
+        "SettlementUtc",
+    ] {
+        if body.get(unsupported).is_some_and(|v| !v.is_null()) {
+            return Err(format!("this fake does not filter by {unsupported}"));
+        }
+    }
+    let ids = strings(body, "PaymentIds")?;
+    let accounts = strings(body, "AccountIds")?;
+    let reservations = strings(body, "ReservationIds")?;
+    let created = interval(body, "CreatedUtc")?;
+    if ids.is_none() && accounts.is_none() && reservations.is_none() && created.is_none() {
+        return Err("At least one filter parameter must be specified.".into());
+    }
+    let state = lock(state);
+    let matching: Vec<&StoredPayment> = state
+        .payments
+        .iter()
+        .rev()
+        .filter(|p| ids.as_ref().is_none_or(|i| i.contains(&p.id)))
+        .filter(|p| accounts.as_ref().is_none_or(|a| a.contains(&p.account)))
+        .filter(|p| {
+            reservations
+                .as_ref()
+                .is_none_or(|r| p.reservation.as_ref().is_some_and(|x| r.contains(x)))
+        })
+        .filter(|p| created.is_none_or(|(s, e)| s <= p.created && p.created < e))
+        .collect();
+    let (rows, next) = paged(matching, |p| p.id.as_str(), body)?;
+    let rows: Vec<Value> = rows.into_iter().map(payment_json).collect();
+    Ok(ok(json!({ "Payments": rows, "Cursor": next })))
 }

@@ -670,6 +670,62 @@ async fn the_fake_refuses_what_mews_description_refuses() {
     assert!(seen.iter().any(|v| v.contains("EnterpriseIds")), "{seen:?}");
     assert!(seen.iter().any(|v| v.contains("ChainIds")), "{seen:?}");
 
+    // `payments/getAll` without any filter, and `payments/addExternal` with a
+    // field `ExternalPaymentParameters` does not have and an unknown type.
+    let (status, _) = send(
+        &fake,
+        "payments/getAll",
+        Value::Object(credentials(fake_mews::ACCESS_TOKEN)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(
+        seen.iter()
+            .any(|v| v.contains("payments_getAll") && v.contains("at least one of")),
+        "{seen:?}"
+    );
+    let mut payment = credentials(fake_mews::ACCESS_TOKEN);
+    payment.remove("Limitation");
+    payment.insert("AccountId".into(), json!(fake_mews::PAYMASTER.0));
+    payment.insert(
+        "Amount".into(),
+        json!({ "Currency": fake_mews::CURRENCY, "GrossValue": 16.0 }),
+    );
+    payment.insert("ExternalIdentifier".into(), json!("cb-test"));
+    payment.insert("Type".into(), json!("Card"));
+    payment.insert("PaymentMethod".into(), json!("CASH"));
+    let (status, _) = send(
+        &fake,
+        "payments/addExternal",
+        Value::Object(payment.clone()),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("PaymentMethod")), "{seen:?}");
+    assert!(seen.iter().any(|v| v.contains("Card")), "{seen:?}");
+    // As the adapter sends it, it is fine; a portfolio token also needs the
+    // enterprise.
+    payment.remove("PaymentMethod");
+    payment.insert("Type".into(), json!("Cash"));
+    let (status, answer) = send(
+        &fake,
+        "payments/addExternal",
+        Value::Object(payment.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(fake.take_violations(), Vec::<String>::new());
+    payment.insert(
+        "AccessToken".into(),
+        json!(fake_mews::PORTFOLIO_ACCESS_TOKEN),
+    );
+    let (status, _) = send(&fake, "payments/addExternal", Value::Object(payment)).await;
+    assert_eq!(status, 400);
+    let seen = fake.take_violations();
+    assert!(seen.iter().any(|v| v.contains("EnterpriseId")), "{seen:?}");
+
     // No credentials in the body (Mews's keys are body fields, not headers).
     let (status, _) = send(&fake, "configuration/get", serde_json::json!({})).await;
     assert_eq!(status, 400);
@@ -864,4 +920,210 @@ async fn a_408_to_orders_add_may_have_been_applied() {
         1,
         "reconciled, not posted again"
     );
+}
+
+// ------------------------------------------- payments against the house account
+
+/// The demo tenant on `fake` with per-receipt revenue posting to the fake's
+/// paymaster account, the fake's payment mapping, after `tweak`.
+async fn revenue_app(
+    fake: &Arc<FakeMews>,
+    deadline: Duration,
+    tweak: impl FnOnce(&mut MappingSettings),
+) -> TestApp {
+    let mut mapping = fake_mews::mapping();
+    mapping.default_revenue_account = Some(format!("account:{}", fake_mews::PAYMASTER.0));
+    tweak(&mut mapping);
+    spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = deadline;
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("mews".into(), fake.settings());
+        s.tenants[0].pms = "mews".into();
+        s.tenants[0].mirroring = true;
+        s.tenants[0].revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        s.tenants[0].mapping = mapping;
+    }))
+    .await
+}
+
+/// The card receipt (66 + 1 tip, no room part) as a refund of 66.
+fn card_refund() -> String {
+    seed_with_fixture("mirroring-no-room-charge.json", |v| {
+        v["payments"][0]["amount"] = json!(-66.0);
+        v["payments"][0]["gratuity"] = json!(0.0);
+        for line in v["transactions"].as_array_mut().unwrap() {
+            for field in ["amount", "unitAmount"] {
+                if let Some(a) = line[field].as_f64() {
+                    line[field] = json!(-a);
+                }
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_payment_settles_the_house_account_as_an_external_payment() {
+    let fake = fake_mews::start().await;
+    let app = revenue_app(&fake, Duration::from_millis(2500), |_| {}).await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("mirroring-no-room-charge.json"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+
+    let order = fake.last_order();
+    assert_eq!(order["AccountId"], fake_mews::PAYMASTER.0);
+    let payment = fake.last_payment();
+    assert_eq!(payment["AccountId"], fake_mews::PAYMASTER.0);
+    assert!(
+        payment.get("ReservationId").is_none(),
+        "a paymaster: no reservation"
+    );
+    assert_eq!(
+        payment["Type"], "CreditCard",
+        "CARD as the fake hotel maps it"
+    );
+    assert_eq!(payment["Amount"]["Currency"], fake_mews::CURRENCY);
+    assert_eq!(
+        decimal(&payment["Amount"]["GrossValue"]),
+        Decimal::new(670, 1)
+    );
+    assert_eq!(
+        decimal(&payment["Amount"]["GrossValue"]),
+        order_total(&order),
+        "the account balances"
+    );
+    let reference = payment["ExternalIdentifier"].as_str().unwrap();
+    assert!(
+        reference.starts_with("cb-") && reference.len() == 32,
+        "{reference}"
+    );
+    assert!(payment["Notes"].as_str().unwrap().contains(reference));
+    assert_ne!(
+        order["Items"][0]["ExternalIdentifier"], reference,
+        "the payment has its own reference"
+    );
+    let paid = fake.payments();
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].reference, reference);
+    assert_eq!(paid[0].amount, Decimal::new(670, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_receipt_pays_back_with_a_negative_external_payment() {
+    let fake = fake_mews::start().await;
+    let app = revenue_app(&fake, Duration::from_millis(2500), |_| {}).await;
+    let answer = app.charge(&fresh_key(), &card_refund()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    let payment = fake.last_payment();
+    assert_eq!(payment["Type"], "CreditCard");
+    assert_eq!(
+        decimal(&payment["Amount"]["GrossValue"]),
+        Decimal::new(-660, 1)
+    );
+    assert_eq!(order_total(&fake.last_order()), Decimal::new(-660, 1));
+    assert_eq!(fake.payments()[0].amount, Decimal::new(-660, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_type_the_hotel_has_not_enabled_is_refused_with_mews_message() {
+    let fake = fake_mews::start().await;
+    // A Mews type, but not one the fake hotel takes.
+    let app = revenue_app(&fake, Duration::from_millis(2500), |m| {
+        m.payment_methods.insert("CARD".into(), "Voucher".into());
+    })
+    .await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("mirroring-no-room-charge.json"))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert!(answer.text().contains("Voucher"), "{}", answer.text());
+    let sent = fake.calls("payments/addExternal");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].status, 403);
+    assert!(fake.payments().is_empty());
+    assert_eq!(fake.applied().len(), 1, "the revenue is on the account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_that_is_no_mews_payment_type_is_refused_before_sending() {
+    let fake = fake_mews::start().await;
+    let app = revenue_app(&fake, Duration::from_millis(2500), |m| {
+        m.payment_methods.insert("CARD".into(), "Card".into());
+    })
+    .await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("mirroring-no-room-charge.json"))
+        .await;
+    assert_eq!(answer.status, 422, "{}", answer.text());
+    assert!(fake.calls("payments/addExternal").is_empty());
+    assert!(fake.payments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_reconciliation_pages_through_a_busy_house_account() {
+    let fake = fake_mews::start().await;
+    // Three pages of 1 000 payments take a while in a debug build under a
+    // loaded test run; this checks the paging, not the speed.
+    let app = revenue_app(&fake, Duration::from_secs(8), |_| {}).await;
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    fake.push_payment(Fault::ApplyThenStatus(500));
+    let first = app.charge(&key, &body).await;
+    assert_eq!(first.code(), "pms_outcome_unknown", "{}", first.text());
+    // 2 500 newer payments on the house account: ours is on the third page.
+    fake.seed_payments(fake_mews::PAYMASTER.0, 2500);
+    let retry = app.charge(&key, &body).await;
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(fake.payments().len(), 1, "paid once");
+    assert_eq!(
+        fake.calls("payments/addExternal").len(),
+        1,
+        "found, not sent again"
+    );
+    assert_eq!(fake.applied().len(), 1, "charged once");
+    let pages = fake.calls("payments/getAll");
+    assert_eq!(pages.len(), 3, "followed the cursor");
+    assert!(pages[0].body["Limitation"]["Cursor"].is_null());
+    assert!(pages[2].body["Limitation"]["Cursor"].is_string());
+    assert_eq!(pages[0].body["AccountIds"], json!([fake_mews::PAYMASTER.0]));
+    assert!(pages[0].body["CreatedUtc"]["StartUtc"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_portfolio_token_payments_name_the_enterprise() {
+    let fake = fake_mews::start().await;
+    let mut mapping = fake_mews::mapping();
+    mapping.default_revenue_account = Some(format!("account:{}", fake_mews::PAYMASTER.0));
+    let PmsSettings::Mews(mut mews) = fake.settings() else {
+        unreachable!("the fake configures the mews adapter")
+    };
+    mews.access_token = Some(fake_mews::PORTFOLIO_ACCESS_TOKEN.to_string().into());
+    mews.enterprise_id = Some(fake_mews::ENTERPRISE.into());
+    mews.chain_id = Some(fake_mews::CHAIN.into());
+    let app = spawn_with(settings(&StoreChoice::Memory, |s| {
+        s.server.request_deadline = Duration::from_millis(2500);
+        s.server.pms_safety_margin = Duration::from_millis(300);
+        s.pms.insert("mews".into(), PmsSettings::Mews(mews));
+        s.tenants[0].pms = "mews".into();
+        s.tenants[0].mirroring = true;
+        s.tenants[0].revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        s.tenants[0].mapping = mapping;
+    }))
+    .await;
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    fake.push_payment(Fault::ApplyThenStatus(500));
+    assert_eq!(app.charge(&key, &body).await.code(), "pms_outcome_unknown");
+    let retry = app.charge(&key, &body).await;
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(fake.payments().len(), 1);
+    assert_eq!(
+        fake.calls("payments/addExternal")[0].body["EnterpriseId"],
+        fake_mews::ENTERPRISE
+    );
+    let read = fake.calls("payments/getAll");
+    assert!(!read.is_empty());
+    for c in read {
+        assert_eq!(c.body["EnterpriseIds"], json!([fake_mews::ENTERPRISE]));
+    }
 }

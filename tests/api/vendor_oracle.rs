@@ -1059,6 +1059,8 @@ mod tests {
                 "POST /api/connector/v1/customers/search",
                 "POST /api/connector/v1/orderItems/getAll",
                 "POST /api/connector/v1/orders/add",
+                "POST /api/connector/v1/payments/addExternal",
+                "POST /api/connector/v1/payments/getAll",
                 "POST /api/connector/v1/reservations/getAll/2023-06-06",
                 "POST /api/connector/v1/resources/getAll",
             ]

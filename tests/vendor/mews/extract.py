@@ -55,6 +55,13 @@ SOURCES = {
         "configuration.subset.openapi.json",
         {"/api/connector/v1/configuration/get": ["post"]},
     ),
+    "openapi/mews-systems-payments-api-openapi.yml": (
+        "payments.subset.openapi.json",
+        {
+            "/api/connector/v1/payments/addExternal": ["post"],
+            "/api/connector/v1/payments/getAll": ["post"],
+        },
+    ),
 }
 
 OPERATIONS_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")

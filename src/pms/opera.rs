@@ -61,7 +61,7 @@ use super::rest::{self, ItemOrigin};
 use super::transport::{self, Auth, Call, Transport, TransportSettings, Vendor};
 use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
-use crate::domain::{Charge, RoomCharge};
+use crate::domain::{Charge, IdempotencyKey, PostingReference, RoomCharge};
 
 /// OHIP's scope for "everything this application may do".
 const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
@@ -259,6 +259,78 @@ impl OperaPms {
 
     fn url(&self, segments: &[&str]) -> reqwest::Url {
         transport::join(&self.base, segments)
+    }
+
+    /// `getGuestsTransactions` on `reservation` within `window`: every posting
+    /// whose `reference` is `reference`.
+    async fn postings_by_reference(
+        &self,
+        reservation: &str,
+        reference: &str,
+        window: &ReadBack,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, PmsError> {
+        let query = [
+            ("reservationList", reservation.to_string()),
+            ("referenceNumberWildCard", reference.to_string()),
+            ("includeTransactionsWithFolioNo", "true".into()),
+            ("includeTransactionsWithARInvoiceNo", "true".into()),
+            ("includeGenerates", "false".into()),
+            ("postedTransactionType", "All".into()),
+            ("startDate", window.start.to_string()),
+            ("endDate", window.end.to_string()),
+        ];
+        let url = self.url(&[
+            "csh",
+            "v1",
+            "hotels",
+            &self.settings.hotel_id,
+            "transactions",
+        ]);
+        let request = self
+            .api
+            .request("getGuestsTransactions", Call::Read, Method::GET, url)
+            .query(&query);
+        let answer = self
+            .api
+            .call(&request, deadline)
+            .await
+            .map_err(|e| e.as_class(ErrorClass::Unknown, "reconcile"))?;
+        let json = answer
+            .json()
+            .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
+        let mut found = Vec::new();
+        postings_with_reference(&json, reference, &mut found);
+        Ok(found.into_iter().cloned().collect())
+    }
+
+    /// Whether the revenue part a settlement part settles is on the house
+    /// account within `window`. Its reference is the receipt's own (a receipt
+    /// with one posting) or the one derived for the house account (a receipt
+    /// split by reservation), as `Charge::postings` gives them.
+    async fn revenue_in_window(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        window: &ReadBack,
+        deadline: Instant,
+    ) -> Result<bool, PmsError> {
+        let Ok(key) = IdempotencyKey::parse(charge.idempotency_key.as_bytes()) else {
+            return Ok(false);
+        };
+        let candidates = [
+            PostingReference::derive(&charge.tenant, &key),
+            PostingReference::derive_for_reservation(&charge.tenant, &key, &room.reservation_id),
+        ];
+        for candidate in &candidates {
+            let found = self
+                .postings_by_reference(&room.reservation_id, candidate.as_str(), window, deadline)
+                .await?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// One `postBillingPayment` call for a settlement part (see [`payment_body`]).
@@ -539,37 +611,21 @@ impl PmsAdapter for OperaPms {
         let today = chrono::Utc::now().date_naive();
         let window = read_back_window(charge.closed_at.date_naive(), today);
         let reference = charge.reference.as_str();
-        let query = [
-            ("reservationList", room.reservation_id.clone()),
-            ("referenceNumberWildCard", reference.to_string()),
-            ("includeTransactionsWithFolioNo", "true".into()),
-            ("includeTransactionsWithARInvoiceNo", "true".into()),
-            ("includeGenerates", "false".into()),
-            ("postedTransactionType", "All".into()),
-            ("startDate", window.start.to_string()),
-            ("endDate", window.end.to_string()),
-        ];
-        let url = self.url(&[
-            "csh",
-            "v1",
-            "hotels",
-            &self.settings.hotel_id,
-            "transactions",
-        ]);
-        let request = self
-            .api
-            .request("getGuestsTransactions", Call::Read, Method::GET, url)
-            .query(&query);
-        let answer = self
-            .api
-            .call(&request, deadline)
-            .await
-            .map_err(|e| e.as_class(ErrorClass::Unknown, "reconcile"))?;
-        let json = answer
-            .json()
-            .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
-        let mut found = Vec::new();
-        postings_with_reference(&json, reference, &mut found);
+        let found = self
+            .postings_by_reference(&room.reservation_id, reference, &window, deadline)
+            .await?;
+        if found.is_empty()
+            && !window.covers_receipt
+            && room.settlement
+            && self
+                .revenue_in_window(charge, room, &window, deadline)
+                .await?
+        {
+            // A payment is attempted only after its receipt's revenue reached
+            // the house account, and that posting is inside the window: so is
+            // any earlier attempt of the payment, and "not there" is certain.
+            return Ok(None);
+        }
         if found.is_empty() && !window.covers_receipt {
             // An earlier attempt may lie before the window: answering "not there"
             // could post it twice, so the outcome stays unknown and the charge
@@ -596,6 +652,7 @@ impl PmsAdapter for OperaPms {
                 "OPERA holds a different number of postings for this reference; check the folio"
             );
         }
+        let found: Vec<&Value> = found.iter().collect();
         let numbers = transaction_numbers(&found);
         Ok(Some(PostingReceipt {
             pms_reference: if numbers.is_empty() {

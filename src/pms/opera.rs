@@ -15,6 +15,14 @@
 //!   integer), `postingReference` (the charge's derived reference), `checkNumber`
 //!   (the Lightspeed receipt id) and `postingRemark`; the first item carries the
 //!   covers. OHIP has no idempotency header.
+//! * **Payments** (a settlement part, settling a receipt's revenue on its
+//!   posting master): one `postBillingPayment` call
+//!   (`POST /csh/v1/hotels/{hotelId}/reservations/{reservationId}/payments`) with
+//!   `criteria.paymentMethod.paymentMethod` (the tenant's mapped OPERA payment
+//!   code, at most 20 characters, refused otherwise), `postingAmount` (exact
+//!   decimal, negative for a refund receipt), `postingReference` (the part's own
+//!   reference) and `postingRemark`. Reconciled like a charge: the same read-back
+//!   finds the one posting carrying the part's reference.
 //! * **Outcome classes**: no connection, 401 after one refresh, 403, 408, 429 and
 //!   503 are *unavailable* (nothing applied); a timeout or a dropped connection
 //!   after the request left, and any other 5XX, are *unknown*; other 4XX are
@@ -53,7 +61,7 @@ use super::rest::{self, ItemOrigin};
 use super::transport::{self, Auth, Call, Transport, TransportSettings, Vendor};
 use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
-use crate::domain::Charge;
+use crate::domain::{Charge, IdempotencyKey, PostingReference, RoomCharge};
 
 /// OHIP's scope for "everything this application may do".
 const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
@@ -253,6 +261,104 @@ impl OperaPms {
         transport::join(&self.base, segments)
     }
 
+    /// `getGuestsTransactions` on `reservation` within `window`: every posting
+    /// whose `reference` is `reference`.
+    async fn postings_by_reference(
+        &self,
+        reservation: &str,
+        reference: &str,
+        window: &ReadBack,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, PmsError> {
+        let query = [
+            ("reservationList", reservation.to_string()),
+            ("referenceNumberWildCard", reference.to_string()),
+            ("includeTransactionsWithFolioNo", "true".into()),
+            ("includeTransactionsWithARInvoiceNo", "true".into()),
+            ("includeGenerates", "false".into()),
+            ("postedTransactionType", "All".into()),
+            ("startDate", window.start.to_string()),
+            ("endDate", window.end.to_string()),
+        ];
+        let url = self.url(&[
+            "csh",
+            "v1",
+            "hotels",
+            &self.settings.hotel_id,
+            "transactions",
+        ]);
+        let request = self
+            .api
+            .request("getGuestsTransactions", Call::Read, Method::GET, url)
+            .query(&query);
+        let answer = self
+            .api
+            .call(&request, deadline)
+            .await
+            .map_err(|e| e.as_class(ErrorClass::Unknown, "reconcile"))?;
+        let json = answer
+            .json()
+            .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
+        let mut found = Vec::new();
+        postings_with_reference(&json, reference, &mut found);
+        Ok(found.into_iter().cloned().collect())
+    }
+
+    /// Whether the revenue part a settlement part settles is on the house
+    /// account within `window`. Its reference is the receipt's own (a receipt
+    /// with one posting) or the one derived for the house account (a receipt
+    /// split by reservation), as `Charge::postings` gives them.
+    async fn revenue_in_window(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        window: &ReadBack,
+        deadline: Instant,
+    ) -> Result<bool, PmsError> {
+        let Ok(key) = IdempotencyKey::parse(charge.idempotency_key.as_bytes()) else {
+            return Ok(false);
+        };
+        let candidates = [
+            PostingReference::derive(&charge.tenant, &key),
+            PostingReference::derive_for_reservation(&charge.tenant, &key, &room.reservation_id),
+        ];
+        for candidate in &candidates {
+            let found = self
+                .postings_by_reference(&room.reservation_id, candidate.as_str(), window, deadline)
+                .await?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// One `postBillingPayment` call for a settlement part (see [`payment_body`]).
+    async fn post_payment(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
+        let hotel = self.settings.hotel_id.as_str();
+        let body = payment_body(hotel, charge, room)?;
+        let url = self.url(&[
+            "csh",
+            "v1",
+            "hotels",
+            hotel,
+            "reservations",
+            &room.reservation_id,
+            "payments",
+        ]);
+        let request = self
+            .api
+            .request("postBillingPayment", Call::Write, Method::POST, url)
+            .json(&body);
+        let answer = self.api.call(&request, deadline).await?;
+        Ok(posted(&answer, charge))
+    }
+
     /// The `criteria.charges` list, or a refusal naming the missing mapping.
     fn charge_lines(&self, charge: &Charge, items: &[FolioItem]) -> Result<Vec<Value>, PmsError> {
         let origins = rest::item_origins(charge, items);
@@ -298,6 +404,52 @@ impl OperaPms {
         }
         Ok(lines)
     }
+}
+
+/// Longest payment method code OHIP takes
+/// (`cashieringPaymentMethodType.paymentMethod`: `maxLength: 20`).
+const PAYMENT_METHOD_MAX: usize = 20;
+
+/// The `postBillingPayment` body of a settlement part: one payment of
+/// `room.amount` (negative for a refund receipt) in method
+/// `room.payment_method` on the house account `room.reservation_id`, carrying
+/// the part's reference as `postingReference` (read back as the posting's
+/// `reference`).
+fn payment_body(hotel: &str, charge: &Charge, room: &RoomCharge) -> Result<Value, PmsError> {
+    let method = room.payment_method.trim();
+    if method.is_empty() {
+        return Err(PmsError::rejected(
+            "No OPERA payment method for this payment: map it in payment_methods",
+        ));
+    }
+    if method.chars().count() > PAYMENT_METHOD_MAX {
+        return Err(PmsError::rejected(format!(
+            "OPERA payment method {method} is longer than {PAYMENT_METHOD_MAX} characters"
+        )));
+    }
+    if room.amount.is_zero() {
+        return Err(PmsError::rejected("Nothing to pay"));
+    }
+    let amount = rest::json_decimal(room.amount).map_err(PmsError::unavailable)?;
+    let receipt = charge
+        .receipt
+        .receipt_id
+        .as_deref()
+        .or(charge.receipt.fisc_id.as_deref());
+    let remark = match receipt {
+        Some(id) => format!("Lightspeed receipt {id}"),
+        None => "Lightspeed receipt".to_string(),
+    };
+    Ok(json!({
+        "criteria": {
+            "hotelId": hotel,
+            "reservationId": { "id": room.reservation_id, "type": "Reservation" },
+            "paymentMethod": { "paymentMethod": method },
+            "postingAmount": { "amount": amount, "currencyCode": charge.currency },
+            "postingReference": charge.reference.as_str(),
+            "postingRemark": remark,
+        }
+    }))
 }
 
 fn missing_code(origin: &ItemOrigin) -> PmsError {
@@ -373,6 +525,27 @@ fn postings_with_reference<'a>(value: &'a Value, reference: &str, out: &mut Vec<
     }
 }
 
+/// The receipt of a created posting: OPERA's transaction numbers of the
+/// postings carrying our reference, else the `Location` tail, else our reference.
+fn posted(answer: &transport::Answer, charge: &Charge) -> PostingReceipt {
+    let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+    let mut postings = Vec::new();
+    postings_with_reference(&json, charge.reference.as_str(), &mut postings);
+    let numbers = transaction_numbers(&postings);
+    let pms_reference = if !numbers.is_empty() {
+        numbers.join(",")
+    } else if let Some(location) = answer
+        .location()
+        .and_then(|l| l.rsplit('/').next())
+        .filter(|l| !l.is_empty())
+    {
+        location.to_string()
+    } else {
+        charge.reference.to_string()
+    };
+    PostingReceipt { pms_reference }
+}
+
 fn transaction_numbers(postings: &[&Value]) -> Vec<String> {
     let mut numbers: Vec<String> = postings
         .iter()
@@ -394,10 +567,10 @@ impl PmsAdapter for OperaPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let room = super::room_of(charge)?;
-        if room.settlement {
-            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        if let Some(room) = super::settlement_of(charge) {
+            return self.post_payment(charge, room, deadline).await;
         }
+        let room = super::room_of(charge)?;
         let items = folio_items(charge);
         let lines = self.charge_lines(charge, &items)?;
         let hotel = self.settings.hotel_id.as_str();
@@ -423,22 +596,7 @@ impl PmsAdapter for OperaPms {
             .request("postBillingCharges", Call::Write, Method::POST, url)
             .json(&body);
         let answer = self.api.call(&request, deadline).await?;
-        let json: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        let mut postings = Vec::new();
-        postings_with_reference(&json, charge.reference.as_str(), &mut postings);
-        let numbers = transaction_numbers(&postings);
-        let pms_reference = if !numbers.is_empty() {
-            numbers.join(",")
-        } else if let Some(location) = answer
-            .location()
-            .and_then(|l| l.rsplit('/').next())
-            .filter(|l| !l.is_empty())
-        {
-            location.to_string()
-        } else {
-            charge.reference.to_string()
-        };
-        Ok(PostingReceipt { pms_reference })
+        Ok(posted(&answer, charge))
     }
 
     #[tracing::instrument(skip_all, fields(pms = "opera", reference = %charge.reference))]
@@ -450,43 +608,24 @@ impl PmsAdapter for OperaPms {
         let Some(room) = charge.room() else {
             return Ok(None);
         };
-        if room.settlement {
-            return Ok(None);
-        }
         let today = chrono::Utc::now().date_naive();
         let window = read_back_window(charge.closed_at.date_naive(), today);
         let reference = charge.reference.as_str();
-        let query = [
-            ("reservationList", room.reservation_id.clone()),
-            ("referenceNumberWildCard", reference.to_string()),
-            ("includeTransactionsWithFolioNo", "true".into()),
-            ("includeTransactionsWithARInvoiceNo", "true".into()),
-            ("includeGenerates", "false".into()),
-            ("postedTransactionType", "All".into()),
-            ("startDate", window.start.to_string()),
-            ("endDate", window.end.to_string()),
-        ];
-        let url = self.url(&[
-            "csh",
-            "v1",
-            "hotels",
-            &self.settings.hotel_id,
-            "transactions",
-        ]);
-        let request = self
-            .api
-            .request("getGuestsTransactions", Call::Read, Method::GET, url)
-            .query(&query);
-        let answer = self
-            .api
-            .call(&request, deadline)
-            .await
-            .map_err(|e| e.as_class(ErrorClass::Unknown, "reconcile"))?;
-        let json = answer
-            .json()
-            .map_err(|_| PmsError::unknown("OPERA transactions read-back is not JSON"))?;
-        let mut found = Vec::new();
-        postings_with_reference(&json, reference, &mut found);
+        let found = self
+            .postings_by_reference(&room.reservation_id, reference, &window, deadline)
+            .await?;
+        if found.is_empty()
+            && !window.covers_receipt
+            && room.settlement
+            && self
+                .revenue_in_window(charge, room, &window, deadline)
+                .await?
+        {
+            // A payment is attempted only after its receipt's revenue reached
+            // the house account, and that posting is inside the window: so is
+            // any earlier attempt of the payment, and "not there" is certain.
+            return Ok(None);
+        }
         if found.is_empty() && !window.covers_receipt {
             // An earlier attempt may lie before the window: answering "not there"
             // could post it twice, so the outcome stays unknown and the charge
@@ -500,7 +639,12 @@ impl PmsAdapter for OperaPms {
         if found.is_empty() {
             return Ok(None);
         }
-        let expected = folio_items(charge).len();
+        // A payment is one posting; a charge is one per folio item.
+        let expected = if room.settlement {
+            1
+        } else {
+            folio_items(charge).len()
+        };
         if found.len() != expected {
             tracing::warn!(
                 found = found.len(),
@@ -508,6 +652,7 @@ impl PmsAdapter for OperaPms {
                 "OPERA holds a different number of postings for this reference; check the folio"
             );
         }
+        let found: Vec<&Value> = found.iter().collect();
         let numbers = transaction_numbers(&found);
         Ok(Some(PostingReceipt {
             pms_reference: if numbers.is_empty() {
@@ -742,6 +887,77 @@ mod tests {
             window("2026-12-05"),
             (day("2026-12-04"), day("2026-12-04"), true)
         );
+    }
+
+    /// A settlement part of the seed receipt: `amount` in method `method` on
+    /// the posting master `PM1`.
+    fn settlement(method: &str, amount: rust_decimal::Decimal) -> Charge {
+        let mut c = crate::pms::demo_charge(include_str!("../../fixtures/payloads/seed-example.json"));
+        c.reference = crate::domain::PostingReference::for_settlement(&c.reference, method);
+        c.rooms = vec![RoomCharge {
+            reservation_id: "PM1".into(),
+            amount,
+            gratuity: rust_decimal::Decimal::ZERO,
+            payment_method: method.into(),
+            revenue: true,
+            summary_date: None,
+            payments: Vec::new(),
+            settlement: true,
+        }];
+        c.refund = amount.is_sign_negative();
+        c.lines.clear();
+        c.service_charge = None;
+        c
+    }
+
+    #[test]
+    fn a_payment_body_carries_method_amount_and_reference() {
+        let c = settlement("CA", rust_decimal::Decimal::new(160, 1));
+        let room = crate::pms::settlement_of(&c).unwrap();
+        let body = payment_body("H1", &c, room).unwrap();
+        let criteria = &body["criteria"];
+        assert_eq!(criteria["hotelId"], "H1");
+        assert_eq!(criteria["reservationId"], json!({ "id": "PM1", "type": "Reservation" }));
+        assert_eq!(criteria["paymentMethod"], json!({ "paymentMethod": "CA" }));
+        assert_eq!(criteria["postingAmount"]["currencyCode"], c.currency.as_str());
+        assert_eq!(criteria["postingReference"], c.reference.as_str());
+        assert_eq!(c.reference.as_str().len(), 32);
+        assert_eq!(criteria["postingRemark"], "Lightspeed receipt R51.3");
+        let text = serde_json::to_string(&body).unwrap();
+        assert!(text.contains(r#""amount":16.0"#), "exact decimal: {text}");
+        // Nothing the description leaves undescribed (action) or that needs a
+        // device or a cashier.
+        let keys: Vec<&str> = criteria.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            ["hotelId", "paymentMethod", "postingAmount", "postingReference", "postingRemark", "reservationId"]
+        );
+    }
+
+    #[test]
+    fn a_refund_payment_is_a_negative_amount() {
+        let c = settlement("CA", rust_decimal::Decimal::new(-750, 2));
+        let room = crate::pms::settlement_of(&c).unwrap();
+        let body = payment_body("H1", &c, room).unwrap();
+        let text = serde_json::to_string(&body["criteria"]["postingAmount"]).unwrap();
+        assert!(text.contains(r#""amount":-7.50"#), "{text}");
+        assert!(body["criteria"].get("originalTransactionNo").is_none());
+    }
+
+    #[test]
+    fn a_payment_method_opera_cannot_take_is_refused() {
+        let amount = rust_decimal::Decimal::new(160, 1);
+        for (method, words) in [
+            ("  ", "payment_methods"),
+            ("A-PAYMENT-CODE-OF-21C", "longer than 20 characters"),
+        ] {
+            let c = settlement(method, amount);
+            let err = payment_body("H1", &c, crate::pms::settlement_of(&c).unwrap()).unwrap_err();
+            assert_eq!(err.class, ErrorClass::Rejected, "{method}");
+            assert!(err.detail.contains(words), "{method}: {}", err.detail);
+        }
+        let c = settlement("TWENTY-CHARS-CODE-OK", amount);
+        assert!(payment_body("H1", &c, crate::pms::settlement_of(&c).unwrap()).is_ok());
     }
 
     #[test]

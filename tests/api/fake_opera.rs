@@ -7,8 +7,14 @@
 //!   (`postBillingCharges`): checks headers and the request shape (integer
 //!   quantities, exact decimal prices, one posting reference), applies every item
 //!   of the list at once, answers 201 with the postings.
+//! * `POST /csh/v1/hotels/{hotelId}/reservations/{reservationId}/payments`
+//!   (`postBillingPayment`): one payment in one of the property's payment codes
+//!   ([`PAYMENT_METHODS`]; another is refused as OPERA refuses a code it does not
+//!   have), exact decimal amount (negative: a refund), one posting reference;
+//!   answers 201 with the payment posting.
 //! * `GET /csh/v1/hotels/{hotelId}/transactions` (`getGuestsTransactions`) with
-//!   `reservationList` and `referenceNumberWildCard`, at most 30 days.
+//!   `reservationList` and `referenceNumberWildCard`, at most 30 days; charges
+//!   and payments alike (`transactionType` `Revenue` / `Payment`).
 //! * `GET /rsv/v1/hotels/{hotelId}/reservations` with `searchTypes=InHouse`.
 //! * `GET /csh/v1/services/cashiering/status`.
 //!
@@ -97,6 +103,10 @@ const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
 const TOKEN_LIFETIME: u64 = 3600;
 /// How long an `ApplyThenTimeout` answer waits (well past any test deadline).
 const LATE: Duration = Duration::from_secs(5);
+/// The property's payment codes (OHIP's `paymentMethod` is the property's own
+/// code, a string of at most 20 characters): cash, and a card already settled at
+/// the POS (a code that takes no card data).
+pub const PAYMENT_METHODS: [&str; 2] = ["CA", "POSCARD"];
 
 /// What the next charge request meets: a kit fault or an OPERA-specific one.
 #[derive(Debug, Clone)]
@@ -172,6 +182,9 @@ struct Posting {
     check: Option<String>,
     remark: Option<String>,
     currency: String,
+    /// A payment (`postBillingPayment`; `code` is the payment method), not a
+    /// charge.
+    payment: bool,
 }
 
 struct State {
@@ -182,9 +195,12 @@ struct State {
     unauthorized: u64,
     refuse_every_token: bool,
     faults: VecDeque<OperaFault>,
+    payment_faults: VecDeque<OperaFault>,
     postings: Vec<Posting>,
     applications: Vec<FakeCharge>,
+    payments: Vec<FakeCharge>,
     charge_bodies: Vec<Value>,
+    payment_bodies: Vec<Value>,
     read_backs: u64,
     shape_errors: Vec<String>,
     next_transaction: u64,
@@ -200,9 +216,12 @@ impl Default for State {
             unauthorized: 0,
             refuse_every_token: false,
             faults: VecDeque::new(),
+            payment_faults: VecDeque::new(),
             postings: Vec::new(),
             applications: Vec::new(),
+            payments: Vec::new(),
             charge_bodies: Vec::new(),
+            payment_bodies: Vec::new(),
             read_backs: 0,
             shape_errors: Vec::new(),
             next_transaction: 880_001,
@@ -244,6 +263,10 @@ impl FakeOpera {
                 .route(
                     "/csh/v1/hotels/{hotel}/reservations/{reservation}/charges",
                     web::post().to(post_charges),
+                )
+                .route(
+                    "/csh/v1/hotels/{hotel}/reservations/{reservation}/payments",
+                    web::post().to(post_payment),
                 )
                 .route(
                     "/csh/v1/hotels/{hotel}/transactions",
@@ -305,6 +328,16 @@ impl FakeOpera {
         self.lock().faults.push_back(fault);
     }
 
+    /// The next `postBillingPayment` meets `fault`.
+    pub fn push_payment(&self, fault: OperaFault) {
+        self.lock().payment_faults.push_back(fault);
+    }
+
+    /// Every well-formed `postBillingPayment` body, in order.
+    pub fn payment_bodies(&self) -> Vec<Value> {
+        self.lock().payment_bodies.clone()
+    }
+
     /// Tokens issued from now on live this long.
     pub fn set_token_lifetime(&self, seconds: u64) {
         self.lock().token_lifetime = seconds;
@@ -359,6 +392,11 @@ impl FakePms for FakeOpera {
             accounting_groups: [("25769803810".to_string(), "2010".to_string())].into(),
             gratuity_code: Some("9100".into()),
             service_charge_code: Some("9200".into()),
+            payment_methods: [
+                ("CASH".to_string(), PAYMENT_METHODS[0].to_string()),
+                ("CARD".to_string(), PAYMENT_METHODS[1].to_string()),
+            ]
+            .into(),
             ..MappingSettings::default()
         }
     }
@@ -371,11 +409,12 @@ impl FakePms for FakeOpera {
         self.lock().applications.clone()
     }
 
-    // Payments against house accounts: not implemented in this fake yet.
-    fn inject_payment(&self, _fault: FakeFault) {}
+    fn inject_payment(&self, fault: FakeFault) {
+        self.push_payment(OperaFault::Kit(fault));
+    }
 
     fn payments(&self) -> Vec<FakeCharge> {
-        Vec::new()
+        self.lock().payments.clone()
     }
 }
 
@@ -552,13 +591,31 @@ fn check_charges(
                 .and_then(Value::as_str)
                 .map(str::to_string),
             currency: currency.to_string(),
+            payment: false,
         });
     }
     Ok(postings)
 }
 
+fn number(d: Decimal) -> serde_json::Number {
+    serde_json::Number::from_str(&d.to_string()).unwrap()
+}
+
 fn posting_json(p: &Posting) -> Value {
     let amount = p.price * Decimal::from(p.quantity);
+    if p.payment {
+        // A payment is a credit to the folio.
+        return json!({
+            "transactionNo": p.transaction_no,
+            "reference": p.reference,
+            "remark": p.remark,
+            "transactionCode": p.code,
+            "postedAmount": { "amount": number(amount), "currencyCode": p.currency },
+            "creditAmount": { "amount": number(amount), "currencyCode": p.currency },
+            "transactionType": "Payment",
+            "folioWindowNo": 1,
+        });
+    }
     json!({
         "transactionNo": p.transaction_no,
         "reference": p.reference,
@@ -631,11 +688,14 @@ async fn post_charges(
         s.next_transaction = next;
         (fault, postings)
     };
+    respond(fault, || apply(&mut state.lock().unwrap(), postings)).await
+}
+
+/// The answer to a write that passed the checks: what `fault` makes of it;
+/// `apply` applies the write and gives the 201 body.
+async fn respond(fault: Option<OperaFault>, apply: impl FnOnce() -> Value) -> HttpResponse {
     match fault {
-        None => {
-            let body = apply(&mut state.lock().unwrap(), postings);
-            HttpResponse::Created().json(body)
-        }
+        None => HttpResponse::Created().json(apply()),
         Some(OperaFault::Kit(FakeFault::Reject(reason))) => error(400, "Bad Request", &reason),
         // What answers a wrong base URL or path: the API gateway's own short
         // JSON, not OHIP's error body (no title/status/o:errorCode).
@@ -653,16 +713,136 @@ async fn post_charges(
             .insert_header(("Retry-After", "1"))
             .json(json!({"title": "Too Many Requests", "status": 429})),
         Some(OperaFault::Kit(FakeFault::ApplyThenTimeout)) => {
-            let body = apply(&mut state.lock().unwrap(), postings);
+            let body = apply();
             tokio::time::sleep(LATE).await;
             HttpResponse::Created().json(body)
         }
         Some(OperaFault::Kit(FakeFault::Slow(delay))) => {
             tokio::time::sleep(delay).await;
-            let body = apply(&mut state.lock().unwrap(), postings);
-            HttpResponse::Created().json(body)
+            HttpResponse::Created().json(apply())
         }
     }
+}
+
+/// `postBillingPayment`'s documented request shape; returns the payment to apply
+/// or, as `Ok(Err)`, OPERA's own refusal (a payment code the property lacks).
+fn check_payment(
+    body: &Value,
+    reservation: &str,
+    transaction_no: u64,
+) -> Result<Result<Posting, String>, String> {
+    let criteria = body.get("criteria").ok_or("no criteria")?;
+    if criteria.get("hotelId").and_then(Value::as_str) != Some(HOTEL) {
+        return Err("criteria.hotelId".into());
+    }
+    if criteria
+        .pointer("/reservationId/id")
+        .and_then(Value::as_str)
+        != Some(reservation)
+    {
+        return Err("criteria.reservationId.id differs from the path".into());
+    }
+    let method = criteria
+        .pointer("/paymentMethod/paymentMethod")
+        .and_then(Value::as_str)
+        .filter(|m| !m.is_empty())
+        .ok_or("criteria.paymentMethod.paymentMethod")?;
+    let amount = criteria
+        .pointer("/postingAmount/amount")
+        .ok_or("criteria.postingAmount.amount")?;
+    if !amount.is_number() || amount.to_string().contains(['e', 'E']) {
+        return Err("criteria.postingAmount.amount must be a plain decimal number".into());
+    }
+    let amount = decimal(amount)
+        .filter(|a| !a.is_zero())
+        .ok_or("criteria.postingAmount.amount must not be zero")?;
+    let currency = criteria
+        .pointer("/postingAmount/currencyCode")
+        .and_then(Value::as_str)
+        .filter(|s| s.len() == 3)
+        .ok_or("criteria.postingAmount.currencyCode")?;
+    let reference = criteria
+        .get("postingReference")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("criteria.postingReference")?;
+    for field in ["charges", "originalTransactionNo", "paymentCard"] {
+        if criteria.get(field).is_some() {
+            return Err(format!("criteria.{field} is not expected on a POS payment"));
+        }
+    }
+    if !PAYMENT_METHODS.contains(&method) {
+        return Ok(Err(format!("Payment method {method} is not configured")));
+    }
+    Ok(Ok(Posting {
+        transaction_no,
+        reservation: reservation.to_string(),
+        reference: reference.to_string(),
+        code: method.to_string(),
+        price: amount,
+        quantity: 1,
+        check: None,
+        remark: criteria
+            .get("postingRemark")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        currency: currency.to_string(),
+        payment: true,
+    }))
+}
+
+fn apply_payment(s: &mut State, payment: Posting) -> Value {
+    s.payments.push(FakeCharge {
+        reference: payment.reference.clone(),
+        amount: payment.price,
+    });
+    let body = json!({ "postings": [posting_json(&payment)], "links": [] });
+    s.postings.push(payment);
+    body
+}
+
+async fn post_payment(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    let (hotel, reservation) = path.into_inner();
+    let (fault, payment) = {
+        let mut s = state.lock().unwrap();
+        if let Some(answer) = refused(&req, &mut s, Some(&hotel)) {
+            return answer;
+        }
+        let json: Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => {
+                s.shape_errors.push("payment body is not JSON".into());
+                return error(400, "Bad Request", "Body is not JSON");
+            }
+        };
+        let payment = match check_payment(&json, &reservation, s.next_transaction + 1) {
+            Ok(Ok(p)) => p,
+            Ok(Err(refusal)) => return error(400, "Bad Request", &refusal),
+            Err(problem) => {
+                s.shape_errors.push(format!("payment: {problem}"));
+                return error(400, "Bad Request", &problem);
+            }
+        };
+        s.payment_bodies.push(json);
+        let fault = s.payment_faults.pop_front();
+        if fault.is_none() {
+            match GUESTS.iter().find(|g| g.reservation_id == reservation) {
+                None => return error(404, "Not Found", "Reservation not found"),
+                Some(g) if !g.in_house => {
+                    return error(400, "Bad Request", "Reservation is not in house");
+                }
+                Some(_) => {}
+            }
+        }
+        s.next_transaction += 1;
+        (fault, payment)
+    };
+    respond(fault, || apply_payment(&mut state.lock().unwrap(), payment)).await
 }
 
 async fn transactions(

@@ -517,3 +517,143 @@ async fn not_found_outside_the_read_back_window_stays_unknown() {
         assert_eq!(applied_amounts(&fake, &key).len(), posted, "{close}");
     }
 }
+
+/// A per-receipt tenant whose revenue goes to the posting master `PM1` and is
+/// settled there by the receipt's payments (the fake maps CASH and CARD).
+async fn settling_app(fake: &Arc<FakeOpera>, tweak: impl FnOnce(&mut MappingSettings)) -> TestApp {
+    crate::conformance::app_with(&as_fake(fake), |t| {
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        t.mapping.default_revenue_account = Some("PM1".into());
+        tweak(&mut t.mapping);
+    })
+    .await
+}
+
+/// The mirroring fixture (CARD 66 + 1 tip, all revenue), negated: a refund.
+fn mirroring_refund() -> String {
+    let mut v: Value = serde_json::from_str(&fixture("mirroring-no-room-charge.json")).unwrap();
+    let t = &mut v["transactions"][0];
+    t["quantity"] = (-2.0).into();
+    t["amount"] = (-20.0).into();
+    t["serviceChargeContribution"] = (-4.5).into();
+    t["taxLines"]["taxAmount"] = (-1.0).into();
+    v["payments"][0]["amount"] = (-66.0).into();
+    v["payments"][0]["gratuity"] = (-1.0).into();
+    v["serviceCharge"]["amount"] = (-1.0).into();
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_posts_the_documented_request_shape() {
+    let fake = FakeOpera::start().await;
+    let app = settling_app(&fake, |_| {}).await;
+    let key = fresh_key();
+    let answer = app
+        .charge(&key, &fixture("mirroring-no-room-charge.json"))
+        .await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let bodies = fake.payment_bodies();
+    assert_eq!(bodies.len(), 1, "one payment for the one method");
+    let criteria = &bodies[0]["criteria"];
+    assert_eq!(criteria["reservationId"]["id"], "PM1");
+    assert_eq!(criteria["paymentMethod"]["paymentMethod"], "POSCARD");
+    assert_eq!(criteria["postingAmount"]["currencyCode"], "EUR");
+    let text = serde_json::to_string(&criteria["postingAmount"]).unwrap();
+    assert!(
+        text.contains(r#""amount":67.0"#),
+        "exact decimal, tip included: {text}"
+    );
+    assert_eq!(criteria["postingRemark"], "Lightspeed receipt R51.3");
+    let payments = fake.payments();
+    let reference = criteria["postingReference"].as_str().unwrap();
+    assert_eq!(payments[0].reference, reference);
+    assert_eq!(reference.len(), 32);
+    assert!(
+        fake.applied().iter().all(|c| c.reference != reference),
+        "the payment has its own reference"
+    );
+    // The POS hears OPERA's transaction numbers of both postings.
+    let shown = answer.json().to_string();
+    assert!(shown.contains("88000"), "{shown}");
+    assert!(fake.shape_errors().is_empty(), "{:?}", fake.shape_errors());
+}
+
+/// A refund receipt takes its revenue back from the house account and pays
+/// the money back: a negative payment in the same method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_receipt_posts_a_negative_payment() {
+    let fake = FakeOpera::start().await;
+    let app = settling_app(&fake, |_| {}).await;
+    let key = fresh_key();
+    let answer = app.charge(&key, &mirroring_refund()).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let payments = fake.payments();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(payments[0].amount, Decimal::new(-670, 1));
+    let charged: Decimal = fake.applied().iter().map(|c| c.amount).sum();
+    assert_eq!(charged, payments[0].amount, "the house account balances");
+    let body = &fake.payment_bodies()[0]["criteria"];
+    assert_eq!(body["paymentMethod"]["paymentMethod"], "POSCARD");
+    assert!(body.get("originalTransactionNo").is_none());
+}
+
+/// A Lightspeed method the tenant does not map goes as its own code, which the
+/// property does not have: OPERA refuses the payment, staff read why, and the
+/// revenue stays posted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_code_opera_lacks_is_refused_with_its_words() {
+    let fake = FakeOpera::start().await;
+    let app = settling_app(&fake, |m| {
+        m.payment_methods.remove("CARD");
+    })
+    .await;
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(answer.status, 422, "{}", body_text(&answer));
+    let message = answer.json()["customerErrorMessage"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The POS shows a short text: which payment, then OPERA's words (cut).
+    assert!(message.starts_with("Payment CARD refused"), "{message}");
+    assert_eq!(fake.applied().len(), 1, "the revenue is posted");
+    assert!(fake.payments().is_empty());
+    let replay = app.charge(&key, &body).await;
+    assert_eq!(replay.bytes, answer.bytes);
+    assert_eq!(fake.applied().len(), 1);
+}
+
+/// The payment of a receipt older than OHIP's 30-day read-back (a replayed
+/// recording) meets a 504: OPERA may have it. Its revenue posting is on the
+/// house account inside the window, and the payment is only ever sent after
+/// it, so "not found" is certain and the retry pays once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_receipts_lost_payment_is_reconciled_after_its_revenue() {
+    let fake = FakeOpera::start().await;
+    let app = settling_app(&fake, |_| {}).await;
+    let body = fixture("mirroring-no-room-charge.json");
+    for apply in [false, true] {
+        let key = fresh_key();
+        let before = (fake.applied().len(), fake.payments().len());
+        fake.push_payment(if apply {
+            OperaFault::Kit(crate::conformance::FakeFault::ApplyThenTimeout)
+        } else {
+            OperaFault::Status(504)
+        });
+        let first = app.charge(&key, &body).await;
+        assert_eq!(
+            first.code(),
+            "pms_outcome_unknown",
+            "{apply}: {}",
+            body_text(&first)
+        );
+        let reads = fake.read_backs();
+        let retry = app.charge(&key, &body).await;
+        assert_eq!(retry.status, 200, "{apply}: {}", body_text(&retry));
+        assert!(fake.read_backs() > reads, "{apply}: reconciled first");
+        assert_eq!(fake.applied().len(), before.0 + 1, "{apply}: charged once");
+        assert_eq!(fake.payments().len(), before.1 + 1, "{apply}: paid once");
+    }
+}

@@ -1074,6 +1074,7 @@ mod tests {
                 "GET /csh/v1/services/cashiering/status",
                 "GET /rsv/v1/hotels/{hotelId}/reservations",
                 "POST /csh/v1/hotels/{hotelId}/reservations/{reservationId}/charges",
+                "POST /csh/v1/hotels/{hotelId}/reservations/{reservationId}/payments",
                 "POST /oauth/v1/tokens",
             ]
         );

@@ -33,6 +33,7 @@ SOURCES = {
         "csh.subset.swagger.json",
         {
             "/hotels/{hotelId}/reservations/{reservationId}/charges": ["post"],
+            "/hotels/{hotelId}/reservations/{reservationId}/payments": ["post"],
             "/hotels/{hotelId}/transactions": ["get"],
             "/services/cashiering/status": ["get"],
         },

@@ -529,3 +529,24 @@ async fn a_method_apaleo_cannot_take_is_refused_without_a_call() {
         "the revenue itself is charged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reads_a_busy_house_folio_page_by_page() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[]).await;
+    let key = fresh_key();
+    let body = fixture("partial-payment-room-and-cash.json");
+    fake.push_payment(ApaleoFault::Kit(FakeFault::ApplyThenTimeout));
+    let first = app.charge(&key, &body).await;
+    assert_eq!(first.status, 500, "{}", body_text(&first));
+    // Newest first, 500 a page: ours is now on the second page.
+    fake.add_foreign_payments("MUC-HOUSE", 600);
+    let again = app.charge(&key, &body).await;
+    assert_eq!(again.status, 200, "{}", body_text(&again));
+    let ours: Vec<_> = fake
+        .folio_payments()
+        .into_iter()
+        .filter(|p| p.receipt.as_deref().is_some_and(|r| r.starts_with("cb-")))
+        .collect();
+    assert_eq!(ours.len(), 1, "found on page 2, not paid again");
+}

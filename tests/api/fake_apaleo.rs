@@ -475,6 +475,29 @@ impl FakeApaleo {
         self.lock().payments.clone()
     }
 
+    /// `count` payments by someone else (receipts `FRONT-DESK-{n}`) on `folio`,
+    /// newer than any so far: what a busy house folio holds.
+    pub fn add_foreign_payments(&self, folio: &str, count: usize) {
+        let mut s = self.lock();
+        for n in 0..count {
+            let receipt = format!("FRONT-DESK-{n}");
+            let body = json!({
+                "method": "Cash",
+                "amount": { "amount": 1, "currency": "EUR" },
+                "receipt": receipt,
+            });
+            apply_payment(
+                &mut s,
+                folio,
+                Some(receipt),
+                None,
+                body,
+                Decimal::ONE,
+                false,
+            );
+        }
+    }
+
     /// Authenticated payment and refund requests, applied or not.
     pub fn payment_requests(&self) -> u64 {
         self.lock().payment_requests

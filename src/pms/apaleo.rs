@@ -27,6 +27,19 @@
 //!   charges on the reservation's folios, including closed folios and charges moved
 //!   between them. It cannot see charges moved to another reservation's or an
 //!   external folio, nor charges whose receipt was edited.
+//! * **Payments** (settlement parts, `revenue_posting` with `payment_methods`):
+//!   one custom payment, `POST /finance/v1/folios/{folioId}/payments` with
+//!   `method` (apaleo's vocabulary, [`payment_method`]), `amount {amount,
+//!   currency}` and `receipt` = the part's reference (apaleo requires a receipt on
+//!   the house account), to the house / external folio the revenue part went to
+//!   (a reservation: the folio its charges go to if that one allows `AddPayment`,
+//!   else its open folio that does). `Idempotency-Key` repeats the reference
+//!   (not relied on). A method outside apaleo's list is refused before any
+//!   call. A negative amount
+//!   (a refund receipt) is a folio refund, `POST /finance/v1/folios/{folioId}/refunds`,
+//!   of the positive amount: apaleo describes no negative payment. Reconcile pages
+//!   through `GET /finance/v1/folios/{folioId}/payments` (or `…/refunds`) with
+//!   `statusCodes=Pending,Success` and matches `receipt`.
 //! * **Search**: `GET /booking/v1/reservations?status=InHouse&textSearch=…`,
 //!   narrowed to guests whose name the term names (`Doe`, `Jane Doe`, `Doe, Jane`)
 //!   or whose unit (room) matches.
@@ -50,10 +63,134 @@ use super::rest::{self, ItemOrigin};
 use super::transport::{self, Answer, Auth, Call, Transport, TransportSettings, Vendor};
 use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
-use crate::domain::Charge;
+use crate::domain::{Charge, RoomCharge};
 
 /// Most guests a search returns.
 const SEARCH_LIMIT: u32 = 20;
+
+/// Payments (or refunds) per page of a folio's list: apaleo's maximum ("Items
+/// per page. Default: 500. Maximum: 500.").
+const PAYMENT_PAGE: usize = 500;
+
+/// Pages of a folio's payments a reconcile reads before it gives up (as
+/// unknown, never as "not there"): the list is newest first, so a payment
+/// chargebridge just posted is on the first page.
+const PAYMENT_PAGES: usize = 20;
+
+/// The methods apaleo takes for a custom payment and a folio refund (the
+/// `method` enum of `CreateCustomPaymentRequest` and `CreateFolioRefundRequest`).
+const PAYMENT_METHODS: [&str; 28] = [
+    "Cash",
+    "BankTransfer",
+    "CreditCard",
+    "Amex",
+    "VisaCredit",
+    "VisaDebit",
+    "MasterCard",
+    "MasterCardDebit",
+    "Maestro",
+    "GiroCard",
+    "DiscoverCard",
+    "Diners",
+    "Jcb",
+    "BookingCom",
+    "VPay",
+    "PayPal",
+    "Postcard",
+    "Reka",
+    "Twint",
+    "Lunchcheck",
+    "Voucher",
+    "ChinaUnionPay",
+    "Other",
+    "Cheque",
+    "Airbnb",
+    "HolidayCheck",
+    "Representation",
+    "IDeal",
+];
+
+/// apaleo's method for a tenant's mapped code: apaleo's own names, matched
+/// without regard to case, spaces or punctuation (`credit_card`, `Booking.com`),
+/// and `CARD` as apaleo's generic card ("Use 'CreditCard', if none of the
+/// specific credit cards types matches").
+fn payment_method(code: &str) -> Option<&'static str> {
+    let folded = |s: &str| {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect::<String>()
+    };
+    let wanted = folded(code);
+    if wanted == "card" {
+        return Some("CreditCard");
+    }
+    PAYMENT_METHODS.iter().copied().find(|m| folded(m) == wanted)
+}
+
+/// Payment or refund: where it goes and how apaleo lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settlement {
+    Payment,
+    Refund,
+}
+
+impl Settlement {
+    fn of(room: &RoomCharge) -> Self {
+        if room.amount.is_sign_negative() {
+            Settlement::Refund
+        } else {
+            Settlement::Payment
+        }
+    }
+
+    /// The folio sub-resource, which is also the list's key in apaleo's answer.
+    fn segment(self) -> &'static str {
+        match self {
+            Settlement::Payment => "payments",
+            Settlement::Refund => "refunds",
+        }
+    }
+
+    fn post_op(self) -> &'static str {
+        match self {
+            Settlement::Payment => "FinanceFoliosByFolioIdPaymentsPost",
+            Settlement::Refund => "FinanceFoliosByFolioIdRefundsPost",
+        }
+    }
+
+    fn list_op(self) -> &'static str {
+        match self {
+            Settlement::Payment => "FinanceFoliosByFolioIdPaymentsGet",
+            Settlement::Refund => "FinanceFoliosByFolioIdRefundsGet",
+        }
+    }
+}
+
+/// The body of the payment (or refund) that settles `room`, a settlement part
+/// of `charge`.
+fn settlement_body(charge: &Charge, room: &RoomCharge) -> Result<(Settlement, Value), PmsError> {
+    let method = payment_method(&room.payment_method).ok_or_else(|| {
+        PmsError::rejected(format!(
+            "apaleo has no payment method {}",
+            room.payment_method.trim()
+        ))
+    })?;
+    if room.amount.is_zero() {
+        return Err(PmsError::rejected("No amount to pay"));
+    }
+    let kind = Settlement::of(room);
+    let amount = rest::json_decimal(room.amount.abs()).map_err(PmsError::unavailable)?;
+    let mut body = json!({
+        "method": method,
+        "amount": { "amount": amount, "currency": charge.currency },
+        "receipt": charge.reference.to_string(),
+    });
+    if kind == Settlement::Refund {
+        body["reason"] = json!("Lightspeed refund receipt");
+    }
+    Ok((kind, body))
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -383,6 +520,127 @@ impl ApaleoPms {
         }
         Ok(ids)
     }
+
+    /// The folio a payment to `account` goes to: the house / external folio it
+    /// names, else the reservation's open folio that takes payments — the one
+    /// its charges go to when that one takes both.
+    async fn payment_folio(&self, account: &str, deadline: Instant) -> Result<String, PmsError> {
+        if let Some(folio) = house_folio(account) {
+            return Ok(folio.to_string());
+        }
+        let folios = self.folios(account, true, deadline).await?;
+        pick_folio(&folios, &["AddCharge", "AddPayment"])
+            .or_else(|| pick_folio(&folios, &["AddPayment"]))
+            .ok_or_else(|| PmsError::rejected("No open folio takes this payment"))
+    }
+
+    /// Posts the payment (or refund) a settlement part describes.
+    async fn post_settlement(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<PostingReceipt, PmsError> {
+        let (kind, body) = settlement_body(charge, room)?;
+        let folio = self.payment_folio(&room.reservation_id, deadline).await?;
+        let reference = charge.reference.to_string();
+        let url = self.url(&["finance", "v1", "folios", &folio, kind.segment()]);
+        let call = self
+            .api
+            .request(kind.post_op(), Call::Write, Method::POST, url)
+            .header("Idempotency-Key", reference.clone())
+            .json(&body);
+        let answer = self.api.call(&call, deadline).await?;
+        let id = answer
+            .json()
+            .ok()
+            .and_then(|v| v.get("id").and_then(rest::text_of));
+        Ok(PostingReceipt {
+            pms_reference: id.unwrap_or(reference),
+        })
+    }
+
+    /// The payment (or refund) of a settlement part, found by its receipt on the
+    /// house folio (or any folio of the reservation).
+    async fn find_settlement(
+        &self,
+        charge: &Charge,
+        room: &RoomCharge,
+        deadline: Instant,
+    ) -> Result<Option<PostingReceipt>, PmsError> {
+        let unknown = |e: PmsError| e.as_class(ErrorClass::Unknown, "reconcile");
+        let folio_ids: Vec<String> = match house_folio(&room.reservation_id) {
+            Some(folio) => vec![folio.to_string()],
+            None => self
+                .folios(&room.reservation_id, false, deadline)
+                .await
+                .map_err(unknown)?
+                .iter()
+                .filter_map(|f| f.get("id").and_then(rest::text_of))
+                .collect(),
+        };
+        let reference = charge.reference.to_string();
+        let kind = Settlement::of(room);
+        for folio in folio_ids {
+            if let Some(id) = self
+                .find_on_folio(&folio, kind, &reference, deadline)
+                .await
+                .map_err(unknown)?
+            {
+                return Ok(Some(PostingReceipt { pms_reference: id }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The id of the pending or successful payment (refund) on `folio` whose
+    /// receipt is `reference`. apaleo's lists have no receipt filter: the pages
+    /// are read until it shows, or the list ends.
+    async fn find_on_folio(
+        &self,
+        folio: &str,
+        kind: Settlement,
+        reference: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, PmsError> {
+        let url = self.url(&["finance", "v1", "folios", folio, kind.segment()]);
+        let page_size = PAYMENT_PAGE.to_string();
+        for page in 1..=PAYMENT_PAGES {
+            let request = self
+                .api
+                .request(kind.list_op(), Call::Read, Method::GET, url.clone())
+                .query(&[
+                    ("statusCodes", "Pending,Success".to_string()),
+                    ("pageNumber", page.to_string()),
+                    ("pageSize", page_size.clone()),
+                ]);
+            let answer = self.api.call(&request, deadline).await?;
+            // "If the page has no items, the API returns 204 No Content."
+            let list = read_json(&answer, kind.segment())?;
+            let items = list
+                .get(kind.segment())
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if let Some(id) = items
+                .iter()
+                .find(|p| p.get("receipt").and_then(Value::as_str) == Some(reference))
+                .and_then(|p| p.get("id").and_then(rest::text_of))
+            {
+                return Ok(Some(id));
+            }
+            let count = list.get("count").and_then(Value::as_u64);
+            let seen = (page * PAYMENT_PAGE) as u64;
+            if items.len() < PAYMENT_PAGE || count.is_some_and(|c| seen >= c) {
+                return Ok(None);
+            }
+        }
+        Err(PmsError::unknown(format!(
+            "more than {} {} on apaleo folio {folio}: not searched to the end",
+            PAYMENT_PAGE * PAYMENT_PAGES,
+            kind.segment()
+        )))
+    }
 }
 
 fn missing_vat_type(origin: &ItemOrigin) -> PmsError {
@@ -443,10 +701,13 @@ fn error_text(status: u16, body: &[u8]) -> String {
         })
 }
 
-/// The folio to post to: allows adding charges, the main folio first.
-fn pick_folio(folios: &[Value]) -> Option<String> {
+/// The folio to post to: allows every one of `wanted` (`AddCharge`,
+/// `AddPayment`), the main folio first.
+fn pick_folio(folios: &[Value], wanted: &[&str]) -> Option<String> {
     let accepts_charges = |f: &&Value| match f.get("allowedActions").and_then(Value::as_array) {
-        Some(actions) => actions.iter().any(|a| a.as_str() == Some("AddCharge")),
+        Some(actions) => wanted
+            .iter()
+            .all(|w| actions.iter().any(|a| a.as_str() == Some(*w))),
         // Without the list, an open folio is the best evidence.
         None => f.get("status").and_then(Value::as_str) != Some("Closed"),
     };
@@ -473,10 +734,10 @@ impl PmsAdapter for ApaleoPms {
         charge: &Arc<Charge>,
         deadline: Instant,
     ) -> Result<PostingReceipt, PmsError> {
-        let room = super::room_of(charge)?;
-        if room.settlement {
-            return Err(PmsError::rejected("Payments not supported by this PMS"));
+        if let Some(room) = super::settlement_of(charge) {
+            return self.post_settlement(charge, room, deadline).await;
         }
+        let room = super::room_of(charge)?;
         let items = folio_items(charge);
         let requests = self.item_requests(charge, &items)?;
         let folio = match house_folio(&room.reservation_id) {
@@ -485,7 +746,7 @@ impl PmsAdapter for ApaleoPms {
             Some(folio) => folio.to_string(),
             None => {
                 let folios = self.folios(&room.reservation_id, true, deadline).await?;
-                pick_folio(&folios)
+                pick_folio(&folios, &["AddCharge"])
                     .ok_or_else(|| PmsError::rejected("No open folio for this guest"))?
             }
         };
@@ -501,12 +762,12 @@ impl PmsAdapter for ApaleoPms {
         charge: &Charge,
         deadline: Instant,
     ) -> Result<Option<PostingReceipt>, PmsError> {
+        if let Some(room) = super::settlement_of(charge) {
+            return self.find_settlement(charge, room, deadline).await;
+        }
         let Some(room) = charge.room() else {
             return Ok(None);
         };
-        if room.settlement {
-            return Ok(None);
-        }
         let unknown = |e: PmsError| e.as_class(ErrorClass::Unknown, "reconcile");
         let house = house_folio(&room.reservation_id);
         let folio_ids: Vec<String> = match house {
@@ -571,7 +832,7 @@ impl PmsAdapter for ApaleoPms {
                         .folios(&room.reservation_id, true, deadline)
                         .await
                         .map_err(unknown)?;
-                    pick_folio(&open).ok_or_else(|| {
+                    pick_folio(&open, &["AddCharge"]).ok_or_else(|| {
                         PmsError::unknown(
                             "part of the receipt is posted and no folio accepts the rest",
                         )
@@ -717,6 +978,7 @@ impl super::AdapterSettings for ApaleoSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rust_decimal::Decimal;
 
     #[test]
     fn the_main_folio_that_takes_charges_wins() {
@@ -725,9 +987,90 @@ mod tests {
             json!({"id": "F-2", "isMainFolio": false, "allowedActions": ["AddCharge"]}),
             json!({"id": "F-3", "isMainFolio": true, "allowedActions": ["AddCharge"]}),
         ];
-        assert_eq!(pick_folio(&folios).as_deref(), Some("F-3"));
-        assert_eq!(pick_folio(&folios[..2]).as_deref(), Some("F-2"));
-        assert_eq!(pick_folio(&folios[..1]), None);
+        let charges = &["AddCharge"];
+        assert_eq!(pick_folio(&folios, charges).as_deref(), Some("F-3"));
+        assert_eq!(pick_folio(&folios[..2], charges).as_deref(), Some("F-2"));
+        assert_eq!(pick_folio(&folios[..1], charges), None);
+        assert_eq!(pick_folio(&folios, &["AddPayment"]).as_deref(), Some("F-1"));
+        assert_eq!(
+            pick_folio(&folios, &["AddCharge", "AddPayment"]),
+            None,
+            "no folio here takes both"
+        );
+    }
+
+    /// A settlement part of `amount` in `method` to the bar's house folio.
+    fn settlement(amount: Decimal, method: &str) -> Charge {
+        let mut charge = crate::pms::demo_charge(include_str!(
+            "../../fixtures/payloads/seed-example.json"
+        ));
+        charge.lines.clear();
+        charge.service_charge = None;
+        charge.refund = amount.is_sign_negative();
+        charge.rooms = vec![RoomCharge {
+            reservation_id: "folio:MUC-HOUSE".into(),
+            amount,
+            gratuity: Decimal::ZERO,
+            payment_method: method.into(),
+            revenue: true,
+            summary_date: None,
+            payments: Vec::new(),
+            settlement: true,
+        }];
+        charge
+    }
+
+    #[test]
+    fn a_settlement_is_a_custom_payment_with_our_reference_as_receipt() {
+        let charge = settlement(Decimal::new(1600, 2), "Cash");
+        let room = crate::pms::settlement_of(&charge).unwrap();
+        let (kind, body) = settlement_body(&charge, room).unwrap();
+        assert_eq!(kind, Settlement::Payment);
+        assert_eq!(
+            body,
+            json!({
+                "method": "Cash",
+                "amount": { "amount": rest::json_decimal(Decimal::new(1600, 2)).unwrap(), "currency": charge.currency },
+                "receipt": charge.reference.to_string(),
+            })
+        );
+        assert_eq!(body["amount"]["amount"].to_string(), "16.00", "exact digits");
+        assert_eq!(body["receipt"].as_str().unwrap().len(), 32);
+    }
+
+    #[test]
+    fn a_negative_settlement_is_a_refund_of_the_positive_amount() {
+        let charge = settlement(Decimal::new(-1600, 2), "CASH");
+        let room = crate::pms::settlement_of(&charge).unwrap();
+        let (kind, body) = settlement_body(&charge, room).unwrap();
+        assert_eq!(kind, Settlement::Refund);
+        assert_eq!((kind.segment(), kind.post_op()), ("refunds", "FinanceFoliosByFolioIdRefundsPost"));
+        assert_eq!(body["method"], "Cash");
+        assert_eq!(body["amount"]["amount"].to_string(), "16.00");
+        assert_eq!(body["receipt"], charge.reference.to_string());
+        assert!(body["reason"].is_string());
+    }
+
+    #[test]
+    fn methods_apaleo_cannot_take_are_refused() {
+        for (code, method) in [
+            ("Cash", "Cash"),
+            ("CREDIT_CARD", "CreditCard"),
+            ("card", "CreditCard"),
+            ("Booking.com", "BookingCom"),
+            ("visa-debit", "VisaDebit"),
+        ] {
+            assert_eq!(payment_method(code), Some(method), "{code}");
+        }
+        // Read-back only (apaleo's payment services set them), or not apaleo's.
+        for code in ["Invoice", "PspCash", "IKPMS", ""] {
+            assert_eq!(payment_method(code), None, "{code}");
+        }
+        let charge = settlement(Decimal::new(500, 2), "IKPMS");
+        let room = crate::pms::settlement_of(&charge).unwrap();
+        let refused = settlement_body(&charge, room).unwrap_err();
+        assert!(refused.is_rejected());
+        assert!(refused.detail.contains("IKPMS"), "{}", refused.detail);
     }
 
     #[test]

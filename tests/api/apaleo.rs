@@ -338,3 +338,215 @@ async fn a_404_to_the_charge_is_a_set_up_error_not_a_refusal() {
         "posted by the retry"
     );
 }
+
+/// A per-receipt tenant whose revenue goes to `account`, with the fake's
+/// payment methods (CASH → Cash, CARD → CreditCard) and `methods` on top.
+async fn revenue_app(fake: &Arc<FakeApaleo>, account: &str, methods: &[(&str, &str)]) -> TestApp {
+    let methods: Vec<(String, String)> = methods
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    crate::conformance::app_with(&as_fake(fake), |t| {
+        t.mirroring = true;
+        t.revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        t.mapping.default_revenue_account = Some(account.to_string());
+        t.mapping.payment_methods.extend(methods);
+    })
+    .await
+}
+
+/// `body` as the refund of the same receipt: every amount, quantity and tax
+/// negated (unit prices stay positive, as Lightspeed sends them).
+fn refund_of(body: &str) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(body).unwrap();
+    let negate = |v: &mut serde_json::Value| {
+        if let Some(n) = v.as_f64() {
+            *v = serde_json::json!(-n);
+        }
+    };
+    for t in json["transactions"].as_array_mut().unwrap() {
+        for field in ["quantity", "amount", "serviceChargeContribution"] {
+            negate(&mut t[field]);
+        }
+        negate(&mut t["taxLines"]["taxAmount"]);
+    }
+    for p in json["payments"].as_array_mut().unwrap() {
+        negate(&mut p["amount"]);
+        negate(&mut p["gratuity"]);
+    }
+    negate(&mut json["serviceCharge"]["amount"]);
+    json["receiptId"] = serde_json::json!("R51.3-refund");
+    json.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipts_cash_is_a_custom_payment_on_the_house_folio_with_its_reference() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[]).await;
+    let key = fresh_key();
+    let body = fixture("partial-payment-room-and-cash.json");
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let payments = fake.folio_payments();
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let paid = &payments[0];
+    assert_eq!(paid.folio, "MUC-HOUSE");
+    assert!(!paid.refund);
+    assert_eq!(paid.body["method"], "Cash");
+    assert_eq!(paid.body["amount"]["amount"].to_string(), "16.0");
+    assert_eq!(paid.body["amount"]["currency"], "EUR");
+    let receipt = paid
+        .receipt
+        .clone()
+        .expect("a receipt on the house account");
+    assert!(
+        receipt.starts_with("cb-") && receipt.len() == 32,
+        "{receipt}"
+    );
+    assert_eq!(paid.idempotency_key.as_deref(), Some(receipt.as_str()));
+    let house: Vec<_> = fake
+        .charges()
+        .into_iter()
+        .filter(|c| c.folio == "MUC-HOUSE")
+        .collect();
+    assert!(!house.is_empty());
+    assert!(
+        house.iter().all(|c| !c.receipt.starts_with(&receipt)),
+        "the payment has its own reference"
+    );
+    let charged: Decimal = house.iter().map(|c| c.amount).sum();
+    assert_eq!(charged, paid.signed(), "the house folio balances");
+    // A replay posts nothing; a lost answer is found again by the receipt.
+    assert_eq!(app.charge(&key, &body).await.status, 200);
+    assert_eq!(fake.payment_requests(), 1);
+    assert!(fake.shape_errors().is_empty(), "{:?}", fake.shape_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_receipt_refunds_the_house_folio_instead_of_a_negative_payment() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[]).await;
+    let sale = fixture("partial-payment-room-and-cash.json");
+    assert_eq!(app.charge(&fresh_key(), &sale).await.status, 200);
+    let key = fresh_key();
+    let refund = refund_of(&sale);
+    let answer = app.charge(&key, &refund).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let payments = fake.folio_payments();
+    assert_eq!(payments.len(), 2, "{payments:?}");
+    let back = &payments[1];
+    assert!(back.refund, "POST …/refunds, not a payment");
+    assert_eq!(back.folio, "MUC-HOUSE");
+    assert_eq!(back.body["method"], "Cash");
+    assert_eq!(
+        back.body["amount"]["amount"].to_string(),
+        "16.0",
+        "a positive refund"
+    );
+    assert_eq!(back.signed(), Decimal::new(-160, 1));
+    assert_eq!(
+        as_fake(&fake).payments().last().unwrap().amount,
+        Decimal::new(-160, 1)
+    );
+    let house: Decimal = fake
+        .charges()
+        .iter()
+        .filter(|c| c.folio == "MUC-HOUSE")
+        .map(|c| c.amount)
+        .sum();
+    let paid: Decimal = payments.iter().map(|p| p.signed()).sum();
+    assert_eq!(
+        (house, paid),
+        (Decimal::ZERO, Decimal::ZERO),
+        "sale and refund cancel out"
+    );
+    // The refund is found again (apaleo lists it as pending) and not repeated.
+    assert_eq!(app.charge(&key, &refund).await.status, 200);
+    assert_eq!(fake.folio_payments().len(), 2);
+    assert!(fake.shape_errors().is_empty(), "{:?}", fake.shape_errors());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refund_answer_is_found_in_the_refund_list() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[]).await;
+    let key = fresh_key();
+    let refund = refund_of(&fixture("partial-payment-room-and-cash.json"));
+    fake.push_payment(ApaleoFault::Kit(FakeFault::ApplyThenTimeout));
+    let first = app.charge(&key, &refund).await;
+    assert_eq!(first.status, 500, "{}", body_text(&first));
+    let again = app.charge(&key, &refund).await;
+    assert_eq!(again.status, 200, "{}", body_text(&again));
+    let refunds: Vec<_> = fake
+        .folio_payments()
+        .into_iter()
+        .filter(|p| p.refund)
+        .collect();
+    assert_eq!(refunds.len(), 1, "refunded once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_to_a_reservation_goes_to_its_folio_that_takes_payments() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "002", &[]).await;
+    let key = fresh_key();
+    let body = fixture("mirroring-no-room-charge.json");
+    let answer = app.charge(&key, &body).await;
+    assert_eq!(answer.status, 200, "{}", body_text(&answer));
+    let payments = fake.folio_payments();
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    // Where 002's charges go (its second folio; the main one takes payments
+    // but no charges): the reservation's folio balances.
+    assert_eq!(payments[0].folio, "002-2");
+    assert!(fake.charges().iter().all(|c| c.folio == "002-2"));
+    assert_eq!(payments[0].body["method"], "CreditCard");
+    assert_eq!(payments[0].signed(), Decimal::new(670, 1));
+    assert_eq!(app.charge(&key, &body).await.status, 200);
+    assert_eq!(fake.payment_requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_method_apaleo_cannot_take_is_refused_without_a_call() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[("CASH", "Coupon")]).await;
+    let answer = app
+        .charge(&fresh_key(), &fixture("partial-payment-room-and-cash.json"))
+        .await;
+    assert_eq!(
+        (answer.status, answer.code().as_str()),
+        (422, "pms_rejected"),
+        "{}",
+        body_text(&answer)
+    );
+    assert!(
+        body_text(&answer).contains("Coupon"),
+        "the staff see the method: {}",
+        body_text(&answer)
+    );
+    assert_eq!(fake.payment_requests(), 0, "refused before any call");
+    assert!(
+        fake.charges().iter().any(|c| c.folio == "MUC-HOUSE"),
+        "the revenue itself is charged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reads_a_busy_house_folio_page_by_page() {
+    let fake = FakeApaleo::start().await;
+    let app = revenue_app(&fake, "folio:MUC-HOUSE", &[]).await;
+    let key = fresh_key();
+    let body = fixture("partial-payment-room-and-cash.json");
+    fake.push_payment(ApaleoFault::Kit(FakeFault::ApplyThenTimeout));
+    let first = app.charge(&key, &body).await;
+    assert_eq!(first.status, 500, "{}", body_text(&first));
+    // Newest first, 500 a page: ours is now on the second page.
+    fake.add_foreign_payments("MUC-HOUSE", 600);
+    let again = app.charge(&key, &body).await;
+    assert_eq!(again.status, 200, "{}", body_text(&again));
+    let ours: Vec<_> = fake
+        .folio_payments()
+        .into_iter()
+        .filter(|p| p.receipt.as_deref().is_some_and(|r| r.starts_with("cb-")))
+        .collect();
+    assert_eq!(ours.len(), 1, "found on page 2, not paid again");
+}

@@ -9,6 +9,12 @@
 //! * `POST /finance/v1/folio-actions/{folioId}/charges`: checks `serviceType`,
 //!   `vatType`, `name`, exact `amount {amount, currency}`, integer `quantity`,
 //!   `receipt`; answers 201 `{"id"}`; errors as `{"messages": [...]}`.
+//! * `POST /finance/v1/folios/{folioId}/payments`: a custom payment (`method`,
+//!   exact positive `amount`, `receipt` — required on a house folio); 201 `{"id"}`.
+//! * `POST /finance/v1/folios/{folioId}/refunds`: a folio refund (same fields,
+//!   `reason`); 201 `{"id"}`, listed as `Pending` ("processed asynchronously").
+//! * `GET /finance/v1/folios/{folioId}/payments` and `…/refunds`: newest first,
+//!   `statusCodes`, `pageNumber`, `pageSize` (at most 500); 204 past the end.
 //! * `GET /booking/v1/reservations?status=InHouse&textSearch=…`.
 //!
 //! Guests: reservation `001` Jane Doe in 101 (one open main folio), `002` John Smith
@@ -250,6 +256,31 @@ const FOLIOS: [Folio; 6] = [
     },
 ];
 
+/// A payment or refund on a folio.
+#[derive(Debug, Clone)]
+pub struct PostedPayment {
+    pub id: String,
+    pub folio: String,
+    pub receipt: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub body: Value,
+    /// A folio refund (`POST …/refunds`), not a payment.
+    pub refund: bool,
+    /// As sent: positive for payments and refunds alike.
+    pub amount: Decimal,
+}
+
+impl PostedPayment {
+    /// What it does to the folio: a refund gives money back.
+    pub fn signed(&self) -> Decimal {
+        if self.refund {
+            -self.amount
+        } else {
+            self.amount
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PostedCharge {
     pub id: String,
@@ -271,6 +302,10 @@ struct State {
     faults: VecDeque<ApaleoFault>,
     charges: Vec<PostedCharge>,
     charge_requests: u64,
+    /// What the next payment or refund request meets.
+    payment_faults: VecDeque<ApaleoFault>,
+    payments: Vec<PostedPayment>,
+    payment_requests: u64,
     shape_errors: Vec<String>,
 }
 
@@ -286,6 +321,9 @@ impl Default for State {
             faults: VecDeque::new(),
             charges: Vec::new(),
             charge_requests: 0,
+            payment_faults: VecDeque::new(),
+            payments: Vec::new(),
+            payment_requests: 0,
             shape_errors: Vec::new(),
         }
     }
@@ -329,6 +367,22 @@ impl FakeApaleo {
                 .route(
                     "/finance/v1/folio-actions/{id}/charges",
                     web::post().to(post_charge),
+                )
+                .route(
+                    "/finance/v1/folios/{id}/payments",
+                    web::post().to(post_payment),
+                )
+                .route(
+                    "/finance/v1/folios/{id}/payments",
+                    web::get().to(list_payments),
+                )
+                .route(
+                    "/finance/v1/folios/{id}/refunds",
+                    web::post().to(post_refund),
+                )
+                .route(
+                    "/finance/v1/folios/{id}/refunds",
+                    web::get().to(list_refunds),
                 )
                 .route("/booking/v1/reservations", web::get().to(reservations))
                 .default_service(web::to(|| async { HttpResponse::NotFound().finish() }))
@@ -411,6 +465,44 @@ impl FakeApaleo {
         self.lock().charge_requests
     }
 
+    /// The next payment or refund request meets `fault` (charges do not).
+    pub fn push_payment(&self, fault: ApaleoFault) {
+        self.lock().payment_faults.push_back(fault);
+    }
+
+    /// Every payment and refund on any folio, in the order applied.
+    pub fn folio_payments(&self) -> Vec<PostedPayment> {
+        self.lock().payments.clone()
+    }
+
+    /// `count` payments by someone else (receipts `FRONT-DESK-{n}`) on `folio`,
+    /// newer than any so far: what a busy house folio holds.
+    pub fn add_foreign_payments(&self, folio: &str, count: usize) {
+        let mut s = self.lock();
+        for n in 0..count {
+            let receipt = format!("FRONT-DESK-{n}");
+            let body = json!({
+                "method": "Cash",
+                "amount": { "amount": 1, "currency": "EUR" },
+                "receipt": receipt,
+            });
+            apply_payment(
+                &mut s,
+                folio,
+                Some(receipt),
+                None,
+                body,
+                Decimal::ONE,
+                false,
+            );
+        }
+    }
+
+    /// Authenticated payment and refund requests, applied or not.
+    pub fn payment_requests(&self) -> u64 {
+        self.lock().payment_requests
+    }
+
     pub fn shape_errors(&self) -> Vec<String> {
         self.lock().shape_errors.clone()
     }
@@ -424,6 +516,11 @@ impl FakePms for FakeApaleo {
     fn mapping(&self) -> MappingSettings {
         MappingSettings {
             taxes: [("12345".to_string(), "Reduced".to_string())].into(),
+            payment_methods: [
+                ("CASH".to_string(), "Cash".to_string()),
+                ("CARD".to_string(), "CreditCard".to_string()),
+            ]
+            .into(),
             ..MappingSettings::default()
         }
     }
@@ -462,11 +559,22 @@ impl FakePms for FakeApaleo {
         out.into_iter().map(|(_, c)| c).collect()
     }
 
-    // Payments against house accounts: not implemented in this fake yet.
-    fn inject_payment(&self, _fault: FakeFault) {}
+    /// The next payment or refund request meets `fault` (charges do not).
+    fn inject_payment(&self, fault: FakeFault) {
+        self.push_payment(ApaleoFault::Kit(fault));
+    }
 
+    /// Every payment and refund, in order: the reference is its receipt, a
+    /// refund's amount negative.
     fn payments(&self) -> Vec<FakeCharge> {
-        Vec::new()
+        self.lock()
+            .payments
+            .iter()
+            .map(|p| FakeCharge {
+                reference: p.receipt.clone().unwrap_or_default(),
+                amount: p.signed(),
+            })
+            .collect()
     }
 }
 
@@ -525,7 +633,7 @@ fn folio_item(f: &Folio, s: &State, with_actions: bool) -> Value {
         .filter(|c| c.folio == f.id)
         .map(|c| c.amount)
         .sum();
-    let mut actions = vec!["AddPayment"];
+    let mut actions = vec!["AddPayment", "AddRefund"];
     if f.takes_charges {
         actions.push("AddCharge");
     }
@@ -776,6 +884,298 @@ async fn post_charge(
             HttpResponse::Ok().json(created)
         }
     }
+}
+
+/// The methods apaleo takes for a custom payment or a folio refund
+/// (`CreateCustomPaymentRequest.method`, `CreateFolioRefundRequest.method`).
+const PAYMENT_METHODS: [&str; 28] = [
+    "Cash",
+    "BankTransfer",
+    "CreditCard",
+    "Amex",
+    "VisaCredit",
+    "VisaDebit",
+    "MasterCard",
+    "MasterCardDebit",
+    "Maestro",
+    "GiroCard",
+    "DiscoverCard",
+    "Diners",
+    "Jcb",
+    "BookingCom",
+    "VPay",
+    "PayPal",
+    "Postcard",
+    "Reka",
+    "Twint",
+    "Lunchcheck",
+    "Voucher",
+    "ChinaUnionPay",
+    "Other",
+    "Cheque",
+    "Airbnb",
+    "HolidayCheck",
+    "Representation",
+    "IDeal",
+];
+
+/// A plain decimal JSON number (no exponent), exactly.
+fn exact_amount(value: Option<&Value>) -> Result<Decimal, String> {
+    let amount = value.ok_or("amount.amount")?;
+    let text = amount.to_string();
+    if !amount.is_number() || text.contains(['e', 'E']) {
+        return Err("amount.amount must be a plain decimal number".into());
+    }
+    Decimal::from_str(&text).map_err(|_| "amount.amount".to_string())
+}
+
+/// The documented payment / refund shape (the oracle checks the schema; this
+/// reads it): the amount and receipt.
+fn check_payment(body: &Value) -> Result<(Decimal, Option<String>), String> {
+    let method = body.get("method").and_then(Value::as_str);
+    if !method.is_some_and(|m| PAYMENT_METHODS.contains(&m)) {
+        return Err(format!("method {method:?}"));
+    }
+    let amount = exact_amount(body.pointer("/amount/amount"))?;
+    body.pointer("/amount/currency")
+        .and_then(Value::as_str)
+        .filter(|c| c.len() == 3)
+        .ok_or("amount.currency")?;
+    let receipt = body
+        .get("receipt")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok((amount, receipt))
+}
+
+async fn post_payment(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    settle(req, path.into_inner(), body, state, false).await
+}
+
+async fn post_refund(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    settle(req, path.into_inner(), body, state, true).await
+}
+
+fn apply_payment(
+    s: &mut State,
+    folio: &str,
+    receipt: Option<String>,
+    key: Option<String>,
+    body: Value,
+    amount: Decimal,
+    refund: bool,
+) -> Value {
+    let id = format!(
+        "{folio}-{}{}",
+        if refund { "R" } else { "P" },
+        s.payments.len() + 1
+    );
+    s.payments.push(PostedPayment {
+        id: id.clone(),
+        folio: folio.to_string(),
+        receipt,
+        idempotency_key: key,
+        body,
+        refund,
+        amount,
+    });
+    json!({ "id": id })
+}
+
+/// `POST …/payments` ("A custom payment will not involve any automatic
+/// processing") and `POST …/refunds` ("Trigger a generic refund for the folio").
+async fn settle(
+    req: HttpRequest,
+    folio_id: String,
+    body: web::Bytes,
+    state: web::Data<Shared>,
+    refund: bool,
+) -> HttpResponse {
+    let key = header(&req, "Idempotency-Key").map(str::to_string);
+    let (fault, receipt, json, amount) = {
+        let mut s = state.lock().unwrap();
+        if let Some(answer) = refused(&req, &mut s) {
+            return answer;
+        }
+        s.payment_requests += 1;
+        let Ok(json) = serde_json::from_slice::<Value>(&body) else {
+            s.shape_errors.push("payment body is not JSON".into());
+            return messages(400, "The request body is not JSON");
+        };
+        let (amount, receipt) = match check_payment(&json) {
+            Ok(ok) => ok,
+            Err(problem) => {
+                s.shape_errors.push(problem.clone());
+                return messages(422, &format!("Invalid field: {problem}"));
+            }
+        };
+        let Some(f) = FOLIOS.iter().find(|f| f.id == folio_id) else {
+            return HttpResponse::NotFound().finish();
+        };
+        // "This field is required if you are adding payment to the house account."
+        if f.kind == "House" && receipt.as_deref().is_none_or(str::is_empty) {
+            s.shape_errors
+                .push("a house-folio payment without receipt".into());
+            return messages(422, "The receipt is required on the house account");
+        }
+        // The description gives no sign rule; money back is a refund (its own
+        // operation), so the fake takes positive amounts only.
+        if amount <= Decimal::ZERO {
+            s.shape_errors.push(format!(
+                "{} amount {amount} is not positive",
+                if refund { "refund" } else { "payment" }
+            ));
+            return messages(422, "Amount must be greater than 0");
+        }
+        if key.is_none() || key != receipt {
+            s.shape_errors
+                .push("Idempotency-Key should repeat the receipt".into());
+        }
+        let fault = s.payment_faults.pop_front();
+        if fault.is_none() && f.closed {
+            return messages(422, "Payments cannot be added to a closed folio");
+        }
+        (fault, receipt, json, amount)
+    };
+    let created = |state: &web::Data<Shared>| {
+        apply_payment(
+            &mut state.lock().unwrap(),
+            &folio_id,
+            receipt.clone(),
+            key.clone(),
+            json.clone(),
+            amount,
+            refund,
+        )
+    };
+    match fault {
+        None | Some(ApaleoFault::Pass) => HttpResponse::Created().json(created(&state)),
+        Some(ApaleoFault::Kit(FakeFault::Reject(reason))) => messages(422, &reason),
+        Some(ApaleoFault::Status(status)) => messages(status, "Not a payment endpoint"),
+        Some(ApaleoFault::Kit(FakeFault::Unavailable)) => {
+            HttpResponse::ServiceUnavailable().finish()
+        }
+        Some(ApaleoFault::TooManyRequests) => HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", "1"))
+            .finish(),
+        Some(ApaleoFault::Kit(FakeFault::ApplyThenTimeout)) => {
+            let body = created(&state);
+            tokio::time::sleep(LATE).await;
+            HttpResponse::Created().json(body)
+        }
+        Some(ApaleoFault::Kit(FakeFault::Slow(delay))) => {
+            tokio::time::sleep(delay).await;
+            HttpResponse::Created().json(created(&state))
+        }
+    }
+}
+
+async fn list_payments(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    list_settlements(req, path.into_inner(), query.into_inner(), state, false)
+}
+
+async fn list_refunds(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    state: web::Data<Shared>,
+) -> HttpResponse {
+    list_settlements(req, path.into_inner(), query.into_inner(), state, true)
+}
+
+/// A folio's payments (`FolioPaymentModel`) or refunds (`RefundModel`): "ordered
+/// by creation date, newest first", filtered by `statusCodes`, one page of
+/// `pageSize` ("Default: 500. Maximum: 500."); "If the page has no items, the API
+/// returns 204 No Content."
+fn list_settlements(
+    req: HttpRequest,
+    folio_id: String,
+    query: HashMap<String, String>,
+    state: web::Data<Shared>,
+    refunds: bool,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    if let Some(answer) = refused(&req, &mut s) {
+        return answer;
+    }
+    if !FOLIOS.iter().any(|f| f.id == folio_id) {
+        return HttpResponse::NotFound().finish();
+    }
+    let number = |name: &str, default: usize| {
+        query
+            .get(name)
+            .map_or(Some(default), |v| v.parse::<usize>().ok())
+    };
+    let (Some(page), Some(size)) = (number("pageNumber", 1), number("pageSize", 500)) else {
+        return messages(422, "pageNumber and pageSize must be numbers");
+    };
+    if page == 0 || size == 0 || size > 500 {
+        return messages(422, "pageSize must be between 1 and 500");
+    }
+    // A custom payment is accounted at once; a refund "will be processed".
+    let status = if refunds { "Pending" } else { "Success" };
+    let wanted: Option<Vec<&str>> = query.get("statusCodes").map(|c| c.split(',').collect());
+    if wanted.as_ref().is_some_and(|w| !w.contains(&status)) {
+        return HttpResponse::NoContent().finish();
+    }
+    let all: Vec<&PostedPayment> = s
+        .payments
+        .iter()
+        .rev()
+        .filter(|p| p.folio == folio_id && p.refund == refunds)
+        .collect();
+    let items: Vec<Value> = all
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .map(|p| {
+            let mut item = json!({
+                "id": p.id,
+                "method": p.body["method"],
+                "amount": p.body["amount"],
+                "status": status,
+                "businessDate": "2021-01-01",
+            });
+            if let Some(receipt) = &p.receipt {
+                item["receipt"] = json!(receipt);
+            }
+            if refunds {
+                item["refundDate"] = json!("2021-01-01T12:00:00Z");
+                if let Some(reason) = p.body.get("reason") {
+                    item["reason"] = reason.clone();
+                }
+            } else {
+                item["paymentDate"] = json!("2021-01-01T12:00:00Z");
+                item["type"] = json!("Custom");
+            }
+            item
+        })
+        .collect();
+    if items.is_empty() {
+        return HttpResponse::NoContent().finish();
+    }
+    let mut list = serde_json::Map::new();
+    list.insert("count".into(), json!(all.len()));
+    list.insert(
+        (if refunds { "refunds" } else { "payments" }).into(),
+        Value::Array(items),
+    );
+    HttpResponse::Ok().json(Value::Object(list))
 }
 
 async fn reservations(

@@ -1085,8 +1085,12 @@ mod tests {
             [
                 "GET /booking/v1/reservations",
                 "GET /finance/v1/folios",
+                "GET /finance/v1/folios/{folioId}/payments",
+                "GET /finance/v1/folios/{folioId}/refunds",
                 "GET /finance/v1/folios/{id}",
                 "POST /finance/v1/folio-actions/{folioId}/charges",
+                "POST /finance/v1/folios/{folioId}/payments",
+                "POST /finance/v1/folios/{folioId}/refunds",
             ]
         );
     }

@@ -33,6 +33,8 @@ SOURCES = {
             "/finance/v1/folios": ["get"],
             "/finance/v1/folios/{id}": ["get"],
             "/finance/v1/folio-actions/{folioId}/charges": ["post"],
+            "/finance/v1/folios/{folioId}/payments": ["get", "post"],
+            "/finance/v1/folios/{folioId}/refunds": ["get", "post"],
         },
     ),
     "codegen-apaleo-api-client/openapi_jsons/core_v1_booking.json": (

@@ -144,6 +144,12 @@ pub struct JournalSettings {
     /// How often each replica's worker looks for due entries.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// A local directory where this replica keeps a copy of every charge the
+    /// POS was told is queued, until the Redis journal settles it; the worker
+    /// writes back any the journal lost (a Redis that loses recent writes).
+    /// One directory per replica. Unset: queued charges live in Redis only.
+    #[serde(default)]
+    pub spool_dir: Option<String>,
 }
 
 /// Whether receipts that are not (or not wholly) charged to a room reach the PMS.
@@ -886,6 +892,7 @@ const JOURNAL: &[Field] = &[
     opt("retention", Kind::Duration),
     opt("give_up_after", Kind::Duration),
     opt("poll_interval", Kind::Duration),
+    opt("spool_dir", Kind::Text),
 ];
 
 const UNAVAILABLE_MODES: &[&str] = &["fail", "queue"];

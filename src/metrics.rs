@@ -104,6 +104,10 @@ fn describe() {
         "Journal entries written, by the state written."
     );
     describe_counter!(
+        "chargebridge_journal_restored_total",
+        "Queued charges the Redis journal had lost, written back from this replica's spool (journal.spool_dir)."
+    );
+    describe_counter!(
         "chargebridge_worker_attempts_total",
         "The worker's turns at due entries, by the state they left."
     );
@@ -160,6 +164,11 @@ pub fn search_cache(outcome: &'static str) {
 /// A journal entry written in this state (by a delivery, the worker or an operator).
 pub fn journal_transition(state: &'static str) {
     counter!("chargebridge_journal_transitions_total", "state" => state).increment(1);
+}
+
+/// A queued charge restored from the local spool (Redis lost it).
+pub fn journal_restored() {
+    counter!("chargebridge_journal_restored_total").increment(1);
 }
 
 /// One turn of the worker at an entry, by the state it left the entry in.

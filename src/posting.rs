@@ -173,8 +173,14 @@ async fn run_postings(
         failure: None,
         attempts: Vec::new(),
     };
+    // House accounts whose revenue charge the PMS refused: their payments
+    // would leave the account in credit, so they are not posted.
+    let mut refused_accounts: Vec<&str> = Vec::new();
     for posting in postings {
         let Some(room) = posting.room() else { continue };
+        if room.settlement && refused_accounts.contains(&room.reservation_id.as_str()) {
+            continue;
+        }
         if run.posted.iter().any(|p| p.is_of(room)) {
             continue;
         }
@@ -207,6 +213,9 @@ async fn run_postings(
                 let reason = e.detail;
                 tracing::info!(reservation = %room.reservation_id, %reason, "PMS rejected the charge");
                 run.attempts.push(attempt("rejected", Some(reason.clone())));
+                if room.revenue && !room.settlement {
+                    refused_accounts.push(&room.reservation_id);
+                }
                 let part = match room.part_payment() {
                     Some(method) => format!("Payment {method}"),
                     None => format!("Res. {}", room.reservation_id),
@@ -592,6 +601,9 @@ async fn not_posted(
         tracing::warn!(tenant = %tenant.id, reason = %error, "charge queued: the worker posts it when the PMS takes it");
         entry.state = JournalState::Queued;
         entry.next_attempt_ms = Some(retry_at);
+        // The POS is about to hear "queued": the promise must outlive Redis.
+        entry.answered = Some(200);
+        journal.keep_locally(entry);
         let response = ok_response("queued", &entry.key, posted);
         return Ok(answer(guard, journal, entry, response).await);
     }

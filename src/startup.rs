@@ -100,10 +100,17 @@ impl Application {
                 Store::Redis(Box::new(
                     RedisStore::with_options(url, options).map_err(other)?,
                 )),
-                crate::journal::Journal::Redis(Box::new(
-                    crate::journal::redis::RedisJournal::with_options(url, options, retention)
-                        .map_err(other)?,
-                )),
+                crate::journal::Journal::Redis(Box::new({
+                    let journal =
+                        crate::journal::redis::RedisJournal::with_options(url, options, retention)
+                            .map_err(other)?;
+                    match &settings.journal.spool_dir {
+                        Some(dir) => journal.with_spool(
+                            crate::journal::spool::Spool::open(dir).map_err(StartupError::Other)?,
+                        ),
+                        None => journal,
+                    }
+                })),
                 crate::daily_revenue::Ledger::Redis(Box::new(
                     crate::daily_revenue::RedisLedger::with_options(url, options, retention)
                         .map_err(other)?,

@@ -39,6 +39,7 @@ pub struct WorkerSettings {
 pub async fn run(state: Arc<AppState>, settings: WorkerSettings) {
     let owner = format!("worker-{}", uuid::Uuid::new_v4().simple());
     let mut census_due = std::time::Instant::now();
+    let mut sweep_due = std::time::Instant::now();
     loop {
         if state.draining.load(Ordering::SeqCst) {
             return;
@@ -49,6 +50,10 @@ pub async fn run(state: Arc<AppState>, settings: WorkerSettings) {
             }
             turn(&state, tenant, &owner, &settings).await;
             close_revenue_days(&state, tenant).await;
+        }
+        if sweep_due <= std::time::Instant::now() {
+            sweep_spool(&state, settings.retention).await;
+            sweep_due = std::time::Instant::now() + SPOOL_SWEEP_EVERY;
         }
         if census_due <= std::time::Instant::now() {
             census(&state).await;
@@ -124,6 +129,29 @@ async fn close_revenue_days(state: &AppState, tenant: &Arc<crate::domain::Tenant
         }
         Err(e) => {
             tracing::warn!(tenant = %tenant.id, error = %e, "daily revenue summaries not closed; tried again next turn")
+        }
+    }
+}
+
+/// How often the local spool of queued charges is compared with the journal:
+/// a restored charge waits at most this long (plus a poll) for its post.
+const SPOOL_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `journal.spool_dir`: writes back the queued charges Redis lost.
+pub async fn sweep_spool(state: &AppState, retention: std::time::Duration) {
+    let Some(spool) = state.journal.spool() else {
+        return;
+    };
+    let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    match spool.sweep(&state.journal, retention_ms, now_ms()).await {
+        Ok(sweep) if sweep.restored > 0 => tracing::warn!(
+            restored = sweep.restored,
+            waiting = sweep.waiting,
+            "journal entries restored from the local spool"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "local spool not compared with the journal; tried again")
         }
     }
 }

@@ -15,6 +15,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod spool;
 
 use std::time::Duration;
 
@@ -404,6 +405,28 @@ impl Journal {
         tenant: &str,
     ) -> Result<Vec<(JournalState, u64, Option<u64>)>, StoreError> {
         dispatch!(self, "journal_census", j => j.census(tenant))
+    }
+
+    /// The local spool of queued charges (`journal.spool_dir`, Redis only).
+    pub fn spool(&self) -> Option<&spool::Spool> {
+        match self {
+            Journal::Redis(j) => j.spool.as_ref(),
+            Journal::Memory(_) => None,
+        }
+    }
+
+    /// Keeps a copy of a queued entry on local disk before the POS hears
+    /// "queued" (with a spool); a copy that cannot be written is logged, and
+    /// the charge is still in Redis.
+    pub fn keep_locally(&self, entry: &JournalEntry) {
+        if let Some(spool) = self.spool()
+            && let Err(e) = spool.keep(entry)
+        {
+            tracing::error!(
+                tenant = %entry.tenant, key = %entry.key, error = %e, dir = %spool.dir().display(),
+                "queued charge not copied to the local spool: it is only in Redis"
+            );
+        }
     }
 }
 

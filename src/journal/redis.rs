@@ -76,6 +76,8 @@ pub struct RedisJournal {
     put_script: Script,
     lease_script: Script,
     release_script: Script,
+    /// Queued entries also kept on local disk (`journal.spool_dir`).
+    pub(super) spool: Option<super::spool::Spool>,
 }
 
 fn prefix(tenant: &str) -> String {
@@ -107,7 +109,14 @@ impl RedisJournal {
             put_script: Script::new(PUT),
             lease_script: Script::new(LEASE),
             release_script: Script::new(RELEASE),
+            spool: None,
         })
+    }
+
+    /// Keeps every queued entry in `spool` too, until the journal settles it.
+    pub fn with_spool(mut self, spool: super::spool::Spool) -> Self {
+        self.spool = Some(spool);
+        self
     }
 
     fn state_keys(tenant: &str) -> Vec<String> {

@@ -253,3 +253,61 @@ async fn after_lost_writes_reconcile_new_keys_finds_the_charge_at_the_pms() {
         }
     }
 }
+
+/// `journal.spool_dir`: a charge the POS was told is queued survives a Redis
+/// that loses its writes (`FLUSHALL` while the PMS is down). The worker's sweep
+/// writes the entry back from the local spool and posts it once the PMS is
+/// back; without the spool the same charge is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_charge_outlives_lost_writes_with_a_spool() {
+    let redis = RedisServer::start(false);
+    for spooled in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let down = dir.path().join("pms-down");
+        let app = spawn_with(settings(&StoreChoice::RedisAt(redis.url()), |s| {
+            s.tenants[0].when_pms_unavailable = chargebridge::config::WhenPmsUnavailable::Queue;
+            s.journal.poll_interval = Duration::from_millis(100);
+            if spooled {
+                s.journal.spool_dir = Some(spool.display().to_string());
+            }
+            if let Some(chargebridge::pms::PmsSettings::Memory(m)) = s.pms.get_mut("demo") {
+                m.down_file = Some(down.display().to_string());
+            }
+        }))
+        .await;
+        std::fs::write(&down, b"down").unwrap();
+        let key = fresh_key();
+        let answer = app.charge(&key, SEED).await;
+        assert_eq!(answer.json()["status"], "queued", "{}", answer.text());
+        if spooled {
+            assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 1, "spooled");
+        }
+        assert_eq!(redis.cli(&["flushall"]), "OK");
+        std::fs::remove_file(&down).unwrap();
+        // Sweeps every 2 s, then a worker turn; the charge is reconciled first.
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        while app.applied_for(&key) == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if spooled {
+            assert_eq!(app.applied_for(&key), 1, "restored and posted once");
+            let entry = app.state.journal.get(&app.tenant, &key).await.unwrap();
+            assert_eq!(
+                entry.map(|e| e.state),
+                Some(chargebridge::journal::JournalState::Posted)
+            );
+            // The next sweep forgets the settled entry.
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while std::fs::read_dir(&spool).unwrap().count() > 0
+                && std::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0);
+        } else {
+            assert_eq!(app.applied_for(&key), 0, "without a spool it is lost");
+        }
+        app.stop().await;
+    }
+}

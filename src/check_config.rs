@@ -163,8 +163,28 @@ pub fn run(config: Option<&Path>) -> ExitCode {
                     println!("  FAIL  redis: {e}");
                 }
             }
+            let queues = settings
+                .tenants
+                .iter()
+                .any(|t| t.when_pms_unavailable == crate::config::WhenPmsUnavailable::Queue);
+            match &settings.journal.spool_dir {
+                Some(dir) => match crate::journal::spool::Spool::open(dir) {
+                    Ok(_) => println!("  ok    journal spool {dir} (queued charges also kept on local disk)"),
+                    Err(e) => {
+                        failures += 1;
+                        println!("  FAIL  {e}");
+                    }
+                },
+                None if queues => println!(
+                    "  note  queue tenants without [journal] spool_dir: a queued charge lives only in Redis until it is posted"
+                ),
+                None => {}
+            }
         } else {
             println!("  ok    memory store (single process only)");
+            if settings.journal.spool_dir.is_some() {
+                println!("  note  journal.spool_dir is not used with the memory store");
+            }
         }
         for (name, adapter) in pms.iter() {
             let started = Instant::now();

@@ -1208,6 +1208,19 @@ ALERT_UNIT_TESTS = {
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "adapter": "opera"}}]},
             ],
         },
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": 'chargebridge_journal_restored_total{instance="a"}', "values": "0x5 2x20"},
+                {"series": 'chargebridge_journal_restored_total{instance="b"}', "values": "0x25"},
+            ],
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "ChargebridgeRedisLostQueuedCharges", "exp_alerts": []},
+                {"eval_time": "8m", "alertname": "ChargebridgeRedisLostQueuedCharges",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning"}}]},
+                {"eval_time": "24m", "alertname": "ChargebridgeRedisLostQueuedCharges", "exp_alerts": []},
+            ],
+        },
     ],
 }
 

@@ -306,6 +306,7 @@ pub fn summary_charge(
             summary_date: None,
             payments,
             settlement: false,
+            settles: None,
         }],
         refund: amount.is_sign_negative() && !amount.is_zero(),
         opened_at,

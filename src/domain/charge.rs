@@ -128,6 +128,10 @@ pub struct RoomCharge {
     /// house account `reservation_id`, not a charge.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settlement: bool,
+    /// On a settlement: the reference of the revenue charge it settles (posted
+    /// before it), so an adapter can tell how far back to look for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settles: Option<PostingReference>,
 }
 
 impl RoomCharge {
@@ -467,6 +471,7 @@ impl Charge {
                     summary_date: None,
                     payments: Vec::new(),
                     settlement: true,
+                    settles: Some(self.reference.clone()),
                 }],
                 refund: p.amount.is_sign_negative(),
                 lines: Vec::new(),
@@ -741,6 +746,7 @@ fn room_charges(
                 summary_date: None,
                 payments: Vec::new(),
                 settlement: false,
+                settles: None,
             }),
         }
     }
@@ -830,6 +836,7 @@ fn revenue_part(
         summary_date,
         payments,
         settlement: false,
+        settles: None,
     }))
 }
 

@@ -1016,6 +1016,7 @@ mod tests {
             summary_date: None,
             payments: Vec::new(),
             settlement: true,
+            settles: None,
         }];
         charge
     }

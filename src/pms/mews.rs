@@ -1596,6 +1596,7 @@ reconcile_window = "3d"
             summary_date: None,
             payments: Vec::new(),
             settlement: true,
+            settles: None,
         }];
         charge.lines.clear();
         charge.service_charge = None;

@@ -61,7 +61,7 @@ use super::rest::{self, ItemOrigin};
 use super::transport::{self, Auth, Call, Transport, TransportSettings, Vendor};
 use super::{ErrorClass, GuestStay, PmsAdapter, PmsError, PostingReceipt};
 use crate::config::secret::Sources;
-use crate::domain::{Charge, IdempotencyKey, PostingReference, RoomCharge};
+use crate::domain::{Charge, RoomCharge};
 
 /// OHIP's scope for "everything this application may do".
 const SCOPE: &str = "urn:opc:hgbu:ws:__myscopes__";
@@ -304,33 +304,21 @@ impl OperaPms {
         Ok(found.into_iter().cloned().collect())
     }
 
-    /// Whether the revenue part a settlement part settles is on the house
-    /// account within `window`. Its reference is the receipt's own (a receipt
-    /// with one posting) or the one derived for the house account (a receipt
-    /// split by reservation), as `Charge::postings` gives them.
+    /// Whether the revenue charge a settlement part settles (`room.settles`,
+    /// posted before it) is on the house account within `window`.
     async fn revenue_in_window(
         &self,
-        charge: &Charge,
         room: &RoomCharge,
         window: &ReadBack,
         deadline: Instant,
     ) -> Result<bool, PmsError> {
-        let Ok(key) = IdempotencyKey::parse(charge.idempotency_key.as_bytes()) else {
+        let Some(revenue) = &room.settles else {
             return Ok(false);
         };
-        let candidates = [
-            PostingReference::derive(&charge.tenant, &key),
-            PostingReference::derive_for_reservation(&charge.tenant, &key, &room.reservation_id),
-        ];
-        for candidate in &candidates {
-            let found = self
-                .postings_by_reference(&room.reservation_id, candidate.as_str(), window, deadline)
-                .await?;
-            if !found.is_empty() {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let found = self
+            .postings_by_reference(&room.reservation_id, revenue.as_str(), window, deadline)
+            .await?;
+        Ok(!found.is_empty())
     }
 
     /// One `postBillingPayment` call for a settlement part (see [`payment_body`]).
@@ -618,7 +606,7 @@ impl PmsAdapter for OperaPms {
             && !window.covers_receipt
             && room.settlement
             && self
-                .revenue_in_window(charge, room, &window, deadline)
+                .revenue_in_window(room, &window, deadline)
                 .await?
         {
             // A payment is attempted only after its receipt's revenue reached
@@ -903,6 +891,7 @@ mod tests {
             summary_date: None,
             payments: Vec::new(),
             settlement: true,
+            settles: None,
         }];
         c.refund = amount.is_sign_negative();
         c.lines.clear();

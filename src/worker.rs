@@ -49,13 +49,22 @@ pub async fn run(state: Arc<AppState>, settings: WorkerSettings) {
                 return;
             }
             turn(&state, tenant, &owner, &settings).await;
-            close_revenue_days(&state, tenant).await;
+            if tenant.revenue_posting == crate::config::RevenuePosting::Daily {
+                close_revenue_days(&state, tenant).await;
+            }
         }
         if sweep_due <= std::time::Instant::now() {
             sweep_spool(&state, settings.retention).await;
             sweep_due = std::time::Instant::now() + SPOOL_SWEEP_EVERY;
         }
         if census_due <= std::time::Instant::now() {
+            // A tenant switched away from `daily` still has its open days
+            // posted (less often: usually there are none).
+            for tenant in state.tenants.iter() {
+                if tenant.revenue_posting != crate::config::RevenuePosting::Daily {
+                    close_revenue_days(&state, tenant).await;
+                }
+            }
             census(&state).await;
             trim(&state, settings.retention).await;
             census_due = std::time::Instant::now() + CENSUS_EVERY;
@@ -118,9 +127,6 @@ async fn turn(
 /// `revenue_posting = "daily"`: hands the summaries of ended business dates to
 /// the journal (its next turns post them).
 async fn close_revenue_days(state: &AppState, tenant: &Arc<crate::domain::Tenant>) {
-    if tenant.revenue_posting != crate::config::RevenuePosting::Daily {
-        return;
-    }
     match crate::daily_revenue::close_due(state, tenant, chrono::Utc::now()).await {
         Ok(closed) => {
             for c in closed {

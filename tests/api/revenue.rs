@@ -680,3 +680,94 @@ async fn a_refused_revenue_charge_is_not_paid() {
     assert!(app.applied().is_empty(), "no payment without its charge");
     assert_eq!(app.memory_pms().posts_attempted(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_the_pms_refuses_goes_to_the_operators_list() {
+    let app = spawn_with(daily(&StoreChoice::Memory, |_| {})).await;
+    deliver_ok(&app, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    app.push_fault(Fault::Reject("Account closed".into()));
+    assert_eq!(close_revenue_days(&app, "2026-11-10").await, ["refused"]);
+    assert!(app.applied().is_empty());
+    let key = chargebridge::daily_revenue::summary_key(&chargebridge::daily_revenue::Bucket::new(
+        "2026-11-10".parse().unwrap(),
+        "H-BAR",
+        "94489280528",
+    ));
+    let entry = app
+        .state
+        .journal
+        .get(&app.tenant, &key)
+        .await
+        .unwrap()
+        .expect("the summary's journal entry");
+    assert_eq!(
+        entry.state,
+        chargebridge::journal::JournalState::NeedsAttention
+    );
+    let day = daily_report(&app, "2026-11-10").await;
+    assert_eq!(
+        day["revenueSummaries"][0]["state"], "needs_attention",
+        "{day}"
+    );
+    assert_eq!(day["postedRevenue"], "0", "{day}");
+}
+
+/// Two replicas (one Redis, one tenant) close the same business date at the
+/// same moment: the seal and the summary's key let one posting through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_closing_the_same_day_post_one_summary() {
+    let redis = crate::redis_server::RedisServer::start(false);
+    let store = StoreChoice::RedisAt(redis.url());
+    let a = spawn_with(daily(&store, map_payments)).await;
+    let b = spawn_with(daily(&store, map_payments)).await;
+    deliver_ok(&a, &fresh_key(), &card_receipt("2026-11-10T12:00:00Z")).await;
+    deliver_ok(&b, &fresh_key(), &card_receipt("2026-11-10T13:00:00Z")).await;
+    for _ in 0..5 {
+        let (x, y) = tokio::join!(
+            close_revenue_days(&a, "2026-11-10"),
+            close_revenue_days(&b, "2026-11-10")
+        );
+        let mut all = [x, y].concat();
+        all.sort();
+        assert!(all.len() <= 2, "{all:?}");
+    }
+    let applied: Vec<_> = a.applied().into_iter().chain(b.applied()).collect();
+    let charges: Vec<Decimal> = applied
+        .iter()
+        .filter(|p| chargebridge::pms::settlement_of(&p.charge).is_none())
+        .map(|p| p.charge.room().unwrap().amount)
+        .collect();
+    assert_eq!(charges, [dec("134.0")], "one summary for both replicas");
+    let paid: Vec<Decimal> = applied
+        .iter()
+        .filter_map(|p| chargebridge::pms::settlement_of(&p.charge))
+        .map(|r| r.amount)
+        .collect();
+    assert_eq!(paid, [dec("134.0")], "and one payment");
+}
+
+/// A tenant switched from `daily` to another mode still gets the days it
+/// left open posted, by the worker, without anybody asking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_left_open_by_a_switch_away_from_daily_are_still_posted() {
+    let redis = crate::redis_server::RedisServer::start(false);
+    let store = StoreChoice::RedisAt(redis.url());
+    let daily_app = spawn_with(daily(&store, |_| {})).await;
+    deliver_ok(
+        &daily_app,
+        &fresh_key(),
+        &card_receipt("2026-11-10T12:00:00Z"),
+    )
+    .await;
+    daily_app.stop().await;
+    let app = spawn_with(daily(&store, |s| {
+        s.tenants[0].revenue_posting = chargebridge::config::RevenuePosting::PerReceipt;
+        s.tenants[0].revenue_summary_delay = std::time::Duration::from_secs(60);
+    }))
+    .await;
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while app.applied().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(postings(&app), [("H-BAR".to_string(), dec("67.0"))]);
+}

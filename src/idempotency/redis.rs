@@ -204,7 +204,7 @@ impl SafetyReport {
         match self.appendonly.as_deref() {
             Some("yes") => {}
             Some(_) => out.push(
-                "appendonly is off: records are lost when Redis restarts; enable AOF persistence"
+                "appendonly is off: records are lost when Redis restarts; enable AOF persistence (until then, reconcile_new_keys = true keeps re-sent charges from posting twice and journal.spool_dir keeps queued ones)"
                     .into(),
             ),
             None => out.push(

@@ -6,8 +6,13 @@
 //! `cargo bench --bench load` starts its own redis-server, both servers (as
 //! separate processes, so their peak RSS can be read), drives them over HTTP/1.1
 //! keep-alive connections from this process, and rewrites `BENCHMARKS.md`.
+//! Then (issue 19) a slow PMS: fresh chargebridge processes whose memory PMS
+//! answers postings in 200 ms, 1 s and 3 s, driven at the same concurrency
+//! while `/healthz` and guest searches are probed; and 50 simulated POS devices
+//! typing names into the guest search (PMS calls against distinct terms).
 //! Options (after `--`): `--seconds N` per run (default 8), `--connections N`
-//! (default 64), `--quick` (2 s runs, no growth runs), `--no-write`.
+//! (default 64), `--quick` (2 s runs, no growth runs, shorter slow-PMS and
+//! search runs), `--no-write`.
 
 use std::fmt::Write as _;
 use std::process::{Child, Command, Stdio};
@@ -181,6 +186,11 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    /// Current resident set size (VmRSS) in KiB.
+    fn rss_kib(&self) -> u64 {
+        rss_of(self.0.id())
+    }
+
     /// Peak resident set size (VmHWM) in KiB.
     fn peak_rss_kib(&self) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))
@@ -193,6 +203,19 @@ impl Proc {
             })
             .unwrap_or(0)
     }
+}
+
+/// VmRSS of a process in KiB (0 when it cannot be read).
+fn rss_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn start_redis() -> (Proc, u16) {
@@ -209,6 +232,10 @@ fn start_redis() -> (Proc, u16) {
             "",
             "--appendonly",
             "no",
+            // The growth run fills Redis with `DEBUG POPULATE` (refused by
+            // default since Redis 7: the "1 million records" row had none).
+            "--enable-debug-command",
+            "local",
         ])
         .arg("--dir")
         .arg(&dir)
@@ -231,8 +258,17 @@ fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 fn start_chargebridge(redis_port: u16) -> (Proc, u16) {
+    start_chargebridge_with(redis_port, &[])
+}
+
+/// chargebridge with extra `CHARGEBRIDGE__…` settings (e.g. a slow memory PMS).
+fn start_chargebridge_with(redis_port: u16, extra: &[(&str, String)]) -> (Proc, u16) {
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_chargebridge"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chargebridge"));
+    for (key, value) in extra {
+        command.env(key, value);
+    }
+    let child = command
         .arg("serve")
         .env("CHARGEBRIDGE__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("CHARGEBRIDGE__IDEMPOTENCY__STORE", "redis")
@@ -448,6 +484,517 @@ async fn drive(
         seconds,
         latencies_us,
     }
+}
+
+// ---------------------------------------------------------------------------
+// A slow PMS (issue 19): postings that take 200 ms, 1 s, 3 s; meanwhile health
+// checks and guest searches must still answer at once.
+
+/// The service's own limit on requests in flight: actix-web's
+/// `max_connections` per worker (the bench config's default) times the workers
+/// (one per core unless `server.workers` is set). There is no other concurrency
+/// limit on deliveries (no PMS bulkhead, the Redis client multiplexes).
+const MAX_CONNECTIONS_PER_WORKER: usize = 1000;
+
+fn http_get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n")
+        .into_bytes()
+}
+
+/// The body of the response `exchange` left in `buf`.
+fn body_of(buf: &[u8]) -> &[u8] {
+    buf.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&[][..], |i| &buf[i + 4..])
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// Percentile in ms of sorted microsecond samples.
+fn pct_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    sorted_us[i] as f64 / 1000.0
+}
+
+fn search_path(term: &str) -> String {
+    format!(
+        "/lightspeed/search?term={term}&businessExternalReference=quickbooks-123&apiKey=quickbooks-key-345"
+    )
+}
+
+struct Probes {
+    health_us: Vec<u32>,
+    search_us: Vec<u32>,
+    failures: u64,
+}
+
+/// `count` sequential probes of `/healthz` and of a guest search (a new term
+/// each time, so every one is a PMS call, not a cache hit), `gap` apart.
+async fn probe(port: u16, count: usize, gap: Duration, tag: &str) -> Probes {
+    let mut health = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut search = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    health.set_nodelay(true).unwrap();
+    search.set_nodelay(true).unwrap();
+    let mut buf = Vec::new();
+    let mut out = Probes {
+        health_us: Vec::new(),
+        search_us: Vec::new(),
+        failures: 0,
+    };
+    for i in 0..count {
+        let t = Instant::now();
+        match exchange(&mut health, &http_get("/healthz"), &mut buf).await {
+            Ok(200) => {}
+            _ => out.failures += 1,
+        }
+        out.health_us.push(micros(t.elapsed()));
+        let t = Instant::now();
+        let ok = matches!(
+            exchange(
+                &mut search,
+                &http_get(&search_path(&format!("probe{tag}x{i}"))),
+                &mut buf
+            )
+            .await,
+            Ok(200)
+        ) && body_of(&buf).starts_with(br#"{"success":true"#);
+        if !ok {
+            out.failures += 1;
+        }
+        out.search_us.push(micros(t.elapsed()));
+        tokio::time::sleep(gap).await;
+    }
+    out.health_us.sort_unstable();
+    out.search_us.sort_unstable();
+    out
+}
+
+struct SlowRow {
+    delay: Duration,
+    run: Run,
+    expected_rps: f64,
+    in_flight: f64,
+    idle_rss_kib: u64,
+    load_rss_kib: u64,
+    probes: Probes,
+}
+
+impl SlowRow {
+    fn kib_per_in_flight(&self) -> f64 {
+        self.load_rss_kib.saturating_sub(self.idle_rss_kib) as f64 / self.in_flight.max(1.0)
+    }
+}
+
+/// One slow-PMS run on a fresh chargebridge: idle RSS, then unique deliveries
+/// at `conns` connections with RSS sampled and probes sent while they run.
+fn slow_run(
+    rt: &tokio::runtime::Runtime,
+    redis_port: u16,
+    delay: Duration,
+    conns: usize,
+    seconds: f64,
+    probes: usize,
+    cap: usize,
+) -> SlowRow {
+    let ms = delay.as_millis();
+    let (cb, port) = start_chargebridge_with(
+        redis_port,
+        &[
+            ("CHARGEBRIDGE__SERVER__REQUEST_DEADLINE", "10s".to_string()),
+            ("CHARGEBRIDGE__PMS__DEMO__FAULT", "slow".to_string()),
+            ("CHARGEBRIDGE__PMS__DEMO__SLOW_DELAY", format!("{ms}ms")),
+        ],
+    );
+    let pid = cb.0.id();
+    // Idle: started and answering, no delivery yet.
+    rt.block_on(async {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut buf = Vec::new();
+        for _ in 0..3 {
+            let _ = exchange(&mut s, &http_get("/healthz"), &mut buf).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let idle_rss_kib = cb.rss_kib();
+    let tag = format!("slow{ms}");
+    let (run, probes, load_rss_kib) = rt.block_on(async {
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let done = done.clone();
+            tokio::spawn(async move {
+                let mut peak = 0;
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(rss_of(pid));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                peak
+            })
+        };
+        let load = {
+            let tag = tag.clone();
+            tokio::spawn(async move {
+                drive(
+                    port,
+                    Mix::Unique,
+                    conns,
+                    seconds,
+                    Arc::new(SEED.to_string()),
+                    &tag,
+                )
+                .await
+            })
+        };
+        // Let every connection's first posting reach the PMS, then probe.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let probes = probe(port, probes, Duration::from_millis(20), &tag).await;
+        let run = load.await.unwrap();
+        done.store(true, Ordering::Relaxed);
+        (run, probes, sampler.await.unwrap())
+    });
+    let mean_s = run.latencies_us.iter().map(|&u| u as f64).sum::<f64>()
+        / run.latencies_us.len().max(1) as f64
+        / 1e6;
+    let in_flight = run.rps() * mean_s;
+    drop(cb);
+    SlowRow {
+        delay,
+        expected_rps: conns.min(cap) as f64 / delay.as_secs_f64(),
+        in_flight,
+        idle_rss_kib,
+        load_rss_kib,
+        probes,
+        run,
+    }
+}
+
+fn slow_section(rows: &[SlowRow], conns: usize, cap: usize, workers: usize) -> String {
+    let mut out = String::new();
+    let seconds: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{:.1}", r.run.seconds))
+        .collect();
+    let probes = rows.first().map_or(0, |r| r.probes.health_us.len());
+    let _ = writeln!(
+        out,
+        "## Slow PMS\n\n\
+         The memory PMS answers every posting after a fixed delay (`fault = \"slow\"`, `slow_delay`); \
+         `server.request_deadline` is 10 s (within Lightspeed's window), so even 3 s fits. A fresh \
+         chargebridge (Redis store) per delay, driven by {conns} keep-alive connections of unique \
+         deliveries (runs of {} s, each long enough for several postings per connection). \
+         Expected req/s is Little's law: in-flight / PMS latency, with in-flight = min(connections, \
+         the service's limit of `max_connections` × workers = {MAX_CONNECTIONS_PER_WORKER} × {workers} = {cap}); \
+         nothing else bounds deliveries in flight. In flight (measured) = req/s × mean latency. RSS is \
+         the service's VmRSS: idle after start, peak of 100 ms samples under load; KiB per in-flight \
+         delivery = (RSS under load − idle RSS) / in flight. While the postings run, {probes} sequential \
+         probes each of `GET /healthz` and `GET /lightspeed/search` (a new term each time, so each one \
+         is a PMS search call; `search_delay` 0) are sent, 20 ms apart, on their own connections.\n",
+        seconds.join(" / ")
+    );
+    let _ = writeln!(
+        out,
+        "| PMS latency | req/s | expected req/s | p50 ms | p99 ms | errors | in flight | idle RSS MiB | RSS under load MiB | KiB per in-flight delivery | /healthz p99 ms | search p99 ms |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "| {} ms | {:.1} | {:.1} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            r.delay.as_millis(),
+            r.run.rps(),
+            r.expected_rps,
+            r.run.pct(0.5),
+            r.run.pct(0.99),
+            r.run.errors,
+            r.in_flight,
+            r.idle_rss_kib as f64 / 1024.0,
+            r.load_rss_kib as f64 / 1024.0,
+            r.kib_per_in_flight(),
+            pct_ms(&r.probes.health_us, 0.99),
+            pct_ms(&r.probes.search_us, 0.99),
+        );
+    }
+    // A missed target names the run that missed it.
+    let verdict = |ok: bool, why: String| {
+        if ok {
+            "met".to_string()
+        } else {
+            format!("**not met** ({why})")
+        }
+    };
+    let label = |r: &SlowRow| format!("{} ms", r.delay.as_millis());
+    let worst_by = |f: &dyn Fn(&SlowRow) -> f64, lowest: bool| {
+        rows.iter()
+            .map(|r| (f(r), label(r)))
+            .reduce(|a, b| if (b.0 < a.0) == lowest { b } else { a })
+            .unwrap_or((0.0, String::new()))
+    };
+    let (worst_ratio, ratio_at) = worst_by(&|r| r.run.rps() / r.expected_rps, true);
+    let (worst_overhead, overhead_at) =
+        worst_by(&|r| r.run.pct(0.99) - r.delay.as_secs_f64() * 1000.0, false);
+    let (worst_health, health_at) = worst_by(&|r| pct_ms(&r.probes.health_us, 0.99), false);
+    let (worst_search, search_at) = worst_by(&|r| pct_ms(&r.probes.search_us, 0.99), false);
+    let probe_failures: u64 = rows.iter().map(|r| r.probes.failures).sum();
+    let errors: u64 = rows.iter().map(|r| r.run.errors).sum();
+    let (peak_rss, rss_at) = worst_by(&|r| r.load_rss_kib as f64 / 1024.0, false);
+    let _ = writeln!(out, "\n| target | measured | |\n|---|---:|---|");
+    for (target, measured, verdict) in [
+        (
+            "throughput ≥ 90 % of Little's law (worst delay)".to_string(),
+            format!("{:.0} %", 100.0 * worst_ratio),
+            verdict(
+                worst_ratio >= 0.9,
+                format!("at {ratio_at}: deliveries wait beyond the PMS's own time"),
+            ),
+        ),
+        (
+            "p99 ≤ PMS latency + 100 ms (worst delay)".to_string(),
+            format!("+{worst_overhead:.1} ms"),
+            verdict(worst_overhead <= 100.0, format!("at {overhead_at}")),
+        ),
+        (
+            "health checks never stuck behind postings: /healthz p99 ≤ 50 ms (worst)".to_string(),
+            format!("{worst_health:.2} ms"),
+            verdict(worst_health <= 50.0, format!("at {health_at}")),
+        ),
+        (
+            "searches never stuck behind postings: search p99 ≤ 50 ms (worst)".to_string(),
+            format!("{worst_search:.2} ms"),
+            verdict(worst_search <= 50.0, format!("at {search_at}")),
+        ),
+        (
+            format!("RSS under load ≤ 32 MiB with {conns} postings in flight"),
+            format!("{peak_rss:.1} MiB"),
+            verdict(peak_rss <= 32.0, format!("at {rss_at}")),
+        ),
+        (
+            "no error responses (deliveries and probes)".to_string(),
+            (errors + probe_failures).to_string(),
+            verdict(
+                errors + probe_failures == 0,
+                format!("{errors} deliveries, {probe_failures} probes"),
+            ),
+        ),
+    ] {
+        let _ = writeln!(out, "| {target} | {measured} | {verdict} |");
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Guest searches from many POS devices typing names (issue 19).
+
+/// Surnames the devices type; several share prefixes ("Jan…", "Mar…", "Smi…").
+const NAMES: &[&str] = &[
+    "Jane", "Jansen", "Janssen", "Johnson", "Jones", "Smith", "Smits", "Muller", "Martin",
+    "Martens", "Doe", "Dent", "Garcia", "Garner", "Brown", "Bakker",
+];
+
+struct SearchRun {
+    devices: usize,
+    names_per_device: usize,
+    searches: u64,
+    distinct: usize,
+    failed: u64,
+    seconds: f64,
+    latencies_us: Vec<u32>,
+    pms_calls: u64,
+    hits: u64,
+    coalesced: u64,
+    misses: u64,
+    cache: Duration,
+    windows: u64,
+}
+
+/// Sum of the samples of `metric` whose labels contain `label` in a
+/// Prometheus text exposition.
+fn metric_sum(text: &str, metric: &str, label: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
+        .filter(|l| l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+async fn metrics_text(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut buf = Vec::new();
+    exchange(&mut s, &http_get("/metrics"), &mut buf)
+        .await
+        .unwrap();
+    String::from_utf8_lossy(body_of(&buf)).into_owned()
+}
+
+/// The names device `d` types, in order.
+fn device_names(d: usize, n: usize) -> Vec<&'static str> {
+    (0..n)
+        .map(|k| NAMES[(d * 3 + k * 5) % NAMES.len()])
+        .collect()
+}
+
+fn search_run(
+    rt: &tokio::runtime::Runtime,
+    redis_port: u16,
+    devices: usize,
+    names_per_device: usize,
+) -> SearchRun {
+    let cache = Duration::from_secs(10);
+    let (cb, port) = start_chargebridge_with(
+        redis_port,
+        &[
+            ("CHARGEBRIDGE__SERVER__SEARCH_CACHE", "10s".to_string()),
+            ("CHARGEBRIDGE__PMS__DEMO__SEARCH_DELAY", "50ms".to_string()),
+        ],
+    );
+    let keystroke = Duration::from_millis(120);
+    let between_names = Duration::from_millis(500);
+    let mut terms = std::collections::HashSet::new();
+    for d in 0..devices {
+        for name in device_names(d, names_per_device) {
+            for i in 1..=name.len() {
+                terms.insert(&name[..i]);
+            }
+        }
+    }
+    let run = rt.block_on(async {
+        let before = metrics_text(port).await;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for d in 0..devices {
+            tasks.push(tokio::spawn(async move {
+                // Devices start over the first second, not in lockstep.
+                let mut at = Instant::now() + Duration::from_millis((d as u64 * 20) % 1000);
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let mut buf = Vec::new();
+                let mut latencies = Vec::new();
+                let mut failed = 0u64;
+                for name in device_names(d, names_per_device) {
+                    for i in 1..=name.len() {
+                        tokio::time::sleep_until(at.into()).await;
+                        let t = Instant::now();
+                        let ok = matches!(
+                            exchange(&mut stream, &http_get(&search_path(&name[..i])), &mut buf)
+                                .await,
+                            Ok(200)
+                        ) && body_of(&buf).starts_with(br#"{"success":true"#);
+                        if !ok {
+                            failed += 1;
+                        }
+                        latencies.push(micros(t.elapsed()));
+                        at += keystroke;
+                    }
+                    at += between_names;
+                }
+                (latencies, failed)
+            }));
+        }
+        let mut latencies_us = Vec::new();
+        let mut failed = 0;
+        for t in tasks {
+            let (l, f) = t.await.unwrap();
+            latencies_us.extend(l);
+            failed += f;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let after = metrics_text(port).await;
+        latencies_us.sort_unstable();
+        let delta = |metric: &str, label: &str| {
+            metric_sum(&after, metric, label).saturating_sub(metric_sum(&before, metric, label))
+        };
+        let windows = (seconds / cache.as_secs_f64()).floor() as u64 + 1;
+        SearchRun {
+            devices,
+            names_per_device,
+            searches: latencies_us.len() as u64,
+            distinct: terms.len(),
+            failed,
+            seconds,
+            pms_calls: delta("chargebridge_pms_duration_seconds_count", r#"op="search""#),
+            hits: delta("chargebridge_search_cache_total", r#"outcome="hit""#),
+            coalesced: delta("chargebridge_search_cache_total", r#"outcome="coalesced""#),
+            misses: delta("chargebridge_search_cache_total", r#"outcome="miss""#),
+            latencies_us,
+            cache,
+            windows,
+        }
+    });
+    drop(cb);
+    run
+}
+
+fn search_section(r: &SearchRun) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Guest searches\n\n\
+         {} simulated POS devices each type {} surnames letter by letter (one search per keystroke, \
+         120 ms apart, 500 ms between names, devices starting over the first second), drawn from {} \
+         names that overlap between devices and share prefixes (`J`, `Ja`, `Jan`, … of Jane, Jansen, \
+         Janssen). The memory PMS takes 50 ms per search (`search_delay`); `server.search_cache` is \
+         {} s. PMS search calls are read from `/metrics` (`chargebridge_pms_duration_seconds_count{{op=\"search\"}}`, \
+         before and after); hit / coalesced / miss from `chargebridge_search_cache_total`. A cache \
+         window is one `search_cache` period: a run of D s spans floor(D / {}) + 1 of them per term.\n",
+        r.devices,
+        r.names_per_device,
+        NAMES.len(),
+        r.cache.as_secs(),
+        r.cache.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "| devices | searches sent | distinct terms | run s | cache windows | PMS search calls | hits | coalesced | misses | p50 ms | p99 ms | failed |"
+    );
+    let _ = writeln!(
+        out,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {:.1} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} |",
+        r.devices,
+        r.searches,
+        r.distinct,
+        r.seconds,
+        r.windows,
+        r.pms_calls,
+        r.hits,
+        r.coalesced,
+        r.misses,
+        pct_ms(&r.latencies_us, 0.5),
+        pct_ms(&r.latencies_us, 0.99),
+        r.failed
+    );
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let bound = r.distinct as u64 * r.windows;
+    let _ = writeln!(out, "\n| target | measured | |\n|---|---:|---|");
+    let _ = writeln!(
+        out,
+        "| at most one PMS call per distinct term per cache window (≤ {} × {} = {bound}) | {} | {} |",
+        r.distinct,
+        r.windows,
+        r.pms_calls,
+        if r.pms_calls <= bound {
+            "met".to_string()
+        } else {
+            format!("**not met** ({} calls over the bound)", r.pms_calls - bound)
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| every search answered (`success: true`) | {} failed | {} |",
+        r.failed,
+        met(r.failed == 0)
+    );
+    out
 }
 
 fn payload_with_lines(lines: usize) -> String {
@@ -701,6 +1248,33 @@ fn main() {
         }
         eprintln!("growth: DBSIZE after populate = {keys}");
     }
+    // Slow PMS and guest searches: fresh chargebridge processes on the same Redis.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cap = MAX_CONNECTIONS_PER_WORKER * workers;
+    let (rounds, probes) = if opts.quick { (2.0, 20) } else { (4.0, 50) };
+    let mut slow_rows = Vec::new();
+    for delay_ms in [200u64, 1000, 3000] {
+        let delay = Duration::from_millis(delay_ms);
+        // Whole rounds of postings: the last one starts before the clock runs out.
+        let seconds = secs.max(rounds * delay.as_secs_f64()) - delay.as_secs_f64() / 2.0;
+        let r = slow_run(&rt, redis_port, delay, conns, seconds, probes, cap);
+        eprintln!(
+            "slow PMS {delay_ms} ms: {:.1} req/s (expected {:.1}), p99 {:.1} ms, healthz p99 {:.2} ms, search p99 {:.2} ms",
+            r.run.rps(),
+            r.expected_rps,
+            r.run.pct(0.99),
+            pct_ms(&r.probes.health_us, 0.99),
+            pct_ms(&r.probes.search_us, 0.99)
+        );
+        slow_rows.push(r);
+    }
+    let slow = slow_section(&slow_rows, conns, cap, workers);
+    let searches = search_run(&rt, redis_port, 50, if opts.quick { 3 } else { 6 });
+    eprintln!(
+        "searches: {} sent, {} distinct terms, {} PMS calls",
+        searches.searches, searches.distinct, searches.pms_calls
+    );
+    let search = search_section(&searches);
     drop(redis);
 
     let targets = targets_table(&against, rss_under_load, all_errors);
@@ -721,6 +1295,8 @@ fn main() {
          Before the journal a new key cost 2. Errors across chargebridge runs: {all_errors}.\n\n\
          {targets}\n\
          {}\n\
+         {slow}\n\
+         {search}\n\
          {NOTES}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if growth.is_empty() {

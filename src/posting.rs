@@ -325,6 +325,9 @@ fn note_run(entry: &mut JournalEntry, run: &Run) {
     entry.updated_ms = now_ms();
 }
 
+/// How long the worker keeps trying to write an entry whose record is written.
+const WORKER_WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
 /// How a record is settled together with its journal entry.
 enum Settle {
     Complete(StoredResponse),
@@ -338,6 +341,7 @@ async fn settle(
     journal: &Journal,
     entry: &JournalEntry,
     fence: Option<&str>,
+    until: Instant,
 ) {
     let record = async {
         match how {
@@ -347,8 +351,20 @@ async fn settle(
         }
     };
     // Different keys (and slots): sent together, one round trip.
-    let (record, written) = tokio::join!(record, journal.put(entry, fence));
+    let (record, mut written) = tokio::join!(record, journal.put(entry, fence));
     settle_store(record);
+    // The record now says what the POS hears; an entry left behind it would have
+    // the worker decide the charge again (post a refused one, say). A failover
+    // lasts seconds, so the write is tried again while the budget allows.
+    let mut pause = Duration::from_millis(100);
+    while written.is_err() && Instant::now() + pause < until {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+        written = journal.put(entry, fence).await;
+        if written.is_ok() {
+            tracing::warn!(tenant = %entry.tenant, key = %entry.key, "journal entry written on a retry");
+        }
+    }
     settle_journal(written, entry);
     m::journal_transition(entry.state.as_str());
 }
@@ -417,6 +433,7 @@ pub async fn deliver(
             journal,
             &mut entry,
             ok_response("acknowledged", key.as_str(), &[]),
+            budget.deadline,
         )
         .await);
     }
@@ -431,7 +448,10 @@ pub async fn deliver(
     entry.next_attempt_ms = None;
     if let Some(failure) = run.failure {
         let posted = run.posted;
-        return not_posted(guard, journal, &mut entry, &tenant, failure, &posted).await;
+        return not_posted(
+            guard, journal, &mut entry, &tenant, failure, &posted, &budget,
+        )
+        .await;
     }
     if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
         entry.state = if run.posted.is_empty() {
@@ -443,7 +463,14 @@ pub async fn deliver(
             );
             JournalState::NeedsAttention
         };
-        return Ok(answer(guard, journal, &mut entry, error_response(&error)).await);
+        return Ok(answer(
+            guard,
+            journal,
+            &mut entry,
+            error_response(&error),
+            budget.deadline,
+        )
+        .await);
     }
     // The PMS has the charge whatever happens to the record now, so the answer is
     // 200 either way; a record we failed to write is found again by reconciliation.
@@ -453,6 +480,7 @@ pub async fn deliver(
         journal,
         &mut entry,
         ok_response("posted", key.as_str(), &run.posted),
+        budget.deadline,
     )
     .await)
 }
@@ -562,6 +590,7 @@ async fn answer(
     journal: &Journal,
     entry: &mut JournalEntry,
     response: StoredResponse,
+    until: Instant,
 ) -> Reply {
     entry.answered = Some(response.status);
     settle(
@@ -570,6 +599,7 @@ async fn answer(
         journal,
         entry,
         None,
+        until,
     )
     .await;
     Reply::fresh(response)
@@ -585,6 +615,7 @@ async fn not_posted(
     tenant: &Tenant,
     failure: PostingFailure,
     posted: &[PostedPart],
+    budget: &Budget,
 ) -> Result<Reply, ApiError> {
     let retry_at = failure.next_attempt_ms(0);
     let nothing_out = posted.is_empty() && !guard.must_reconcile();
@@ -605,16 +636,32 @@ async fn not_posted(
         entry.answered = Some(200);
         journal.keep_locally(entry);
         let response = ok_response("queued", &entry.key, posted);
-        return Ok(answer(guard, journal, entry, response).await);
+        return Ok(answer(guard, journal, entry, response, budget.deadline).await);
     }
     entry.answered = Some(500);
     if nothing_out && !maybe_applied {
         entry.state = JournalState::Failed;
-        settle(guard, Settle::Release, journal, entry, None).await;
+        settle(
+            guard,
+            Settle::Release,
+            journal,
+            entry,
+            None,
+            budget.deadline,
+        )
+        .await;
     } else {
         entry.state = JournalState::Unknown;
         entry.next_attempt_ms = Some(retry_at);
-        settle(guard, Settle::MarkUnknown, journal, entry, None).await;
+        settle(
+            guard,
+            Settle::MarkUnknown,
+            journal,
+            entry,
+            None,
+            budget.deadline,
+        )
+        .await;
     }
     Err(error)
 }
@@ -685,6 +732,36 @@ pub async fn work_entry(
             return Ok(WorkOutcome::Now(entry.state));
         }
     };
+    // The delivery's last entry write was lost after the POS heard a refusal
+    // (the record says so): the charge is settled as refused, not posted now.
+    if entry.state == JournalState::Unknown
+        && entry.answered.is_none()
+        && let Some(heard) = guard
+            .heard()
+            .filter(|r| (400..500).contains(&r.status))
+            .cloned()
+    {
+        tracing::warn!(tenant = %entry.tenant, key = %entry.key, status = heard.status, "journal entry catches up with the refusal the POS heard");
+        entry.state = if guard.posted().is_empty() {
+            JournalState::Rejected
+        } else {
+            JournalState::NeedsAttention
+        };
+        entry.answered = Some(heard.status);
+        entry.next_attempt_ms = None;
+        entry.updated_ms = now;
+        let until = Instant::now() + WORKER_WRITE_PATIENCE;
+        settle(
+            guard,
+            Settle::Complete(heard),
+            journal,
+            &entry,
+            Some(owner),
+            until,
+        )
+        .await;
+        return Ok(WorkOutcome::Now(entry.state));
+    }
     // Store and forward: the POS was told it would be posted.
     let turn = Turn {
         may_post: entry.mode == WhenPmsUnavailable::Queue,
@@ -759,9 +836,15 @@ async fn finish(
         entry.worker_attempts += 1;
     }
     let fence = Some(turn.owner);
+    // The worker answers nobody: it may wait out a failover for its entry write
+    // (fenced on its lease, so a late write cannot overwrite a successor's).
+    let until = match turn.by {
+        Actor::Worker => budget.deadline.max(Instant::now() + WORKER_WRITE_PATIENCE),
+        _ => budget.deadline,
+    };
     if let Some(failure) = &run.failure {
         let how = still_open(entry, failure, &run.posted);
-        settle(guard, how, journal, entry, fence).await;
+        settle(guard, how, journal, entry, fence, until).await;
         return entry.state;
     }
     entry.next_attempt_ms = None;
@@ -771,7 +854,15 @@ async fn finish(
         entry.state = JournalState::Posted;
         let response = ok_response("posted", &entry.key, &run.posted);
         tracing::info!(tenant = %entry.tenant, key = %entry.key, by = ?turn.by, "journal entry posted");
-        settle(guard, Settle::Complete(response), journal, entry, fence).await;
+        settle(
+            guard,
+            Settle::Complete(response),
+            journal,
+            entry,
+            fence,
+            until,
+        )
+        .await;
         return entry.state;
     }
     if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
@@ -787,6 +878,7 @@ async fn finish(
             journal,
             entry,
             fence,
+            until,
         )
         .await;
         return entry.state;
@@ -794,11 +886,11 @@ async fn finish(
     // Looked up, and not (all) at the PMS, in fail mode.
     if run.posted.is_empty() {
         entry.state = JournalState::Failed;
-        settle(guard, Settle::Release, journal, entry, fence).await;
+        settle(guard, Settle::Release, journal, entry, fence, until).await;
     } else {
         tracing::error!(tenant = %entry.tenant, key = %entry.key, "receipt half posted: needs attention");
         entry.state = JournalState::NeedsAttention;
-        settle(guard, Settle::MarkUnknown, journal, entry, fence).await;
+        settle(guard, Settle::MarkUnknown, journal, entry, fence, until).await;
     }
     entry.state
 }

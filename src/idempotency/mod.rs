@@ -237,13 +237,11 @@ impl Idempotency {
             .replace_if_owner(&record_key, &existing.owner, &mine, self.settings.retention)
             .await?
         {
-            Ok(Some(Guard::new(
-                self,
-                record_key,
-                owner,
-                fp,
-                Some(existing.posted),
-            )))
+            let mut guard = Guard::new(self, record_key, owner, fp, Some(existing.posted));
+            if existing.state == RecordState::Completed {
+                guard.heard = existing.response;
+            }
+            Ok(Some(guard))
         } else {
             Ok(None)
         }
@@ -260,6 +258,8 @@ pub struct Guard<'a> {
     fp: String,
     reconcile_first: bool,
     posted: Vec<PostedPart>,
+    /// The final answer the record held when the worker took the key over.
+    heard: Option<StoredResponse>,
 }
 
 impl<'a> Guard<'a> {
@@ -279,6 +279,7 @@ impl<'a> Guard<'a> {
             fp: fp.to_string(),
             reconcile_first: taken_over.is_some(),
             posted: taken_over.unwrap_or_default(),
+            heard: None,
         }
     }
 
@@ -291,6 +292,12 @@ impl<'a> Guard<'a> {
     /// attempt may have reached the PMS: ask it before posting.
     pub fn require_reconcile(&mut self) {
         self.reconcile_first = true;
+    }
+
+    /// The final answer stored for replays before `take_over` (what the POS
+    /// heard, even if the journal entry was not updated with it).
+    pub fn heard(&self) -> Option<&StoredResponse> {
+        self.heard.as_ref()
     }
 
     /// Postings an earlier delivery of this key already put on the folio.

@@ -241,6 +241,36 @@ async fn a_queued_charge_refused_later_needs_attention() {
     );
 }
 
+/// A delivery refused by the PMS whose last entry write was lost (a Redis
+/// failover at that moment): the record says 422, the entry is still the
+/// `unknown` one written before the PMS call. The worker must settle the entry
+/// as the refusal the POS heard, not post the charge behind it (the chaos run's
+/// Cluster failover found this: charged after a 422).
+async fn a_refusal_whose_entry_write_was_lost_is_not_posted_by_the_worker(store: StoreChoice) {
+    let app = spawn_with(settings(&store, queue_mode)).await;
+    let key = fresh_key();
+    app.push_fault(Fault::Reject("Folio closed".into()));
+    let answer = app.charge(&key, SEED).await;
+    assert_eq!(answer.status, 422, "{}", body_text(&answer));
+    let mut lost = entry(&app, &key).await.unwrap();
+    assert_eq!(lost.state, JournalState::Rejected);
+    lost.state = JournalState::Unknown;
+    lost.answered = None;
+    // Due now (not 0: the census trims index members older than retention).
+    lost.next_attempt_ms = Some(chargebridge::journal::now_ms());
+    app.state.journal.put(&lost, None).await.unwrap();
+    let e = wait_for_state(&app, &key, JournalState::Rejected, Duration::from_secs(6)).await;
+    assert_eq!(e.answered, Some(422));
+    assert!(app.applied().is_empty(), "not posted behind the 422");
+    assert_eq!(app.memory_pms().posts_attempted(), 1);
+    let replay = app.charge(&key, SEED).await;
+    assert_eq!((replay.status, replay.replayed()), (422, true));
+}
+both_stores!(
+    refusal_catch_up,
+    a_refusal_whose_entry_write_was_lost_is_not_posted_by_the_worker
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_entry_never_settled_is_given_up_to_a_person() {
     let app = spawn_with(settings(&StoreChoice::Memory, |s| {

@@ -437,7 +437,10 @@ pub async fn deliver(
         )
         .await);
     }
-    let mut guard = open_entry(journal, &mut entry, guard, idempotency.lease_ms()).await?;
+    let mut guard = match open_entry(journal, &mut entry, guard, idempotency.lease_ms()).await? {
+        Opened::Owned(guard) => guard,
+        Opened::Replay(reply) => return Ok(reply),
+    };
     if idempotency.reconcile_new_keys() {
         // Nothing here says the key is new if Redis lost its writes.
         guard.require_reconcile();
@@ -555,11 +558,29 @@ async fn open_entry<'a>(
     entry: &mut JournalEntry,
     mut guard: Guard<'a>,
     lease_ms: u64,
-) -> Result<Guard<'a>, ApiError> {
+) -> Result<Opened<'a>, ApiError> {
     entry.next_attempt_ms = Some(now_ms() + lease_ms);
     match journal.create(entry).await {
-        Ok(None) => Ok(guard),
+        Ok(None) => Ok(Opened::Owned(guard)),
         Ok(Some(earlier)) => {
+            // The POS was told this key was refused, and its record is gone
+            // (lost with a shard's writes): the refusal is stored again and
+            // replayed, not decided afresh.
+            if let Some(refusal) = earlier.refusal.clone().filter(|_| {
+                matches!(
+                    earlier.state,
+                    JournalState::Rejected | JournalState::NeedsAttention
+                )
+            }) {
+                tracing::warn!(tenant = %entry.tenant, key = %entry.key, "idempotency record lost: the refusal is replayed from the journal");
+                settle_store(guard.complete(refusal.clone()).await);
+                m::replay();
+                return Ok(Opened::Replay(Reply {
+                    status: refusal.status,
+                    body: refusal.body,
+                    replayed: true,
+                }));
+            }
             // A re-delivery of a known key: the entry goes back to unknown and
             // due (one more write, on this path only), so a delivery that dies
             // or loses its last write is still finished by the worker.
@@ -570,7 +591,7 @@ async fn open_entry<'a>(
             }
             carry_over(entry, earlier);
             match journal.put(entry, None).await {
-                Ok(_) => Ok(guard),
+                Ok(_) => Ok(Opened::Owned(guard)),
                 Err(e) => {
                     settle_store(guard.release().await);
                     Err(ApiError::StoreUnavailable(e.0))
@@ -584,6 +605,14 @@ async fn open_entry<'a>(
     }
 }
 
+/// What opening the entry left the delivery with.
+enum Opened<'a> {
+    /// The key is ours to post.
+    Owned(Guard<'a>),
+    /// Its answer is already known (a refusal kept in the journal).
+    Replay(Reply),
+}
+
 /// A final answer: stored for replays, written into the entry with it.
 async fn answer(
     guard: Guard<'_>,
@@ -593,6 +622,9 @@ async fn answer(
     until: Instant,
 ) -> Reply {
     entry.answered = Some(response.status);
+    if (400..500).contains(&response.status) {
+        entry.refusal = Some(response.clone());
+    }
     settle(
         guard,
         Settle::Complete(response.clone()),
@@ -748,6 +780,7 @@ pub async fn work_entry(
             JournalState::NeedsAttention
         };
         entry.answered = Some(heard.status);
+        entry.refusal = Some(heard.clone());
         entry.next_attempt_ms = None;
         entry.updated_ms = now;
         let until = Instant::now() + WORKER_WRITE_PATIENCE;
@@ -852,6 +885,7 @@ async fn finish(
     if run.posted.len() == all {
         // `answered` stays what the POS heard; re-deliveries now replay 200.
         entry.state = JournalState::Posted;
+        entry.refusal = None;
         let response = ok_response("posted", &entry.key, &run.posted);
         tracing::info!(tenant = %entry.tenant, key = %entry.key, by = ?turn.by, "journal entry posted");
         settle(
@@ -872,9 +906,11 @@ async fn finish(
             "charge refused by the PMS after it was accepted: needs attention"
         );
         entry.state = JournalState::NeedsAttention;
+        let response = error_response(&error);
+        entry.refusal = Some(response.clone());
         settle(
             guard,
-            Settle::Complete(error_response(&error)),
+            Settle::Complete(response),
             journal,
             entry,
             fence,

@@ -159,6 +159,10 @@ pub struct JournalEntry {
     /// What the POS was told last (status), if anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered: Option<u16>,
+    /// The refusal (4XX) a re-delivery replays, kept here too: the record
+    /// lives on another shard and may be lost in a failover without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<crate::idempotency::StoredResponse>,
     pub charge: Charge,
     pub postings: Vec<PostingStatus>,
     pub attempts: Vec<Attempt>,
@@ -190,6 +194,7 @@ impl JournalEntry {
             updated_ms: now_ms,
             next_attempt_ms: None,
             answered: None,
+            refusal: None,
             charge: charge.clone(),
             postings: postings
                 .iter()

@@ -311,3 +311,33 @@ async fn a_queued_charge_outlives_lost_writes_with_a_spool() {
         app.stop().await;
     }
 }
+
+/// The record of a refused charge is lost (a Cluster master killed before its
+/// write reached the replica: records and journal live on different shards)
+/// and the POS sends the charge again. The journal kept the refusal: the
+/// re-send replays the same 422, byte for byte, and nothing is posted. Before,
+/// the re-send was decided afresh and posted (the chaos run's Cluster failover
+/// found a key answered 422 and then 200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_outlives_its_lost_record() {
+    let redis = RedisServer::start(false);
+    let app = spawn_with(settings(&StoreChoice::RedisAt(redis.url()), |_| {})).await;
+    let key = fresh_key();
+    app.push_fault(Fault::Reject("Folio closed for room 101".into()));
+    let first = app.charge(&key, SEED).await;
+    assert_eq!(first.status, 422, "{}", first.text());
+    assert_eq!(redis.cli(&["DEL", &record_key(&key)]), "1");
+    let again = app.charge(&key, SEED).await;
+    assert_eq!(
+        (again.status, again.replayed()),
+        (422, true),
+        "{}",
+        again.text()
+    );
+    assert_eq!(again.bytes, first.bytes);
+    assert!(app.applied().is_empty(), "not posted after its refusal");
+    assert_eq!(app.memory_pms().posts_attempted(), 1);
+    // The record is back: the next re-send is a plain replay.
+    assert_ne!(redis.cli(&["EXISTS", &record_key(&key)]), "0");
+    app.stop().await;
+}

@@ -351,22 +351,70 @@ async fn settle(
         }
     };
     // Different keys (and slots): sent together, one round trip.
-    let (record, mut written) = tokio::join!(record, journal.put(entry, fence));
+    let (record, written) = tokio::join!(record, journal.put(entry, fence));
     settle_store(record);
     // The record now says what the POS hears; an entry left behind it would have
-    // the worker decide the charge again (post a refused one, say). A failover
-    // lasts seconds, so the write is tried again while the budget allows.
-    let mut pause = Duration::from_millis(100);
-    while written.is_err() && Instant::now() + pause < until {
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(1));
-        written = journal.put(entry, fence).await;
-        if written.is_ok() {
-            tracing::warn!(tenant = %entry.tenant, key = %entry.key, "journal entry written on a retry");
-        }
-    }
+    // the worker decide the charge again. A failover lasts seconds, so the
+    // write is tried again while the budget allows.
+    let written = match written {
+        Err(_) => put_until(journal, entry, fence, until).await,
+        done => done,
+    };
     settle_journal(written, entry);
     m::journal_transition(entry.state.as_str());
+}
+
+/// Writes the entry, trying again with a growing pause until `until`.
+async fn put_until(
+    journal: &Journal,
+    entry: &JournalEntry,
+    fence: Option<&str>,
+    until: Instant,
+) -> Result<bool, crate::idempotency::StoreError> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let written = journal.put(entry, fence).await;
+        if written.is_ok() || Instant::now() + pause >= until {
+            return written;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// A refusal from the PMS. The POS hears it only once the journal holds it:
+/// with the record alone (on another shard, lost in a failover) the worker
+/// could post the charge behind a 422. A journal that cannot take it means
+/// 500 (the key stays ours and is decided again), never a refusal forgotten.
+async fn refuse(
+    guard: Guard<'_>,
+    journal: &Journal,
+    entry: &mut JournalEntry,
+    response: StoredResponse,
+    posted: &[PostedPart],
+    until: Instant,
+) -> Result<Reply, ApiError> {
+    entry.answered = Some(response.status);
+    entry.refusal = Some(response.clone());
+    match put_until(journal, entry, None, until).await {
+        Ok(_) => {
+            m::journal_transition(entry.state.as_str());
+            settle_store(guard.complete(response.clone()).await);
+            Ok(Reply::fresh(response))
+        }
+        Err(e) => {
+            tracing::error!(
+                tenant = %entry.tenant, key = %entry.key, error = %e,
+                "PMS refusal not written to the journal: answered 500, the charge stays open"
+            );
+            settle_store(if posted.is_empty() {
+                guard.release().await
+            } else {
+                guard.mark_unknown().await
+            });
+            Err(ApiError::StoreUnavailable(e.0))
+        }
+    }
 }
 
 /// Runs one delivery of `charge` to completion. Runs in its own task, so a client
@@ -466,14 +514,16 @@ pub async fn deliver(
             );
             JournalState::NeedsAttention
         };
-        return Ok(answer(
+        let response = error_response(&error);
+        return refuse(
             guard,
             journal,
             &mut entry,
-            error_response(&error),
+            response,
+            &run.posted,
             budget.deadline,
         )
-        .await);
+        .await;
     }
     // The PMS has the charge whatever happens to the record now, so the answer is
     // 200 either way; a record we failed to write is found again by reconciliation.

@@ -72,8 +72,8 @@ impl Application {
             .map_err(|e| StartupError::Other(e.to_string()))?
             .port();
 
-        // One URL and one set of options for the three Redis clients (records,
-        // journal, revenue ledger); each keeps its own connection.
+        // One URL and one set of options for records, journal and revenue
+        // ledger, which share one store (and so its connections).
         let redis = match settings.idempotency.store {
             StoreKind::Memory => None,
             StoreKind::Redis => Some((
@@ -96,26 +96,26 @@ impl Application {
                 )),
                 crate::daily_revenue::Ledger::Memory(crate::daily_revenue::MemoryLedger::default()),
             ),
-            Some((url, options)) => (
-                Store::Redis(Box::new(
-                    RedisStore::with_options(url, options).map_err(other)?,
-                )),
-                crate::journal::Journal::Redis(Box::new({
-                    let journal =
-                        crate::journal::redis::RedisJournal::with_options(url, options, retention)
-                            .map_err(other)?;
-                    match &settings.journal.spool_dir {
-                        Some(dir) => journal.with_spool(
-                            crate::journal::spool::Spool::open(dir).map_err(StartupError::Other)?,
-                        ),
-                        None => journal,
-                    }
-                })),
-                crate::daily_revenue::Ledger::Redis(Box::new(
-                    crate::daily_revenue::RedisLedger::with_options(url, options, retention)
-                        .map_err(other)?,
-                )),
-            ),
+            Some((url, options)) => {
+                // One store for records, journal and ledger: the writes a delivery
+                // sends together go out on one connection.
+                let redis =
+                    std::sync::Arc::new(RedisStore::with_options(url, options).map_err(other)?);
+                let journal = crate::journal::redis::RedisJournal::on(redis.clone(), retention);
+                let journal = match &settings.journal.spool_dir {
+                    Some(dir) => journal.with_spool(
+                        crate::journal::spool::Spool::open(dir).map_err(StartupError::Other)?,
+                    ),
+                    None => journal,
+                };
+                (
+                    Store::Redis(redis.clone()),
+                    crate::journal::Journal::Redis(Box::new(journal)),
+                    crate::daily_revenue::Ledger::Redis(Box::new(
+                        crate::daily_revenue::RedisLedger::on(redis, retention),
+                    )),
+                )
+            }
         };
         let pms = PmsRegistry::build(&settings.pms).map_err(StartupError::Other)?;
         let tenants = Tenants::build(&settings.tenants, &pms)?;

@@ -277,7 +277,7 @@ impl MemoryLedger {
 
 /// The ledger in Redis.
 pub struct RedisLedger {
-    store: RedisStore,
+    store: std::sync::Arc<RedisStore>,
     retention: Duration,
     add_script: Script,
 }
@@ -292,11 +292,19 @@ impl RedisLedger {
         options: &RedisOptions,
         retention: Duration,
     ) -> Result<Self, StoreError> {
-        Ok(RedisLedger {
-            store: RedisStore::with_options(url, options)?,
+        Ok(Self::on(
+            std::sync::Arc::new(RedisStore::with_options(url, options)?),
+            retention,
+        ))
+    }
+
+    /// The ledger on an existing store's connection (the service's own).
+    pub fn on(store: std::sync::Arc<RedisStore>, retention: Duration) -> Self {
+        RedisLedger {
+            store,
             retention,
             add_script: Script::new(ADD),
-        })
+        }
     }
 
     fn ttl_ms(&self) -> String {

@@ -51,7 +51,7 @@ pub trait StoreBackend: Send + Sync {
 /// The configured backend, chosen once at start-up (static dispatch).
 pub enum Store {
     Memory(MemoryStore),
-    Redis(Box<RedisStore>),
+    Redis(std::sync::Arc<RedisStore>),
 }
 
 impl Store {

@@ -19,6 +19,7 @@
 //! Index members older than `retention` are trimmed by the worker's census
 //! (every few seconds), not on the request path.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
@@ -71,7 +72,9 @@ return 1
 "#;
 
 pub struct RedisJournal {
-    store: RedisStore,
+    /// Shared with the idempotency records in the service: the answer and the
+    /// entry written together go out on the same connection.
+    store: Arc<RedisStore>,
     retention: Duration,
     put_script: Script,
     lease_script: Script,
@@ -103,14 +106,22 @@ impl RedisJournal {
         options: &RedisOptions,
         retention: Duration,
     ) -> Result<Self, StoreError> {
-        Ok(RedisJournal {
-            store: RedisStore::with_options(url, options)?,
+        Ok(Self::on(
+            Arc::new(RedisStore::with_options(url, options)?),
+            retention,
+        ))
+    }
+
+    /// The journal on an existing store's connection (the service's own).
+    pub fn on(store: Arc<RedisStore>, retention: Duration) -> Self {
+        RedisJournal {
+            store,
             retention,
             put_script: Script::new(PUT),
             lease_script: Script::new(LEASE),
             release_script: Script::new(RELEASE),
             spool: None,
-        })
+        }
     }
 
     /// Keeps every queued entry in `spool` too, until the journal settles it.

@@ -97,10 +97,14 @@ impl Application {
                 crate::daily_revenue::Ledger::Memory(crate::daily_revenue::MemoryLedger::default()),
             ),
             Some((url, options)) => {
-                // One store for records, journal and ledger: the writes a delivery
-                // sends together go out on one connection.
-                let redis =
-                    std::sync::Arc::new(RedisStore::with_options(url, options).map_err(other)?);
+                // One store for records, journal and ledger, with a connection per
+                // thread: the writes a delivery sends together go out on one
+                // socket, driven by the thread that serves the delivery.
+                let redis = std::sync::Arc::new(
+                    RedisStore::with_options(url, options)
+                        .map_err(other)?
+                        .per_thread_connections(),
+                );
                 let journal = crate::journal::redis::RedisJournal::on(redis.clone(), retention);
                 let journal = match &settings.journal.spool_dir {
                     Some(dir) => journal.with_spool(

@@ -48,6 +48,31 @@ redis.call('DEL', KEYS[1])
 return 1
 "#;
 
+static NEXT_STORE_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+thread_local! {
+    /// Per-thread connections of the stores that use them, by store id.
+    static THREAD_CONNECTIONS: std::cell::RefCell<Vec<ThreadConnection>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A connection kept for one thread, and whether the runtime that drives it
+/// still runs (a runtime that ends drops its tasks, and with them the guard).
+struct ThreadConnection {
+    store: u64,
+    conn: Connection,
+    driven: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Lives in a task of the runtime a connection was made on; says when it ends.
+struct DrivenGuard(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DrivenGuard {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
 #[derive(Clone)]
 enum Connection {
     Single(ConnectionManager),
@@ -178,6 +203,11 @@ pub struct RedisStore {
     tls: bool,
     mutual_tls: bool,
     connection: OnceCell<Connection>,
+    /// Set by the service: a single Redis is reached over one connection per
+    /// thread (see [`RedisStore::per_thread_connections`]).
+    per_thread: bool,
+    /// Tells this store's connections apart in a thread's cache.
+    id: u64,
     command_timeout: Duration,
     replace_script: Script,
     delete_script: Script,
@@ -610,6 +640,8 @@ impl RedisStore {
             tls,
             mutual_tls: options.tls_cert_file.is_some(),
             connection: OnceCell::new(),
+            per_thread: false,
+            id: NEXT_STORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             command_timeout,
             replace_script: Script::new(REPLACE_IF_OWNER),
             delete_script: Script::new(DELETE_IF_OWNER),
@@ -680,7 +712,61 @@ impl RedisStore {
         }
     }
 
+    /// A single Redis reached over one connection per thread, made on first
+    /// use on that thread. The service's HTTP workers each run their own
+    /// single-threaded runtime: a connection made there is driven there, so a
+    /// command is written and its answer read without waking another thread
+    /// (two cross-thread wake-ups per exchange with one shared connection).
+    /// Only for stores used from runtimes that live as long as the store (the
+    /// service's workers and its main runtime); Cluster and Sentinel keep one
+    /// connection (they follow the topology from it).
+    pub fn per_thread_connections(mut self) -> Self {
+        self.per_thread = matches!(self.target, Target::Single(_));
+        self
+    }
+
+    async fn thread_connection(&self) -> Result<Connection, StoreError> {
+        let cached = || {
+            THREAD_CONNECTIONS.with(|c| {
+                let mut kept = c.borrow_mut();
+                // A connection whose runtime ended is driven by nobody: dropped.
+                kept.retain(|k| k.driven.load(std::sync::atomic::Ordering::Acquire));
+                kept.iter()
+                    .find(|k| k.store == self.id)
+                    .map(|k| k.conn.clone())
+            })
+        };
+        if let Some(conn) = cached() {
+            return Ok(conn);
+        }
+        let timeout = self.command_timeout;
+        let conn = tokio::time::timeout(timeout, self.connect())
+            .await
+            .map_err(|_| StoreError(format!("redis connect timed out after {timeout:?}")))??;
+        // Another task of this thread may have connected meanwhile: keep one.
+        if let Some(conn) = cached() {
+            return Ok(conn);
+        }
+        let driven = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let guard = DrivenGuard(driven.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await
+        });
+        THREAD_CONNECTIONS.with(|c| {
+            c.borrow_mut().push(ThreadConnection {
+                store: self.id,
+                conn: conn.clone(),
+                driven,
+            })
+        });
+        Ok(conn)
+    }
+
     async fn connection(&self) -> Result<Connection, StoreError> {
+        if self.per_thread {
+            return self.thread_connection().await;
+        }
         let timeout = self.command_timeout;
         if let Target::Sentinel(target) = &self.target {
             if let Some(conn) = target.current() {

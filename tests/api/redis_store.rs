@@ -341,3 +341,48 @@ async fn a_refusal_outlives_its_lost_record() {
     assert_ne!(redis.cli(&["EXISTS", &record_key(&key)]), "0");
     app.stop().await;
 }
+
+/// The service's store keeps a Redis connection per thread, driven by the
+/// runtime it was made on. A runtime that ends while its thread lives on (a
+/// test's, a command-line tool's) must not leave the next runtime on that
+/// thread with a connection nobody drives: every round here must answer.
+#[test]
+fn per_thread_connections_outlive_the_runtime_that_made_them() {
+    use chargebridge::idempotency::StoreBackend;
+    use chargebridge::idempotency::redis::RedisStore;
+    use secrecy::SecretString;
+
+    let redis = RedisServer::start(false);
+    let store = std::sync::Arc::new(
+        RedisStore::new(&SecretString::from(redis.url()), Duration::from_secs(2))
+            .unwrap()
+            .per_thread_connections(),
+    );
+    for round in 0..3 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.ping())
+            .unwrap_or_else(|e| panic!("round {round} on this thread: {}", e.0));
+    }
+    // Several threads at once, each with a connection of its own.
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime
+                    .block_on(store.ping())
+                    .unwrap_or_else(|e| panic!("thread {t}: {}", e.0));
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}

@@ -932,24 +932,13 @@ async fn finish(
     }
     entry.next_attempt_ms = None;
     let all = postings.iter().filter(|p| p.needs_posting()).count();
-    if run.posted.len() == all {
+    let completed = if run.posted.len() == all {
         // `answered` stays what the POS heard; re-deliveries now replay 200.
         entry.state = JournalState::Posted;
         entry.refusal = None;
-        let response = ok_response("posted", &entry.key, &run.posted);
         tracing::info!(tenant = %entry.tenant, key = %entry.key, by = ?turn.by, "journal entry posted");
-        settle(
-            guard,
-            Settle::Complete(response),
-            journal,
-            entry,
-            fence,
-            until,
-        )
-        .await;
-        return entry.state;
-    }
-    if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
+        Some(ok_response("posted", &entry.key, &run.posted))
+    } else if let Some(error) = refusal(&run.refused, postings.len(), run.posted.len()) {
         // Refused after the POS was told otherwise: only a person can settle it.
         tracing::error!(
             tenant = %entry.tenant, key = %entry.key, reason = %error,
@@ -958,6 +947,11 @@ async fn finish(
         entry.state = JournalState::NeedsAttention;
         let response = error_response(&error);
         entry.refusal = Some(response.clone());
+        Some(response)
+    } else {
+        None
+    };
+    if let Some(response) = completed {
         settle(
             guard,
             Settle::Complete(response),

@@ -358,28 +358,24 @@ fn per_thread_connections_outlive_the_runtime_that_made_them() {
             .unwrap()
             .per_thread_connections(),
     );
-    for round in 0..3 {
+    // A runtime of its own, as an HTTP worker has, that ends after one ping.
+    fn ping_on_a_new_runtime(store: &RedisStore, what: &str) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime
             .block_on(store.ping())
-            .unwrap_or_else(|e| panic!("round {round} on this thread: {}", e.0));
+            .unwrap_or_else(|e| panic!("{what}: {}", e.0));
+    }
+    for round in 0..3 {
+        ping_on_a_new_runtime(&store, &format!("round {round} on this thread"));
     }
     // Several threads at once, each with a connection of its own.
     let threads: Vec<_> = (0..3)
         .map(|t| {
             let store = store.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                runtime
-                    .block_on(store.ping())
-                    .unwrap_or_else(|e| panic!("thread {t}: {}", e.0));
-            })
+            std::thread::spawn(move || ping_on_a_new_runtime(&store, &format!("thread {t}")))
         })
         .collect();
     for t in threads {

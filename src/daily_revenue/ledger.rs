@@ -23,11 +23,10 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use redis::Script;
-use secrecy::SecretString;
 
 use crate::domain::Charge;
 use crate::idempotency::StoreError;
-use crate::idempotency::redis::{RedisOptions, RedisStore};
+use crate::idempotency::redis::RedisStore;
 
 /// KEYS: where(date), sealed(bucket), open, parts(bucket), days(date),
 /// parts(late), days(late date), sealed(late). ARGV: receipt key, bucket, late
@@ -287,17 +286,6 @@ fn prefix(tenant: &str) -> String {
 }
 
 impl RedisLedger {
-    pub fn with_options(
-        url: &SecretString,
-        options: &RedisOptions,
-        retention: Duration,
-    ) -> Result<Self, StoreError> {
-        Ok(Self::on(
-            std::sync::Arc::new(RedisStore::with_options(url, options)?),
-            retention,
-        ))
-    }
-
     /// The ledger on an existing store's connection (the service's own).
     pub fn on(store: std::sync::Arc<RedisStore>, retention: Duration) -> Self {
         RedisLedger {

@@ -58,9 +58,11 @@ thread_local! {
 
 /// A connection kept for one thread, and whether the runtime that drives it
 /// still runs (a runtime that ends drops its tasks, and with them the guard).
+/// The cell is shared by the thread's tasks: the first one connects, the
+/// others wait for it instead of each opening a connection of its own.
 struct ThreadConnection {
     store: u64,
-    conn: Connection,
+    conn: std::sync::Arc<OnceCell<Connection>>,
     driven: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -726,41 +728,33 @@ impl RedisStore {
     }
 
     async fn thread_connection(&self) -> Result<Connection, StoreError> {
-        let cached = || {
-            THREAD_CONNECTIONS.with(|c| {
-                let mut kept = c.borrow_mut();
-                // A connection whose runtime ended is driven by nobody: dropped.
-                kept.retain(|k| k.driven.load(std::sync::atomic::Ordering::Acquire));
-                kept.iter()
-                    .find(|k| k.store == self.id)
-                    .map(|k| k.conn.clone())
-            })
-        };
-        if let Some(conn) = cached() {
-            return Ok(conn);
-        }
-        let timeout = self.command_timeout;
-        let conn = tokio::time::timeout(timeout, self.connect())
-            .await
-            .map_err(|_| StoreError(format!("redis connect timed out after {timeout:?}")))??;
-        // Another task of this thread may have connected meanwhile: keep one.
-        if let Some(conn) = cached() {
-            return Ok(conn);
-        }
-        let driven = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let guard = DrivenGuard(driven.clone());
-        tokio::spawn(async move {
-            let _guard = guard;
-            std::future::pending::<()>().await
-        });
-        THREAD_CONNECTIONS.with(|c| {
-            c.borrow_mut().push(ThreadConnection {
+        let cell = THREAD_CONNECTIONS.with(|c| {
+            let mut kept = c.borrow_mut();
+            // A connection whose runtime ended is driven by nobody: dropped.
+            kept.retain(|k| k.driven.load(std::sync::atomic::Ordering::Acquire));
+            if let Some(k) = kept.iter().find(|k| k.store == self.id) {
+                return k.conn.clone();
+            }
+            let driven = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let guard = DrivenGuard(driven.clone());
+            tokio::spawn(async move {
+                let _guard = guard;
+                std::future::pending::<()>().await
+            });
+            let conn = std::sync::Arc::new(OnceCell::new());
+            kept.push(ThreadConnection {
                 store: self.id,
                 conn: conn.clone(),
                 driven,
-            })
+            });
+            conn
         });
-        Ok(conn)
+        // Each caller waits at most `command_timeout`, whoever connects.
+        let timeout = self.command_timeout;
+        tokio::time::timeout(timeout, cell.get_or_try_init(|| self.connect()))
+            .await
+            .map_err(|_| StoreError(format!("redis connect timed out after {timeout:?}")))?
+            .cloned()
     }
 
     async fn connection(&self) -> Result<Connection, StoreError> {

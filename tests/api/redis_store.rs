@@ -382,3 +382,44 @@ fn per_thread_connections_outlive_the_runtime_that_made_them() {
         t.join().unwrap();
     }
 }
+
+/// `docs/redis.md` sizes `maxclients` by connections per replica: one per HTTP
+/// worker thread plus the main runtime's. Here 2 workers, and the test's own
+/// runtime (2 threads, where the journal worker runs) stands in for the main
+/// one: after 40 deliveries at once on a fresh service, at most those 4 are
+/// open, and at most 8 were opened (each connection is preceded by a plain
+/// probe that shows why a first connect fails). Before, each of a thread's
+/// first concurrent deliveries connected and all but one were closed again
+/// (82 opened for these 40).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_holds_a_redis_connection_per_thread_not_per_delivery() {
+    let redis = RedisServer::start(false);
+    let app = spawn_with(settings(&StoreChoice::RedisAt(redis.url()), |_| {})).await;
+    // Connections Redis has accepted so far, this redis-cli's own included.
+    let accepted = || -> usize {
+        let stats = redis.cli(&["INFO", "stats"]);
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO stats")
+    };
+    let before = accepted();
+    let keys: Vec<String> = (0..40).map(|_| fresh_key()).collect();
+    let answers = futures_util::future::join_all(keys.iter().map(|k| app.charge(k, SEED))).await;
+    for a in &answers {
+        assert_eq!(a.status, 200, "{}", a.text());
+    }
+    let opened = accepted() - before - 1;
+    // Every line is a client; one of them is this redis-cli.
+    let open = redis
+        .cli(&["CLIENT", "LIST", "TYPE", "normal"])
+        .lines()
+        .count()
+        - 1;
+    assert!(
+        (1..=4).contains(&open) && opened <= 8,
+        "{open} connections open and {opened} opened, for 2 workers and 2 runtime threads"
+    );
+    app.stop().await;
+}
